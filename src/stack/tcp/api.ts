@@ -1,0 +1,133 @@
+// The public surface of the sans-IO TCP core. Everything above the core (the host's demultiplexer,
+// the socket API, the conformance runner, replication) talks to the core only through these types.
+// Time is an input (microseconds), randomness is an injected source, timers are data.
+
+import type { SeqNum } from '../wire/seq.js';
+import type { FourTuple, TcpSegment } from '../wire/types.js';
+
+/** Microseconds on the caller's clock. Monotonic; the core never reads a clock itself. */
+export type Micros = number;
+
+export type TcpState =
+  | 'CLOSED'
+  | 'LISTEN'
+  | 'SYN-SENT'
+  | 'SYN-RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN-WAIT-1'
+  | 'FIN-WAIT-2'
+  | 'CLOSE-WAIT'
+  | 'CLOSING'
+  | 'LAST-ACK'
+  | 'TIME-WAIT';
+
+export type CongestionControlName = 'newreno' | 'cubic';
+
+export interface KeepaliveConfig {
+  idleUs: Micros;
+  intervalUs: Micros;
+  probes: number;
+}
+
+/** Tunables of one connection. `defaultTcpConfig()` (config.ts) gives Linux-like values. */
+export interface TcpConfig {
+  /** MSS we advertise (interface MTU - 40). */
+  mss: number;
+  /** Receive buffer in bytes: bounds the advertised window. */
+  rcvBuf: number;
+  /** Send buffer in bytes: bounds what write() accepts. */
+  sndBuf: number;
+  /** Window-scale shift we offer (RFC 7323), or null not to offer the option. */
+  windowScale: number | null;
+  sack: boolean;
+  timestamps: boolean;
+  /** Nagle's algorithm (RFC 9293 3.7.4); false is TCP_NODELAY. */
+  nagle: boolean;
+  /** Delayed-ACK timeout; 0 acknowledges every segment at once. */
+  delayedAckUs: Micros;
+  initialRtoUs: Micros;
+  minRtoUs: Micros;
+  maxRtoUs: Micros;
+  /** SYN (or SYN-ACK) retransmissions before giving up with ETIMEDOUT. */
+  synRetries: number;
+  /** Data retransmissions before giving up with ETIMEDOUT. */
+  maxRetransmits: number;
+  /** 2*MSL: how long TIME-WAIT lasts. */
+  timeWaitUs: Micros;
+  /** Keepalive when enabled on the socket (off by default, as in Linux). */
+  keepalive: KeepaliveConfig | null;
+  keepaliveDefaults: KeepaliveConfig;
+  congestionControl: CongestionControlName;
+  /** Initial congestion window in segments (RFC 6928: 10). */
+  initialWindowSegments: number;
+  /** RFC 5961 challenge ACKs allowed per second, across the host. */
+  challengeAckPerSecond: number;
+  /** Option order on SYN and SYN-ACK. */
+  optionLayout: 'linux' | 'freebsd';
+}
+
+/** Injected sources, shared by every connection of one host. */
+export interface TcpEnv {
+  /** A uniformly random unsigned 32-bit integer. */
+  random(): number;
+  /** RFC 6528 initial sequence number for a 4-tuple at a time. */
+  isn(tuple: FourTuple, now: Micros): SeqNum;
+  /** RFC 7323 timestamp clock value (e.g. milliseconds) at a time. */
+  tsClock(now: Micros): number;
+  /** Host-wide RFC 5961 challenge-ACK budget: returns false when the limit is reached. */
+  allowChallengeAck(now: Micros): boolean;
+}
+
+export type TcpErrorCode = 'ECONNRESET' | 'ECONNREFUSED' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPIPE';
+
+/** What happened on a connection since the last takeEvents(), in order. */
+export type TcpEvent =
+  | { type: 'connected' } // reached ESTABLISHED
+  | { type: 'readable' } // in-order bytes are waiting for read()
+  | { type: 'writable' } // send buffer space was freed
+  | { type: 'peer-fin' } // the peer finished sending; read() returns null after the data
+  | { type: 'error'; code: TcpErrorCode }
+  | { type: 'closed' }; // the connection reached CLOSED (after TIME-WAIT, LAST-ACK or abort)
+
+/** ICMP errors the host hands to the connection they quote. */
+export type IcmpErrorKind =
+  | { kind: 'unreachable'; code: number } // type 3, any code except 4
+  | { kind: 'frag-needed'; mtu: number } // type 3 code 4: PMTU
+  | { kind: 'time-exceeded' };
+
+/** One connection: the TCB and the functions that move it. */
+export interface TcpConnection {
+  readonly tuple: FourTuple;
+  readonly state: TcpState;
+
+  /** A segment addressed to this connection arrived. */
+  onSegment(now: Micros, seg: TcpSegment): void;
+  /** Called at or after nextDeadline(). Extra calls are harmless. */
+  onTimer(now: Micros): void;
+  onIcmpError(now: Micros, err: IcmpErrorKind): void;
+
+  /** Appends to the send buffer; returns how many bytes were taken (0 when full). */
+  write(now: Micros, data: Uint8Array): number;
+  /** Takes up to max in-order bytes; returns null when nothing is buffered. */
+  read(now: Micros, max?: number): Uint8Array | null;
+  readonly readableLength: number;
+  readonly writableSpace: number;
+  /** The peer's FIN was received and every byte before it has been read. */
+  readonly readEnded: boolean;
+
+  /** Send FIN after the queued data (half-close). */
+  shutdown(now: Micros): void;
+  /** Full close: like shutdown, and RST if unread data is discarded (RFC 9293 3.6 / RFC 2525). */
+  close(now: Micros): void;
+  /** Send RST (when the state calls for one) and go to CLOSED at once. */
+  abort(now: Micros): void;
+
+  setNoDelay(noDelay: boolean): void;
+  setKeepAlive(enable: boolean, idleUs?: Micros): void;
+
+  /** Segments to transmit, oldest first; the caller wraps them in IP. */
+  takeOutput(): TcpSegment[];
+  takeEvents(): TcpEvent[];
+  /** The earliest time the core wants onTimer(), or null when no timer runs. */
+  nextDeadline(): Micros | null;
+}
