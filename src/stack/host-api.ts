@@ -1,0 +1,52 @@
+// The sans-IO host: IPv4 packets in, IPv4 packets out, for a set of local addresses (the VIPs).
+// It owns demultiplexing by 4-tuple, listeners (half-open queue, SYN cookies), ICMP echo and
+// errors, RST for segments that match nothing, and IP fragment reassembly. The driver (real clock,
+// real link) and the conformance runner (virtual clock, scripted packets) both drive this.
+
+import type { Micros, TcpConfig, TcpConnection, TcpEnv } from './tcp/api.js';
+import type { FourTuple, Ipv4Addr } from './wire/types.js';
+
+export interface HostConfig {
+  /** Addresses the host answers for. */
+  addresses: Ipv4Addr[];
+  /** Link MTU: bounds the MSS we offer and every packet we emit. */
+  mtu: number;
+  tcp: TcpConfig;
+  env: TcpEnv;
+  /** Most half-open (SYN-RECEIVED) connections per listener before SYN cookies take over. */
+  synBacklog: number;
+  /** Answer ICMP echo requests to our addresses. */
+  icmpEcho: boolean;
+}
+
+export interface TcpListener {
+  readonly addr: Ipv4Addr; // 0 = any of the host's addresses
+  readonly port: number;
+  /** Established connections waiting for accept(), at most `backlog`. */
+  accept(): TcpConnection | undefined;
+  readonly pendingCount: number;
+  close(now: Micros): void;
+}
+
+export type HostEvent =
+  | { type: 'accept-ready'; listener: TcpListener } // accept() has something
+  | { type: 'connection'; conn: TcpConnection; event: import('./tcp/api.js').TcpEvent };
+
+/** Named drop and event counters, e.g. `ip.bad-checksum`, `tcp.no-listener-rst`. */
+export type Counters = Record<string, number>;
+
+export interface Host {
+  onPacket(now: Micros, packet: Uint8Array): void;
+  onTimer(now: Micros): void;
+  /** IPv4 packets to transmit, produced by everything since the last call (including user calls). */
+  takePackets(now: Micros): Uint8Array[];
+  takeEvents(): HostEvent[];
+  nextDeadline(): Micros | null;
+
+  /** Throws an Error with code 'EADDRINUSE' when the port is taken. */
+  listen(addr: Ipv4Addr, port: number, backlog: number): TcpListener;
+  /** Active open; local port 0 picks an ephemeral one. */
+  connect(now: Micros, tuple: FourTuple, config?: Partial<TcpConfig>): TcpConnection;
+  readonly connections: ReadonlyMap<string, TcpConnection>;
+  readonly counters: Counters;
+}
