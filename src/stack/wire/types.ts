@@ -37,6 +37,11 @@ export interface TcpOptions {
    * `mss,nop,wscale,sackOK,TS`). Undefined means the emitter's default layout.
    */
   layout?: 'linux' | 'freebsd';
+  /**
+   * Set by the parser when an option had an illegal length (see parseTcpOptions in tcp.ts): the
+   * options before it were kept, the rest ignored. Ignored by the emitter.
+   */
+  malformed?: boolean;
 }
 
 export interface TcpSegment {
