@@ -1,0 +1,182 @@
+// Reno/NewReno window arithmetic (RFC 5681, RFC 3465, RFC 6582). The connection detects loss and
+// tracks the recovery point; this class only moves cwnd and ssthresh. CUBIC extends it, replacing
+// congestion avoidance and the multiplicative decrease.
+
+import type { CongestionControlName, Micros } from './api.js';
+import type { CongestionController, CongestionSnapshot } from './congestion.js';
+
+// Duplicated from congestion.ts (which imports this module) to keep the import graph acyclic.
+const INITIAL_SSTHRESH = 0x7fffffff;
+
+/** RFC 3465 section 2.2: "a limit L ... L=2*SMSS bytes" on the slow-start increase per ACK. */
+const ABC_LIMIT_SEGMENTS = 2;
+
+export class NewRenoController implements CongestionController {
+  get name(): CongestionControlName {
+    return 'newreno';
+  }
+
+  protected mss: number;
+  protected readonly initialWindow: number;
+  protected cwndBytes: number;
+  protected ssthreshBytes = INITIAL_SSTHRESH;
+  protected bytesAcked = 0;
+  protected recovering = false;
+  protected timeoutLoss = false;
+
+  constructor(mss: number, initialWindowSegments: number) {
+    this.mss = mss;
+    this.initialWindow = Math.max(1, initialWindowSegments) * mss;
+    this.cwndBytes = this.initialWindow;
+  }
+
+  get cwnd(): number {
+    return this.cwndBytes;
+  }
+
+  get ssthresh(): number {
+    return this.ssthreshBytes;
+  }
+
+  get inRecovery(): boolean {
+    return this.recovering;
+  }
+
+  onAck(now: Micros, ackedBytes: number, rttUs: number | null, inFlight: number): void {
+    this.timeoutLoss = false;
+    this.observeRtt(rttUs);
+    if (ackedBytes <= 0 || this.recovering) return;
+    // RFC 7661 spirit (Linux does the same): a window the sender is not using is not validated by
+    // this ACK, so do not grow it.
+    if ((inFlight + ackedBytes) * 2 < this.cwndBytes) return;
+
+    let left = ackedBytes;
+    if (this.cwndBytes < this.ssthreshBytes) {
+      // RFC 5681 section 3.1: "During slow start, a TCP increments cwnd by at most SMSS bytes for
+      // each ACK received that cumulatively acknowledges new data"; RFC 3465 section 2.2 raises
+      // the limit: "cwnd += min(N, L*SMSS)" with L = 2.
+      const room = this.ssthreshBytes - this.cwndBytes;
+      const inc = Math.min(left, ABC_LIMIT_SEGMENTS * this.mss, room);
+      this.cwndBytes += inc;
+      left -= inc;
+      // Bytes acknowledged beyond the point where slow start ends count towards avoidance.
+      if (left <= 0 || this.cwndBytes < this.ssthreshBytes) return;
+    }
+    this.congestionAvoidance(now, left);
+  }
+
+  /**
+   * RFC 5681 section 3.1 recommends byte counting here, RFC 3465 section 2.1: "When the number of
+   * bytes acknowledged reaches cwnd, then cwnd can be incremented by up to SMSS bytes."
+   */
+  protected congestionAvoidance(_now: Micros, ackedBytes: number): void {
+    this.bytesAcked += ackedBytes;
+    if (this.bytesAcked >= this.cwndBytes) {
+      this.bytesAcked -= this.cwndBytes;
+      this.cwndBytes += this.mss;
+    }
+  }
+
+  protected observeRtt(_rttUs: number | null): void {}
+
+  /**
+   * RFC 5681 equation (4): "ssthresh = max (FlightSize / 2, 2*SMSS)". RFC 6675 section 5 step
+   * (4.2) then sets "cwnd = ssthresh"; the window is not inflated by the duplicate ACKs because
+   * SACK's pipe (or, without SACK, the connection's calls to inflate()) accounts for them.
+   */
+  onEnterRecovery(_now: Micros, inFlight: number): void {
+    this.ssthreshBytes = this.lossThreshold(inFlight);
+    this.cwndBytes = Math.max(this.ssthreshBytes, this.mss);
+    this.bytesAcked = 0;
+    this.recovering = true;
+  }
+
+  /** RFC 5681 equation (4), overridden by CUBIC's beta. */
+  protected lossThreshold(inFlight: number): number {
+    return Math.max(Math.floor(inFlight / 2), 2 * this.mss);
+  }
+
+  /**
+   * RFC 6582 section 3.2 step 3, full acknowledgment: "Set cwnd to either (1) min (ssthresh,
+   * max(FlightSize, SMSS) + SMSS) or (2) ssthresh"; option (2).
+   */
+  onExitRecovery(_now: Micros): void {
+    if (!this.recovering) return;
+    this.recovering = false;
+    this.cwndBytes = Math.max(this.ssthreshBytes, this.mss);
+    this.bytesAcked = 0;
+  }
+
+  /**
+   * RFC 5681 section 3.1: "When a TCP sender detects segment loss using the retransmission timer
+   * and the given segment has not yet been resent by way of the retransmission timer, the value of
+   * ssthresh MUST be set to no more than the value given in equation (4) ... when a TCP sender
+   * detects segment loss using the retransmission timer and the given segment has already been
+   * retransmitted by way of the retransmission timer at least once, the value of ssthresh is held
+   * constant." And: "upon a timeout cwnd MUST be set to no more than the loss window, LW, which
+   * equals 1 full-sized segment".
+   */
+  onRetransmitTimeout(now: Micros, inFlight: number): void {
+    if (!this.timeoutLoss) this.reduceOnTimeout(now, inFlight);
+    this.timeoutLoss = true;
+    this.recovering = false;
+    this.cwndBytes = this.mss;
+    this.bytesAcked = 0;
+  }
+
+  protected reduceOnTimeout(_now: Micros, inFlight: number): void {
+    this.ssthreshBytes = this.lossThreshold(inFlight);
+  }
+
+  /**
+   * RFC 5681 section 4.1: "if the TCP has not sent data in an interval exceeding the
+   * retransmission timeout ... cwnd is reduced to the value of the restart window (RW) before
+   * transmission begins", "RW = min (IW, cwnd)".
+   */
+  onIdleRestart(_now: Micros): void {
+    this.cwndBytes = Math.min(this.initialWindow, this.cwndBytes);
+    this.bytesAcked = 0;
+  }
+
+  /** RFC 5681 section 3.2 step 4: "cwnd MUST be incremented by SMSS" per further duplicate ACK. */
+  inflate(bytes: number): void {
+    if (bytes > 0) this.cwndBytes += bytes;
+  }
+
+  /**
+   * RFC 6582 section 3.2 step 4: "deflate the congestion window by the amount of new data
+   * acknowledged by the Cumulative Acknowledgment field. If the partial ACK acknowledges at least
+   * one SMSS of new data, then add back SMSS bytes to the congestion window."
+   */
+  onPartialAck(_now: Micros, ackedBytes: number): void {
+    let w = this.cwndBytes - Math.max(0, ackedBytes);
+    if (ackedBytes >= this.mss) w += this.mss;
+    this.cwndBytes = Math.max(w, this.mss);
+  }
+
+  setMss(mss: number): void {
+    if (mss <= 0) return;
+    this.mss = mss;
+    if (this.cwndBytes < mss) this.cwndBytes = mss;
+  }
+
+  snapshot(): CongestionSnapshot {
+    return {
+      name: this.name,
+      cwnd: this.cwndBytes,
+      ssthresh: this.ssthreshBytes,
+      bytesAcked: this.bytesAcked,
+      inRecovery: this.recovering,
+      inTimeoutLoss: this.timeoutLoss,
+    };
+  }
+
+  /** Loads a snapshot taken by snapshot() (used by restoreCongestionController). */
+  restore(s: CongestionSnapshot): void {
+    this.cwndBytes = Math.max(s.cwnd, this.mss);
+    this.ssthreshBytes = s.ssthresh;
+    this.bytesAcked = s.bytesAcked;
+    this.recovering = s.inRecovery;
+    this.timeoutLoss = s.inTimeoutLoss;
+  }
+}
