@@ -6,3 +6,5 @@ export * from './errors.js';
 export * from './checksum.js';
 export * from './ipv4.js';
 export * from './tcp.js';
+export * from './icmp.js';
+export * from './fragments.js';
