@@ -66,9 +66,20 @@ export function fail(test: string, err: unknown): never {
   return finish({ test, error: message }, false);
 }
 
-/** Runs main and turns any rejection or hang into a JSON error line. */
-export function runClient(test: string, main: () => Promise<Record<string, unknown>>, timeoutMs: number): void {
-  const t = setTimeout(() => fail(test, new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+/**
+ * Runs main and turns any rejection or hang into a JSON error line; `partial` adds what the client
+ * knows at the moment of a timeout (e.g. which connections are stuck where).
+ */
+export function runClient(
+  test: string,
+  main: () => Promise<Record<string, unknown>>,
+  timeoutMs: number,
+  partial?: () => Record<string, unknown>,
+): void {
+  const t = setTimeout(
+    () => finish({ test, error: `timed out after ${timeoutMs} ms`, ...(partial?.() ?? {}) }, false),
+    timeoutMs,
+  );
   main().then(
     (r) => {
       clearTimeout(t);
