@@ -1,0 +1,17 @@
+// discard: reads and drops everything; closes its side once the client has finished sending.
+
+import { ConnectionSet } from './connection-set.js';
+import type { Service, ServiceSocket } from './service.js';
+
+export function createDiscardService(): Service {
+  const connections = new ConnectionSet();
+  return {
+    name: 'discard',
+    onConnection(socket: ServiceSocket): void {
+      if (!connections.add(socket)) return;
+      socket.on('end', () => socket.end());
+      socket.resume();
+    },
+    close: () => connections.closeAll(),
+  };
+}

@@ -1,0 +1,27 @@
+// What a service is: a per-connection handler that knows nothing about the stack underneath. Both
+// Node's net.Socket and the stack's Socket satisfy ServiceSocket, so services are tested on kernel
+// loopback first and on our stack second.
+
+import type { Duplex } from 'node:stream';
+
+/** The part of net.Socket that services and the CLI rely on. */
+export interface SocketLike {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  /** Optional because not every socket counts; logs say "?" when absent. */
+  readonly bytesRead?: number;
+  readonly bytesWritten?: number;
+  setNoDelay(noDelay?: boolean): unknown;
+  setKeepAlive(enable?: boolean, initialDelay?: number): unknown;
+}
+
+export type ServiceSocket = Duplex & SocketLike;
+
+export interface Service {
+  readonly name: string;
+  onConnection(socket: ServiceSocket): void;
+  /** Refuses further connections and tears down the open ones; resolves once they are closed. */
+  close(): Promise<void>;
+}
