@@ -1,0 +1,324 @@
+// The connection: one TCB (plain variables in `v`, buffers and estimators beside them) and the
+// dispatch of inputs to the modules that implement each concern. Public entry points are the
+// TcpConnection interface (api.ts) and the factories at the bottom.
+
+import type { SeqNum } from '../wire/seq.js';
+import { seqAdd } from '../wire/seq.js';
+import type { FourTuple, SackBlock, TcpSegment } from '../wire/types.js';
+import type { IcmpErrorKind, Micros, TcpConfig, TcpConnection, TcpEnv, TcpErrorCode, TcpEvent, TcpState } from './api.js';
+import { type CongestionController, createCongestionController } from './congestion.js';
+import { RtoEstimator } from './rto.js';
+import { SackScoreboard } from './sack-scoreboard.js';
+import { SendBuffer } from './send-buffer.js';
+import { RecvBuffer } from './recv-buffer.js';
+import { ReassemblyQueue } from './reassembly.js';
+import { type TcbVars, initialVars, isSynchronized } from './state.js';
+import { acceptPeerSyn, processSynSent, sendSyn, sendSynAck, type CookieOptions, applyCookieOptions } from './handshake.js';
+import { processSynchronized, windowUpdateAfterRead } from './receiver.js';
+import { flush, sendRst, sendAckNow } from './sender.js';
+import { runTimers, nextDeadlineOf, armKeepalive } from './timers.js';
+import { onIcmpError } from './icmp.js';
+import type { TcbSnapshot } from './snapshot.js';
+import { takeSnapshot } from './snapshot.js';
+
+export class Connection implements TcpConnection {
+  readonly tuple: FourTuple;
+  readonly cfg: TcpConfig;
+  readonly env: TcpEnv;
+  v: TcbVars;
+  readonly sndBuf = new SendBuffer();
+  readonly rcvBuf = new RecvBuffer();
+  readonly ooo = new ReassemblyQueue();
+  rto: RtoEstimator;
+  cc: CongestionController;
+  readonly scoreboard = new SackScoreboard();
+  /** The time of the input being processed: lets helpers stamp segments without threading it. */
+  now: Micros;
+  private out: TcpSegment[] = [];
+  private events: TcpEvent[] = [];
+
+  constructor(now: Micros, tuple: FourTuple, cfg: TcpConfig, env: TcpEnv, v: TcbVars) {
+    this.tuple = tuple;
+    this.cfg = cfg;
+    this.env = env;
+    this.v = v;
+    this.now = now;
+    this.rto = new RtoEstimator(cfg.initialRtoUs, cfg.minRtoUs, cfg.maxRtoUs);
+    this.cc = createCongestionController(cfg.congestionControl, cfg.mss, cfg.initialWindowSegments);
+  }
+
+  get state(): TcpState {
+    return this.v.state;
+  }
+
+  // ---- inputs -------------------------------------------------------------------------------
+
+  onSegment(now: Micros, seg: TcpSegment): void {
+    this.now = now;
+    switch (this.v.state) {
+      case 'CLOSED':
+      case 'LISTEN':
+        return;
+      case 'SYN-SENT':
+        processSynSent(this, seg);
+        break;
+      default:
+        processSynchronized(this, seg);
+    }
+    if (this.isOpen()) flush(this);
+  }
+
+  onTimer(now: Micros): void {
+    this.now = now;
+    runTimers(this);
+    if (this.v.state !== 'CLOSED') flush(this);
+  }
+
+  onIcmpError(now: Micros, err: IcmpErrorKind): void {
+    this.now = now;
+    onIcmpError(this, err);
+    if (this.v.state !== 'CLOSED') flush(this);
+  }
+
+  private isOpen(): boolean {
+    return this.v.state !== 'CLOSED';
+  }
+
+  // ---- user calls ---------------------------------------------------------------------------
+
+  write(now: Micros, data: Uint8Array): number {
+    this.now = now;
+    const s = this.v.state;
+    if (this.v.finQueued || !(s === 'ESTABLISHED' || s === 'CLOSE-WAIT' || s === 'SYN-SENT' || s === 'SYN-RECEIVED')) return 0;
+    const room = this.writableSpace;
+    const n = Math.min(room, data.length);
+    if (n === 0) return 0;
+    this.sndBuf.append(n === data.length ? data : data.subarray(0, n));
+    flush(this);
+    return n;
+  }
+
+  read(now: Micros, max?: number): Uint8Array | null {
+    this.now = now;
+    const got = this.rcvBuf.take(max ?? this.rcvBuf.length);
+    if (got !== null && isSynchronized(this.v.state)) {
+      windowUpdateAfterRead(this);
+      flush(this);
+    }
+    return got;
+  }
+
+  get readableLength(): number {
+    return this.rcvBuf.length;
+  }
+
+  get writableSpace(): number {
+    if (this.v.finQueued) return 0;
+    return Math.max(0, this.cfg.sndBuf - this.sndBuf.length);
+  }
+
+  get readEnded(): boolean {
+    return this.v.peerFinReceived && this.rcvBuf.length === 0;
+  }
+
+  shutdown(now: Micros): void {
+    this.now = now;
+    const v = this.v;
+    if (v.finQueued) return;
+    switch (v.state) {
+      case 'SYN-SENT':
+        this.enterClosed(null);
+        return;
+      case 'SYN-RECEIVED':
+      case 'ESTABLISHED':
+        v.finQueued = true;
+        v.state = 'FIN-WAIT-1';
+        break;
+      case 'CLOSE-WAIT':
+        v.finQueued = true;
+        v.state = 'LAST-ACK';
+        break;
+      default:
+        return;
+    }
+    flush(this);
+  }
+
+  close(now: Micros): void {
+    this.now = now;
+    const v = this.v;
+    if (v.state === 'CLOSED') return;
+    // RFC 9293 3.6 / RFC 2525 2.17: closing with unread received data must reset the connection so
+    // that the peer learns its data was not consumed.
+    if (this.rcvBuf.length > 0 || (v.state !== 'SYN-SENT' && !this.ooo.isEmpty)) {
+      this.abort(now);
+      return;
+    }
+    v.userClosed = true;
+    if (v.state === 'LISTEN') {
+      this.enterClosed(null);
+      return;
+    }
+    this.shutdown(now);
+  }
+
+  abort(now: Micros): void {
+    this.now = now;
+    const s = this.v.state;
+    if (s === 'CLOSED') return;
+    // RFC 9293 3.10.5 ABORT: SYN-RECEIVED, ESTABLISHED, FIN-WAIT-*, CLOSE-WAIT send a reset;
+    // other states just delete the TCB.
+    if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2' || s === 'CLOSE-WAIT') {
+      sendRst(this, this.v.sndNxt, this.v.rcvNxt, true);
+    }
+    this.enterClosed(null);
+  }
+
+  setNoDelay(noDelay: boolean): void {
+    this.v.noDelay = noDelay;
+    if (noDelay && isSynchronized(this.v.state)) flush(this);
+  }
+
+  setKeepAlive(enable: boolean, idleUs?: Micros): void {
+    const d = this.cfg.keepalive ?? this.cfg.keepaliveDefaults;
+    this.v.keepalive = enable ? { ...d, idleUs: idleUs ?? d.idleUs } : null;
+    armKeepalive(this);
+  }
+
+  // ---- outputs ------------------------------------------------------------------------------
+
+  takeOutput(): TcpSegment[] {
+    const o = this.out;
+    this.out = [];
+    return o;
+  }
+
+  takeEvents(): TcpEvent[] {
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
+  nextDeadline(): Micros | null {
+    return nextDeadlineOf(this.v);
+  }
+
+  snapshot(): TcbSnapshot {
+    return takeSnapshot(this);
+  }
+
+  // ---- internal helpers used by the modules ------------------------------------------------
+
+  /** Queues a segment for transmission. */
+  push(seg: TcpSegment): void {
+    this.out.push(seg);
+  }
+
+  /** Adds an event, dropping a repeat of the last readable/writable one. */
+  emit(ev: TcpEvent): void {
+    if (ev.type === 'readable' || ev.type === 'writable') {
+      for (let i = this.events.length - 1; i >= 0; i--) if (this.events[i]!.type === ev.type) return;
+    }
+    this.events.push(ev);
+  }
+
+  /** Moves to CLOSED, clears timers and reports the error (if any) then `closed`. */
+  enterClosed(error: TcpErrorCode | null): void {
+    const v = this.v;
+    if (v.state === 'CLOSED') return;
+    v.state = 'CLOSED';
+    v.rtxDeadline = v.delAckDeadline = v.persistDeadline = v.keepaliveDeadline = v.timeWaitDeadline = null;
+    if (error) {
+      v.error = error;
+      this.emit({ type: 'error', code: error });
+    }
+    this.emit({ type: 'closed' });
+  }
+
+  /** Sends a challenge ACK (RFC 5961 section 3.2, 4.2, 5.2) if the host-wide budget allows. */
+  challengeAck(): void {
+    if (this.env.allowChallengeAck(this.now)) sendAckNow(this);
+  }
+
+  /** Payload-bearing MSS before options: min(peer MSS, our MSS, PMTU). */
+  get sendMss(): number {
+    const v = this.v;
+    let m = Math.min(v.peerMss, this.cfg.mss);
+    if (v.pmtuMss !== null) m = Math.min(m, v.pmtuMss);
+    return Math.max(m, 64);
+  }
+
+  /** Bytes of TCP options on a data segment (timestamps), which come out of the MSS. */
+  get dataOptionBytes(): number {
+    return this.v.tsEnabled ? 12 : 0;
+  }
+
+  /** Largest payload of one segment. */
+  get maxSeg(): number {
+    return this.sendMss - this.dataOptionBytes;
+  }
+
+  /** Sequence number of the first byte after the send buffer: where our FIN goes. */
+  get sndBufEnd(): SeqNum {
+    return seqAdd(this.sndBufStart, this.sndBuf.length);
+  }
+
+  /** Sequence number of the first byte in the send buffer (after the SYN). */
+  get sndBufStart(): SeqNum {
+    return this.v.state === 'SYN-SENT' || this.v.state === 'SYN-RECEIVED' ? seqAdd(this.v.iss, 1) : this.sndDataStart;
+  }
+
+  /** Sequence of send-buffer offset 0 once synchronized. Kept in step by the ACK processing. */
+  sndDataStart: SeqNum = 0;
+  /** A D-SACK block (RFC 2883) to report first on the next ACK. */
+  pendingDsack: SackBlock | null = null;
+}
+
+// ---- factories ------------------------------------------------------------------------------
+
+/** Active open: SYN-SENT with the SYN queued. */
+export function createActiveConnection(now: Micros, tuple: FourTuple, config: TcpConfig, env: TcpEnv, iss?: SeqNum): Connection {
+  const s = iss ?? env.isn(tuple, now);
+  const v = initialVars('SYN-SENT', s, now, !config.nagle, config.keepalive);
+  v.activeOpen = true;
+  const c = new Connection(now, tuple, config, env, v);
+  c.sndDataStart = seqAdd(s, 1);
+  sendSyn(c);
+  return c;
+}
+
+/** LISTEN received a SYN: SYN-RECEIVED with the SYN-ACK queued. */
+export function createPassiveConnection(now: Micros, tuple: FourTuple, synSegment: TcpSegment, config: TcpConfig, env: TcpEnv, iss?: SeqNum): Connection {
+  const s = iss ?? env.isn(tuple, now);
+  const v = initialVars('SYN-RECEIVED', s, now, !config.nagle, config.keepalive);
+  const c = new Connection(now, tuple, config, env, v);
+  c.sndDataStart = seqAdd(s, 1);
+  acceptPeerSyn(c, synSegment);
+  sendSynAck(c);
+  return c;
+}
+
+/**
+ * A validated SYN-cookie ACK: the connection is ESTABLISHED at once with the options the cookie
+ * encodes. `ackSegment` is then processed normally (it may carry data).
+ */
+export function createCookieConnection(
+  now: Micros,
+  tuple: FourTuple,
+  ackSegment: TcpSegment,
+  cookie: CookieOptions,
+  config: TcpConfig,
+  env: TcpEnv,
+): Connection {
+  const iss = (ackSegment.ack - 1) >>> 0;
+  const v = initialVars('ESTABLISHED', iss, now, !config.nagle, config.keepalive);
+  const c = new Connection(now, tuple, config, env, v);
+  c.sndDataStart = ackSegment.ack;
+  applyCookieOptions(c, ackSegment, cookie);
+  c.emit({ type: 'connected' });
+  processSynchronized(c, ackSegment);
+  flush(c);
+  return c;
+}
+
+export type { CookieOptions };

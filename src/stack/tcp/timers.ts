@@ -1,0 +1,105 @@
+// Timers as data: each is a deadline in the TCB (null when not armed). The driver calls onTimer
+// at or after the earliest one; this module decides which fired and what each does.
+
+import type { Micros } from './api.js';
+import type { Connection } from './connection.js';
+import type { TcbVars } from './state.js';
+import { sendSyn, sendSynAck } from './handshake.js';
+import { onRetransmitTimeout, sendAckNow, sendKeepaliveProbe, sendRst, sendWindowProbe } from './sender.js';
+
+export function nextDeadlineOf(v: TcbVars): Micros | null {
+  let d: Micros | null = null;
+  for (const t of [v.rtxDeadline, v.delAckDeadline, v.persistDeadline, v.keepaliveDeadline, v.timeWaitDeadline]) {
+    if (t !== null && (d === null || t < d)) d = t;
+  }
+  return d;
+}
+
+/** (Re)starts the retransmission timer at now + RTO (RFC 6298 5.1, 5.3). */
+export function armRetransmit(c: Connection): void {
+  c.v.rtxDeadline = c.now + c.rto.rtoUs;
+}
+
+/** Keepalive runs in synchronized states while enabled; any received segment restarts the idle wait. */
+export function armKeepalive(c: Connection): void {
+  const v = c.v;
+  const ka = v.keepalive;
+  if (!ka || !(v.state === 'ESTABLISHED' || v.state === 'CLOSE-WAIT' || v.state === 'FIN-WAIT-1' || v.state === 'FIN-WAIT-2')) {
+    v.keepaliveDeadline = null;
+    v.keepaliveProbes = 0;
+    return;
+  }
+  v.keepaliveProbes = 0;
+  v.keepaliveDeadline = v.lastRecvAt + ka.idleUs;
+}
+
+/** Enters (or restarts) TIME-WAIT: "Start the time-wait timer, turn off the other timers." */
+export function enterTimeWait(c: Connection): void {
+  const v = c.v;
+  v.state = 'TIME-WAIT';
+  v.rtxDeadline = v.persistDeadline = v.keepaliveDeadline = null;
+  v.timeWaitDeadline = c.now + c.cfg.timeWaitUs;
+}
+
+export function runTimers(c: Connection): void {
+  const v = c.v;
+  const now = c.now;
+  if (v.timeWaitDeadline !== null && now >= v.timeWaitDeadline) {
+    v.timeWaitDeadline = null;
+    c.enterClosed(null);
+    return;
+  }
+  if (v.rtxDeadline !== null && now >= v.rtxDeadline) {
+    v.rtxDeadline = null;
+    if (v.state === 'SYN-SENT' || v.state === 'SYN-RECEIVED') handshakeTimeout(c);
+    else onRetransmitTimeout(c);
+    if (v.state === 'CLOSED') return;
+  }
+  if (v.persistDeadline !== null && now >= v.persistDeadline) {
+    sendWindowProbe(c);
+  }
+  if (v.delAckDeadline !== null && now >= v.delAckDeadline) {
+    v.delAckDeadline = null;
+    if (v.segsSinceAck > 0) sendAckNow(c);
+  }
+  if (v.keepaliveDeadline !== null && now >= v.keepaliveDeadline) keepaliveTimeout(c);
+}
+
+/** SYN or SYN-ACK retransmission with exponential backoff; give up after synRetries. */
+function handshakeTimeout(c: Connection): void {
+  const v = c.v;
+  v.rtxCount++;
+  if (v.rtxCount > c.cfg.synRetries) {
+    const err = v.softError ?? 'ETIMEDOUT';
+    if (v.state === 'SYN-RECEIVED' && !v.activeOpen) c.enterClosed(null);
+    else c.enterClosed(err);
+    return;
+  }
+  c.rto.backoff();
+  // Karn: the handshake RTT is not sampled after a retransmission.
+  v.rttSeq = null;
+  if (v.state === 'SYN-SENT') sendSyn(c);
+  else sendSynAck(c);
+}
+
+function keepaliveTimeout(c: Connection): void {
+  const v = c.v;
+  const ka = v.keepalive;
+  if (!ka) {
+    v.keepaliveDeadline = null;
+    return;
+  }
+  if (c.now - v.lastRecvAt < ka.idleUs && v.keepaliveProbes === 0) {
+    v.keepaliveDeadline = v.lastRecvAt + ka.idleUs;
+    return;
+  }
+  if (v.keepaliveProbes >= ka.probes) {
+    sendRst(c, v.sndNxt, v.rcvNxt, true);
+    c.enterClosed('ETIMEDOUT');
+    return;
+  }
+  // Probe only an idle connection: with data outstanding the retransmission timer covers liveness.
+  if (v.sndNxt === v.sndUna) sendKeepaliveProbe(c);
+  v.keepaliveProbes++;
+  v.keepaliveDeadline = c.now + ka.intervalUs;
+}
