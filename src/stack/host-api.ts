@@ -15,6 +15,8 @@ export interface HostConfig {
   env: TcpEnv;
   /** Most half-open (SYN-RECEIVED) connections per listener before SYN cookies take over. */
   synBacklog: number;
+  /** Secret for SYN cookies; random when omitted (only this host ever checks its cookies). */
+  synCookieKey?: Uint8Array;
   /** Answer ICMP echo requests to our addresses. */
   icmpEcho: boolean;
 }

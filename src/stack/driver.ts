@@ -1,0 +1,110 @@
+// The loop that owns I/O and time for one sans-IO host: it feeds each batch the link delivers into
+// the host, hands the host's events to the socket layer, sends every packet produced as one batch,
+// and keeps one real timer armed for the host's earliest deadline. User calls (writes, reads,
+// closes) only `kick()` it; the flush runs in a microtask, so a burst of writes in one JavaScript
+// turn leaves as one batch.
+
+import { performance } from 'node:perf_hooks';
+import type { Host, HostEvent } from './host-api.js';
+import type { Micros } from './tcp/api.js';
+import type { Link } from '../tun/link.js';
+
+export type Clock = () => Micros;
+
+/** Microseconds on the monotonic clock. */
+export const realClock: Clock = () => Math.floor(performance.now() * 1000);
+
+export interface DriverOptions {
+  host: Host;
+  link: Link;
+  /** Receives the host's events after each pass; may call back into the host. */
+  onEvents: (events: HostEvent[]) => void;
+  clock?: Clock;
+}
+
+/** Event handlers may cause more events (accept() releases held ones); bound the rounds. */
+const MAX_EVENT_ROUNDS = 8;
+
+export class Driver {
+  readonly now: Clock;
+  private readonly host: Host;
+  private readonly link: Link;
+  private readonly onEvents: (events: HostEvent[]) => void;
+  private scheduled = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  /** The deadline the armed timer was set for. */
+  private armedFor = Infinity;
+
+  constructor(opts: DriverOptions) {
+    this.host = opts.host;
+    this.link = opts.link;
+    this.onEvents = opts.onEvents;
+    this.now = opts.clock ?? realClock;
+    this.link.onReceive((packets) => this.onBatch(packets));
+  }
+
+  /** Something changed outside a driver pass: flush soon, once per turn. */
+  kick(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    queueMicrotask(() => this.pass());
+  }
+
+  /** Runs a pass now (e.g. before closing). */
+  flush(): void {
+    this.pass();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private onBatch(packets: Uint8Array[]): void {
+    if (this.closed) return;
+    const now = this.now();
+    const host = this.host;
+    for (let i = 0; i < packets.length; i++) host.onPacket(now, packets[i]!);
+    this.pass();
+  }
+
+  private pass(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    const host = this.host;
+    let now = this.now();
+    const due = host.nextDeadline();
+    if (due !== null && due <= now) host.onTimer(now);
+    for (let round = 0; round < MAX_EVENT_ROUNDS; round++) {
+      const events = host.takeEvents();
+      if (events.length === 0) break;
+      this.onEvents(events);
+    }
+    now = this.now();
+    const packets = host.takePackets(now);
+    if (packets.length > 0) this.link.send(packets);
+    this.arm(now);
+  }
+
+  private arm(now: Micros): void {
+    const deadline = this.host.nextDeadline();
+    if (deadline === null) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.armedFor = Infinity;
+      return;
+    }
+    // A timer already set to fire no later than needed does; the pass it runs re-arms.
+    if (this.timer !== null && this.armedFor <= deadline) return;
+    if (this.timer) clearTimeout(this.timer);
+    const delayMs = Math.max(0, Math.ceil((deadline - now) / 1000));
+    this.armedFor = deadline;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.armedFor = Infinity;
+      this.pass();
+    }, delayMs);
+  }
+}

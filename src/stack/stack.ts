@@ -1,0 +1,227 @@
+// One network stack on one link: the sans-IO host, the driver that owns time and I/O for it, and
+// the net-like socket API on top (createServer, connect). This is what services and the CLI use.
+
+import { createTcpEnv } from './env.js';
+import { Driver, type Clock } from './driver.js';
+import { createHost } from './host.js';
+import type { Counters, Host, HostEvent, TcpListener } from './host-api.js';
+import { Server, type ServerContext, type ServerOptions } from './server.js';
+import { Socket, type SocketContext } from './socket.js';
+import { defaultTcpConfig } from './tcp/config.js';
+import type { TcpConfig, TcpConnection } from './tcp/api.js';
+import { ipv4FromString, ipv4ToString, type Ipv4Addr } from './wire/types.js';
+import type { Link } from '../tun/link.js';
+
+export type StackLogEvent =
+  | { type: 'listen'; address: string; port: number }
+  | { type: 'unlisten'; address: string; port: number }
+  | { type: 'accept'; local: string; remote: string }
+  | { type: 'connect'; local: string; remote: string }
+  | { type: 'closed'; local: string; remote: string; error?: string };
+
+export interface StackOptions {
+  link: Link;
+  /** Dotted-quad addresses the stack answers for (the VIPs). */
+  addresses: string[];
+  tcp?: Partial<TcpConfig>;
+  /** Half-open connections per listener before SYN cookies; default 256. */
+  synBacklog?: number;
+  /** RFC 6528 ISN secret, shared by primary and backup. */
+  isnKey?: Uint8Array;
+  /** Answer pings; default true. */
+  icmpEcho?: boolean;
+  log?: (event: StackLogEvent) => void;
+  /** Microsecond clock; the monotonic real clock by default. */
+  clock?: Clock;
+  /** Random source for the TCP env (tests make it deterministic). */
+  random?: () => number;
+}
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  localAddress?: string;
+  localPort?: number;
+  allowHalfOpen?: boolean;
+  /** Per-connection TCP settings (e.g. a smaller buffer). */
+  tcp?: Partial<TcpConfig>;
+}
+
+export interface Stack {
+  createServer(onConnection?: (s: Socket) => void): Server;
+  createServer(opts: ServerOptions, onConnection?: (s: Socket) => void): Server;
+  connect(opts: ConnectOptions, onConnect?: () => void): Socket;
+  readonly counters: Counters;
+  readonly connectionCount: number;
+  /** The sans-IO host, for status and replication. */
+  readonly host: Host;
+  /** Closes servers and sockets, sends the last packets, stops the timer and closes the link. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_SYN_BACKLOG = 256;
+
+function parseAddress(s: string): Ipv4Addr {
+  const a = ipv4FromString(s);
+  if (a === undefined) throw new TypeError(`not an IPv4 address: ${s}`);
+  return a;
+}
+
+class StackImpl implements Stack, SocketContext, ServerContext {
+  readonly host: Host;
+  private readonly driver: Driver;
+  private readonly sockets = new Map<TcpConnection, Socket>();
+  private readonly servers = new Map<TcpListener, Server>();
+  private readonly log: ((event: StackLogEvent) => void) | undefined;
+  private readonly link: Link;
+  private closed = false;
+
+  constructor(opts: StackOptions) {
+    this.link = opts.link;
+    this.log = opts.log;
+    const env = createTcpEnv({ isnKey: opts.isnKey, random: opts.random });
+    this.host = createHost({
+      addresses: opts.addresses.map(parseAddress),
+      mtu: opts.link.mtu,
+      tcp: { ...defaultTcpConfig(), ...opts.tcp },
+      env,
+      synBacklog: opts.synBacklog ?? DEFAULT_SYN_BACKLOG,
+      icmpEcho: opts.icmpEcho ?? true,
+    });
+    this.driver = new Driver({ host: this.host, link: opts.link, clock: opts.clock, onEvents: (evs) => this.onEvents(evs) });
+  }
+
+  get counters(): Counters {
+    return this.host.counters;
+  }
+
+  get connectionCount(): number {
+    return this.host.connections.size;
+  }
+
+  // ---- SocketContext ----
+
+  now(): number {
+    return this.driver.now();
+  }
+
+  kick(): void {
+    this.driver.kick();
+  }
+
+  release(conn: TcpConnection): void {
+    this.sockets.delete(conn);
+  }
+
+  // ---- ServerContext ----
+
+  listen(server: Server, addr: number, port: number, backlog: number): TcpListener {
+    const l = this.host.listen(addr, port, backlog);
+    this.servers.set(l, server);
+    this.log?.({ type: 'listen', address: ipv4ToString(addr), port });
+    return l;
+  }
+
+  unlisten(_server: Server, l: TcpListener): void {
+    this.servers.delete(l);
+    l.close(this.now());
+    this.log?.({ type: 'unlisten', address: ipv4ToString(l.addr), port: l.port });
+    this.kick();
+  }
+
+  freePort(addr: number): number {
+    // Try the ephemeral range from a random point; listen() itself reports a clash.
+    for (let i = 0; i < 1000; i++) {
+      const port = 32768 + Math.floor(Math.random() * 28232);
+      let taken = false;
+      for (const l of this.servers.keys()) if (l.port === port && (l.addr === 0 || addr === 0 || l.addr === addr)) taken = true;
+      if (!taken) return port;
+    }
+    const e = new Error('EADDRINUSE: no free port') as Error & { code: string };
+    e.code = 'EADDRINUSE';
+    throw e;
+  }
+
+  // ---- the API ----
+
+  createServer(a?: ServerOptions | ((s: Socket) => void), b?: (s: Socket) => void): Server {
+    const opts = typeof a === 'object' ? a : {};
+    const onConnection = typeof a === 'function' ? a : b;
+    const server = new Server(this, opts);
+    if (onConnection) server.on('connection', onConnection);
+    return server;
+  }
+
+  connect(opts: ConnectOptions, onConnect?: () => void): Socket {
+    if (this.closed) throw new Error('stack is closed');
+    const remoteAddr = parseAddress(opts.host);
+    const localAddr = opts.localAddress !== undefined ? parseAddress(opts.localAddress) : 0;
+    const conn = this.host.connect(
+      this.now(),
+      { localAddr, localPort: opts.localPort ?? 0, remoteAddr, remotePort: opts.port },
+      opts.tcp,
+    );
+    const socket = new Socket(this, conn, { allowHalfOpen: opts.allowHalfOpen, connecting: true });
+    this.sockets.set(conn, socket);
+    if (onConnect) socket.once('connect', onConnect);
+    this.trackClose(socket);
+    this.log?.({ type: 'connect', local: `${socket.localAddress}:${socket.localPort}`, remote: `${opts.host}:${opts.port}` });
+    this.kick();
+    return socket;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const server of [...this.servers.values()]) server.close();
+    for (const socket of [...this.sockets.values()]) socket.destroy();
+    this.driver.flush();
+    // Let the link carry the last batch before it closes.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.driver.close();
+    this.link.close();
+  }
+
+  // ---- events ----
+
+  private onEvents(events: HostEvent[]): void {
+    for (const ev of events) {
+      if (ev.type === 'accept-ready') {
+        this.acceptAll(ev.listener);
+        continue;
+      }
+      const socket = this.sockets.get(ev.conn);
+      if (socket === undefined) continue;
+      if (ev.event.type === 'closed') this.sockets.delete(ev.conn);
+      socket.onTcpEvent(ev.event);
+    }
+  }
+
+  private acceptAll(l: TcpListener): void {
+    const server = this.servers.get(l);
+    if (server === undefined) return;
+    for (let conn = l.accept(); conn !== undefined; conn = l.accept()) {
+      const socket = new Socket(this, conn, { allowHalfOpen: server.allowHalfOpen });
+      this.sockets.set(conn, socket);
+      this.trackClose(socket);
+      this.log?.({ type: 'accept', local: `${socket.localAddress}:${socket.localPort}`, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+      server.onAccepted(socket);
+    }
+  }
+
+  private trackClose(socket: Socket): void {
+    if (this.log === undefined) return;
+    const log = this.log;
+    let error: string | undefined;
+    socket.once('error', (e: Error & { code?: string }) => {
+      error = e.code ?? e.message;
+    });
+    socket.once('close', () => {
+      log({ type: 'closed', local: `${socket.localAddress}:${socket.localPort}`, remote: `${socket.remoteAddress}:${socket.remotePort}`, ...(error ? { error } : {}) });
+    });
+  }
+}
+
+export function createStack(opts: StackOptions): Stack {
+  return new StackImpl(opts);
+}
