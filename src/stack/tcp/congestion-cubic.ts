@@ -6,11 +6,11 @@ import type { CongestionControlName, Micros } from './api.js';
 import type { CongestionSnapshot } from './congestion.js';
 import { NewRenoController } from './congestion-newreno.js';
 
-/** RFC 9438 section 5: "C SHOULD be set to 0.4". */
+/** RFC 9438 section 5.1: "C SHOULD be set to 0.4". */
 export const CUBIC_C = 0.4;
-/** RFC 9438 section 4.6: "beta_cubic SHOULD be set to 0.7". */
+/** RFC 9438 section 4.6: "The parameter beta_cubic SHOULD be set to 0.7". */
 export const CUBIC_BETA = 0.7;
-/** RFC 9438 section 4.3: "alpha_cubic = 3 * (1 - beta_cubic) / (1 + beta_cubic)". */
+/** RFC 9438 section 4.3, the Reno-friendly additive factor: alpha_cubic = 3 * (1 - beta) / (1 + beta). */
 export const CUBIC_ALPHA = (3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA);
 
 const US_PER_S = 1_000_000;
@@ -32,6 +32,8 @@ export class CubicController extends NewRenoController {
   private wEst = 0;
   /** Fractional growth carried between ACKs so that small increments are not lost to rounding. */
   private carry = 0;
+  /** When the last ACK outside recovery arrived, to measure application-limited stretches. */
+  private lastAckAt: Micros | null = null;
 
   /** W_cubic(t) in bytes, t in seconds since the epoch start (RFC 9438 equation 1). */
   wCubic(tSeconds: number): number {
@@ -58,13 +60,13 @@ export class CubicController extends NewRenoController {
     const cwndEpoch = this.cwndBytes;
     if (this.afterTimeout || this.wMax <= cwndEpoch) {
       // RFC 9438 section 4.8, after a timeout: "K is set to 0, and W_max is set to the congestion
-      // window size at the beginning of the current congestion avoidance stage." The same holds
-      // when slow start ended above W_max (or without a loss, so W_max is unknown).
+      // window size at the beginning of the current congestion avoidance stage." We do the same
+      // when slow start ended above W_max (or without any loss yet, so W_max is unknown).
       this.wMax = cwndEpoch;
       this.k = 0;
       this.afterTimeout = false;
     } else {
-      // RFC 9438 equation 2: "K = cubic_root((W_max - cwnd_epoch) / C)".
+      // RFC 9438 section 4.2, equation 2: K = cubic_root((W_max - cwnd_epoch) / C), in segments.
       this.k = Math.cbrt((this.wMax - cwndEpoch) / this.mss / CUBIC_C);
     }
     // RFC 9438 section 4.3: "W_est is set equal to cwnd_epoch at the start of the congestion
@@ -74,24 +76,29 @@ export class CubicController extends NewRenoController {
 
   protected override congestionAvoidance(now: Micros, ackedBytes: number): void {
     if (this.epochStart === null) this.startEpoch(now);
+    this.lastAckAt = now;
     const cwnd = this.cwndBytes;
     const t = (now - (this.epochStart as number)) / US_PER_S;
     const rttS = (this.srttUs ?? 0) / US_PER_S;
 
-    // RFC 9438 section 4.3: "W_est = W_est + alpha_cubic * segments_acked / cwnd", with alpha 1
-    // once "W_est >= cwnd_prior". In bytes the SMSS factors cancel.
+    // RFC 9438 section 4.3, equation 4: W_est = W_est + alpha_cubic * segments_acked / cwnd; "An
+    // implementation that measures cwnd in bytes should adjust the equation accordingly using
+    // number of acknowledged bytes and MSS." And "Once W_est has grown to reach the cwnd at the
+    // time of most recently setting ssthresh, that is, W_est >= cwnd_prior, the sender SHOULD set
+    // alpha_cubic to 1".
     const alpha = this.wEst >= this.cwndPrior ? 1 : CUBIC_ALPHA;
     this.wEst += (alpha * ackedBytes * this.mss) / cwnd;
 
     const wCubicNow = this.wCubic(t);
     let grow: number;
     if (wCubicNow < this.wEst) {
-      // "If so, CUBIC is in the Reno-friendly region and cwnd SHOULD be set to W_est".
+      // "CUBIC checks whether W_cubic(t) is less than W_est. If so, CUBIC is in the Reno-friendly
+      // region and cwnd SHOULD be set to W_est at each reception of a new ACK."
       grow = this.wEst - cwnd;
     } else {
-      // RFC 9438 section 4.4/4.5: target = W_cubic(t + RTT), clamped to [cwnd, 1.5 * cwnd], and
-      // "cwnd SHOULD be incremented by (target - cwnd) / cwnd for each received new ACK" (per
-      // segment acknowledged; scaled by the bytes acknowledged here).
+      // RFC 9438 section 4.2: target is W_cubic(t + RTT) bounded to [cwnd, 1.5 * cwnd], "where RTT
+      // is the smoothed round-trip time"; sections 4.4 and 4.5: "cwnd MUST be incremented by
+      // (target - cwnd) / cwnd for each received new ACK" (scaled here by the segments acked).
       const target = Math.min(Math.max(this.wCubic(t + rttS), cwnd), 1.5 * cwnd);
       grow = ((target - cwnd) / cwnd) * ackedBytes;
     }
@@ -103,9 +110,10 @@ export class CubicController extends NewRenoController {
   }
 
   /**
-   * RFC 9438 section 4.6: "ssthresh = flight_size * beta_cubic", "cwnd = max(ssthresh, 2)" (in
-   * segments); section 4.7 fast convergence: "if cwnd < W_max and fast convergence enabled,
-   * further reduce W_max: W_max = cwnd * (1 + beta_cubic) / 2, otherwise: W_max = cwnd".
+   * RFC 9438 section 4.6: ssthresh = flight_size * beta_cubic, cwnd_prior = cwnd, cwnd =
+   * max(ssthresh, 2) on loss, "ssthresh is at least 2 MSS". Section 4.7, fast convergence, applied
+   * "before the window reduction": W_max = cwnd * (1 + beta_cubic) / 2 if cwnd < W_max, otherwise
+   * W_max = cwnd ("remember cwnd before reduction").
    */
   protected override lossThreshold(inFlight: number): number {
     const cwnd = this.cwndBytes;
@@ -115,14 +123,26 @@ export class CubicController extends NewRenoController {
     return Math.max(Math.floor(inFlight * CUBIC_BETA), 2 * this.mss);
   }
 
+  /**
+   * RFC 9438 section 4.2: "The elapsed time t ... MUST NOT include periods during which cwnd has
+   * not been updated due to application-limited behavior". Sliding the epoch start
+   * forward by the limited stretch removes it from t.
+   */
+  protected override onApplicationLimited(now: Micros): void {
+    if (this.epochStart !== null && this.lastAckAt !== null && now > this.lastAckAt) {
+      this.epochStart += now - this.lastAckAt;
+    }
+    this.lastAckAt = now;
+  }
+
   override onRetransmitTimeout(now: Micros, inFlight: number): void {
     super.onRetransmitTimeout(now, inFlight);
     this.epochStart = null;
   }
 
   /**
-   * RFC 9438 section 4.8: "CUBIC follows Reno to reduce cwnd [RFC5681] but sets ssthresh using
-   * beta_cubic (same as in Section 4.6)".
+   * RFC 9438 section 4.8: "In case of a timeout, CUBIC follows Reno to reduce cwnd [RFC5681], but
+   * sets ssthresh using beta_cubic (same as in Section 4.6)".
    */
   protected override reduceOnTimeout(now: Micros, inFlight: number): void {
     super.reduceOnTimeout(now, inFlight);

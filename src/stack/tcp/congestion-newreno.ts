@@ -8,7 +8,10 @@ import type { CongestionController, CongestionSnapshot } from './congestion.js';
 // Duplicated from congestion.ts (which imports this module) to keep the import graph acyclic.
 const INITIAL_SSTHRESH = 0x7fffffff;
 
-/** RFC 3465 section 2.2: "a limit L ... L=2*SMSS bytes" on the slow-start increase per ACK. */
+/**
+ * RFC 3465 section 2.2 bounds the slow-start increase per ACK by L: "TCP implementations MAY use
+ * L=2*SMSS bytes and MUST NOT use L > 2*SMSS bytes."
+ */
 const ABC_LIMIT_SEGMENTS = 2;
 
 export class NewRenoController implements CongestionController {
@@ -48,13 +51,16 @@ export class NewRenoController implements CongestionController {
     if (ackedBytes <= 0 || this.recovering) return;
     // RFC 7661 spirit (Linux does the same): a window the sender is not using is not validated by
     // this ACK, so do not grow it.
-    if ((inFlight + ackedBytes) * 2 < this.cwndBytes) return;
+    if ((inFlight + ackedBytes) * 2 < this.cwndBytes) {
+      this.onApplicationLimited(now);
+      return;
+    }
 
     let left = ackedBytes;
     if (this.cwndBytes < this.ssthreshBytes) {
       // RFC 5681 section 3.1: "During slow start, a TCP increments cwnd by at most SMSS bytes for
-      // each ACK received that cumulatively acknowledges new data"; RFC 3465 section 2.2 raises
-      // the limit: "cwnd += min(N, L*SMSS)" with L = 2.
+      // each ACK received that cumulatively acknowledges new data"; RFC 3465 (appropriate byte
+      // counting) raises the limit to L = 2*SMSS and counts the bytes acknowledged.
       const room = this.ssthreshBytes - this.cwndBytes;
       const inc = Math.min(left, ABC_LIMIT_SEGMENTS * this.mss, room);
       this.cwndBytes += inc;
@@ -79,10 +85,13 @@ export class NewRenoController implements CongestionController {
 
   protected observeRtt(_rttUs: number | null): void {}
 
+  /** An ACK arrived while the sender was not using its window; cwnd does not grow. */
+  protected onApplicationLimited(_now: Micros): void {}
+
   /**
    * RFC 5681 equation (4): "ssthresh = max (FlightSize / 2, 2*SMSS)". RFC 6675 section 5 step
-   * (4.2) then sets "cwnd = ssthresh"; the window is not inflated by the duplicate ACKs because
-   * SACK's pipe (or, without SACK, the connection's calls to inflate()) accounts for them.
+   * (4.2): "ssthresh = cwnd = (FlightSize / 2)". The window is not inflated by the duplicate ACKs
+   * here: SACK's pipe accounts for them, and without SACK the connection calls inflate().
    */
   onEnterRecovery(_now: Micros, inFlight: number): void {
     this.ssthreshBytes = this.lossThreshold(inFlight);
@@ -129,9 +138,9 @@ export class NewRenoController implements CongestionController {
   }
 
   /**
-   * RFC 5681 section 4.1: "if the TCP has not sent data in an interval exceeding the
-   * retransmission timeout ... cwnd is reduced to the value of the restart window (RW) before
-   * transmission begins", "RW = min (IW, cwnd)".
+   * RFC 5681 section 4.1: "a TCP SHOULD set cwnd to no more than RW before beginning transmission
+   * if the TCP has not sent data in an interval exceeding the retransmission timeout", with
+   * "RW = min(IW,cwnd)".
    */
   onIdleRestart(_now: Micros): void {
     this.cwndBytes = Math.min(this.initialWindow, this.cwndBytes);
@@ -144,8 +153,8 @@ export class NewRenoController implements CongestionController {
   }
 
   /**
-   * RFC 6582 section 3.2 step 4: "deflate the congestion window by the amount of new data
-   * acknowledged by the Cumulative Acknowledgment field. If the partial ACK acknowledges at least
+   * RFC 6582 section 3.2 step 3, partial acknowledgments: "Deflate the congestion window by the
+   * amount of new data acknowledged by the Cumulative Acknowledgment field. If the partial ACK acknowledges at least
    * one SMSS of new data, then add back SMSS bytes to the congestion window."
    */
   onPartialAck(_now: Micros, ackedBytes: number): void {

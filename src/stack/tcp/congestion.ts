@@ -39,7 +39,7 @@ export interface CongestionController {
    */
   inflate(bytes: number): void;
   /**
-   * RFC 6582 section 3.2 step 5, partial ACK: deflate cwnd by the newly acknowledged bytes and add
+   * RFC 6582 section 3.2 step 3, partial ACK: deflate cwnd by the newly acknowledged bytes and add
    * back SMSS when at least SMSS was acknowledged.
    */
   onPartialAck(now: Micros, ackedBytes: number): void;

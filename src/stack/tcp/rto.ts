@@ -56,7 +56,12 @@ export class RtoEstimator {
     return this.backoffs;
   }
 
-  /** A valid RTT measurement R (microseconds). Clears any backoff, as the RTO is recomputed. */
+  /**
+   * A valid RTT measurement R (microseconds). Clears any backoff: RFC 6298 section 5, "once a new
+   * RTT measurement is obtained ... the computations outlined in Section 2 are performed,
+   * including the computation of RTO, which may result in "collapsing" RTO back down after it has
+   * been subject to exponential back off (rule 5.5)."
+   */
   sample(rttUs: number): void {
     const r = Math.max(0, rttUs);
     if (this.srtt === null) {

@@ -21,7 +21,11 @@ import {
 } from '../wire/seq.js';
 import type { SackBlock } from '../wire/types.js';
 
-/** RFC 6675 section 2: "DupThresh: The number of duplicate acknowledgments required to trigger a fast retransmission ... 3". */
+/**
+ * RFC 6675 section 2, DupThresh: "The number of duplicate acknowledgments required to trigger a
+ * fast retransmission. Per [RFC5681], this threshold is defined to be 3 duplicate
+ * acknowledgments."
+ */
 export const DUP_THRESH = 3;
 
 /**
@@ -51,7 +55,7 @@ export class SackScoreboard {
       let left = b.left >>> 0;
       const right = b.right >>> 0;
       if (!seqLt(left, right)) continue; // empty, inverted, or wider than 2^31
-      // RFC 2883 section 4: a D-SACK block reports a duplicate below the cumulative ACK; it tells
+      // RFC 2883: a D-SACK block reports a duplicate below the cumulative ACK; it tells
       // nothing about what is missing, so it is not an error and not a scoreboard entry.
       if (seqLe(right, sndUna)) continue;
       // Only (SND.UNA, SND.NXT] can hold data the peer has and we have not seen acknowledged.
@@ -154,10 +158,11 @@ export class SackScoreboard {
   }
 
   /**
-   * RFC 6675 section 4, SetPipe (): "for each octet in the sequence space between HighACK and
-   * HighData that has not been SACKed: (a) If IsLost (S1) returns false: Pipe is incremented by 1
-   * octet. (b) If S1 <= HighRxt: Pipe is incremented by 1 octet." Computed per hole: between two
-   * SACKed blocks the answer of IsLost cannot change, so a hole counts wholly or not at all.
+   * RFC 6675 section 4, SetPipe (): for each octet S1 from HighACK to HighData that has not been
+   * SACKed, "(a) If IsLost (S1) returns false: Pipe is incremented by 1 octet." and "(b) If S1 <=
+   * HighRxt: Pipe is incremented by 1 octet." (HighRxt exclusive here, see the file comment.)
+   * Computed per hole: between two SACKed blocks the answer of IsLost cannot change, so a hole
+   * counts wholly or not at all.
    */
   pipe(sndUna: SeqNum, sndNxt: SeqNum, highRxt: SeqNum, mss: number): number {
     const holes = [...this.holes(sndUna, sndNxt)];

@@ -121,7 +121,7 @@ const TS_RESERVED = 0x20;
 /**
  * The TSval of a cookie-mode SYN-ACK: `tsNow` with its low 6 bits replaced by the options, moved
  * back by 64 ticks if that would put it ahead of `tsNow`, so that later TSvals never go backwards
- * (RFC 7323 section 5.4 wants them monotonic).
+ * (the peer's PAWS check, RFC 7323 section 5, would drop our segments otherwise).
  */
 export function encodeSynCookieTsval(tsNow: number, opts: SynCookieOptions): number {
   const ws = opts.wscale === null ? TS_WSCALE_NONE : Math.min(Math.max(0, opts.wscale), 14);

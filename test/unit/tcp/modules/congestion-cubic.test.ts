@@ -109,6 +109,25 @@ describe('cubic window growth curve', () => {
     expect(w).toBeLessThan(65);
   });
 
+  it('leaves application-limited stretches out of the curve time t', () => {
+    const steady = grown(1000);
+    const limited = grown(1000);
+    for (const cc of [steady, limited]) {
+      cc.onEnterRecovery(0, 1000 * MSS);
+      cc.onExitRecovery(0);
+    }
+    const rtt = 100_000;
+    run(steady, 0, 2 * S, rtt);
+    run(limited, 0, 1 * S, rtt);
+    const before = limited.cwnd;
+    for (let t = 1 * S; t < 6 * S; t += rtt) limited.onAck(t, MSS, rtt, 0); // sender idle-ish
+    expect(limited.cwnd).toBe(before);
+    run(limited, 6 * S, 7 * S, rtt);
+    // Without the correction t would jump by 5 s and the window would be near W_max already.
+    expect(limited.cwnd / steady.cwnd).toBeGreaterThan(0.99);
+    expect(limited.cwnd / steady.cwnd).toBeLessThan(1.01);
+  });
+
   it('grows like NewReno in slow start', () => {
     const cubic = createCongestionController('cubic', MSS, 10);
     const reno = createCongestionController('newreno', MSS, 10);
