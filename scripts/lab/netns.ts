@@ -2,6 +2,7 @@
 // exist for process-exit cleanup, where nothing asynchronous runs any more.
 
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export class CommandError extends Error {
   constructor(
@@ -99,12 +100,20 @@ export function namespaceExists(ns: string): boolean {
   return listNamespaces().includes(ns);
 }
 
+/** True while `pid` runs; a zombie waiting to be reaped counts as gone. */
 export function pidAlive(pid: number): boolean {
   if (pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ..."; comm may contain spaces or parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
