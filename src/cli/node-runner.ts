@@ -1,0 +1,213 @@
+// The life of one node: bring the VIP up (tun, stack, listener, route, proxy ARP, gratuitous ARP),
+// serve until told to stop, then take it all down in an order that lets open connections be torn
+// down while their packets still have a path. Everything with a side effect on the host comes in
+// through NodeDeps, so this runs in unit tests over an in-memory link with no root.
+
+import type { EventEmitter } from 'node:events';
+import type { Link } from '../tun/link.js';
+import { createService, type ServiceSpec } from '../services/spec.js';
+import type { Service, ServiceSocket } from '../services/service.js';
+import { trackConnection, type ConnectionStats } from './connection-log.js';
+import type { Logger } from './log.js';
+
+export interface NodeConfig {
+  vip: string;
+  port: number;
+  service: ServiceSpec;
+  /** Tun interface name; may contain %d. */
+  tun: string;
+  /** LAN interface to answer ARP for the VIP on; none when the VIP is routed some other way. */
+  lan?: string | undefined;
+  mtu: number;
+}
+
+export interface NodeTun extends Link {
+  readonly name: string;
+  onError?(handler: (err: Error) => void): void;
+  readonly closed?: Promise<void>;
+}
+
+export interface NodeServer extends EventEmitter {
+  listen(port: number, host: string, backlog: number, cb: () => void): unknown;
+  close(cb?: (err?: Error) => void): unknown;
+}
+
+export interface NodeStack {
+  createServer(onConnection: (socket: ServiceSocket) => void): NodeServer;
+  close(): unknown;
+}
+
+export interface NodeNetwork {
+  openTun(opts: { name: string; mtu: number }): Promise<NodeTun>;
+  addRoute(vip: string, dev: string): Promise<void>;
+  removeRoute(vip: string, dev: string): Promise<void>;
+  enableProxyArp(vip: string, lan: string): Promise<void>;
+  disableProxyArp(vip: string, lan: string): Promise<void>;
+  sendGratuitousArp(vip: string, lan: string, count: number): Promise<void>;
+}
+
+export interface NodeDeps {
+  network: NodeNetwork;
+  createStack(opts: { link: Link; addresses: string[] }): NodeStack;
+  log: Logger;
+  /** Defaults to createService; tests pass instrumented services. */
+  createService?: (spec: ServiceSpec) => Service;
+}
+
+export interface RunningNode {
+  readonly tunName: string;
+  readonly connections: Readonly<ConnectionStats>;
+  /** Stops the node (idempotent); resolves with the exit code: 0 when teardown was clean. */
+  stop(reason: string, fatal?: boolean): Promise<number>;
+  /** Resolves with the exit code once the node has stopped for any reason. */
+  readonly stopped: Promise<number>;
+}
+
+/** Thrown for startup failures, with a message fit for one line on the terminal. */
+export class NodeStartError extends Error {
+  override readonly name = 'NodeStartError';
+}
+
+const LISTEN_BACKLOG = 511;
+const GRATUITOUS_ARP_COUNT = 3;
+
+export async function startNode(config: NodeConfig, deps: NodeDeps): Promise<RunningNode> {
+  const { network, log } = deps;
+  const stats: ConnectionStats = { open: 0, total: 0 };
+  // What has been set up so far: stop() undoes exactly these, also after a failed startup.
+  let service: Service | undefined;
+  let tun: NodeTun | undefined;
+  let stack: NodeStack | undefined;
+  let server: NodeServer | undefined;
+  let routed = false;
+  let proxyArp = false;
+
+  let stopping: Promise<number> | undefined;
+  let resolveStopped!: (code: number) => void;
+  const stopped = new Promise<number>((r) => (resolveStopped = r));
+
+  const step = async (what: string, fn: () => unknown): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      log.error('node.teardown-failed', { step: what, message: errorMessage(err) });
+      return false;
+    }
+  };
+
+  const stop = (reason: string, fatal = false): Promise<number> => {
+    stopping ??= (async () => {
+      log.info('node.stopping', { reason, open: stats.open });
+      let ok = true;
+      const s = server;
+      // Only the listener: net-like close() would wait for open connections, which the service
+      // tears down next.
+      if (s !== undefined) ok = (await step('close listener', () => void s.close())) && ok;
+      if (service !== undefined) ok = (await step('close connections', () => service?.close())) && ok;
+      if (proxyArp && config.lan !== undefined) {
+        const lan = config.lan;
+        ok = (await step('remove proxy ARP', () => network.disableProxyArp(config.vip, lan))) && ok;
+      }
+      if (routed && tun !== undefined) {
+        const dev = tun.name;
+        ok = (await step('remove route', () => network.removeRoute(config.vip, dev))) && ok;
+      }
+      if (stack !== undefined) ok = (await step('close stack', () => stack?.close())) && ok;
+      if (tun !== undefined) {
+        const t = tun;
+        ok = (await step('close tun', async () => {
+          t.close();
+          await t.closed;
+        })) && ok;
+      }
+      const code = ok && !fatal ? 0 : 1;
+      log.info('node.stopped', { reason, exit: code, served: stats.total });
+      resolveStopped(code);
+      return code;
+    })();
+    return stopping;
+  };
+
+  const fail = async (what: string, err: unknown): Promise<never> => {
+    await stop(`startup failed: ${what}`, true);
+    throw new NodeStartError(`${what}: ${errorMessage(err)}`);
+  };
+
+  log.info('node.starting', { vip: config.vip, port: config.port, service: describeSpec(config.service), tun: config.tun, lan: config.lan, mtu: config.mtu });
+  try {
+    service = (deps.createService ?? createService)(config.service);
+  } catch (err) {
+    return fail('cannot start the service', err);
+  }
+  try {
+    tun = await network.openTun({ name: config.tun, mtu: config.mtu });
+  } catch (err) {
+    return fail(`cannot open tun device "${config.tun}"`, err);
+  }
+  const tunName = tun.name;
+  tun.onError?.((err) => {
+    log.error('node.fatal', { reason: `tun device ${tunName} failed`, message: err.message });
+    void stop(`tun device failed: ${err.message}`, true);
+  });
+  try {
+    stack = deps.createStack({ link: tun, addresses: [config.vip] });
+    const svc = service;
+    server = stack.createServer((socket) => {
+      trackConnection(socket, log, stats);
+      svc.onConnection(socket);
+    });
+    await listen(server, config.port, config.vip);
+  } catch (err) {
+    return fail(`cannot listen on ${config.vip}:${config.port}`, err);
+  }
+  server.on('error', (err: Error) => log.error('server.error', { message: err.message }));
+  // The route goes in only once the listener exists, so the first SYN finds it.
+  try {
+    await network.addRoute(config.vip, tunName);
+    routed = true;
+  } catch (err) {
+    return fail(`cannot route ${config.vip} into ${tunName}`, err);
+  }
+  if (config.lan !== undefined) {
+    try {
+      await network.enableProxyArp(config.vip, config.lan);
+      proxyArp = true;
+    } catch (err) {
+      return fail(`cannot answer ARP for ${config.vip} on ${config.lan}`, err);
+    }
+    try {
+      await network.sendGratuitousArp(config.vip, config.lan, GRATUITOUS_ARP_COUNT);
+    } catch (err) {
+      // Neighbours will still learn the VIP from proxy ARP replies; only their stale entries linger.
+      log.warn('arp.gratuitous-failed', { lan: config.lan, message: errorMessage(err) });
+    }
+  }
+  log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan });
+
+  return {
+    tunName,
+    connections: stats,
+    stop,
+    stopped,
+  };
+}
+
+function listen(server: NodeServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, LISTEN_BACKLOG, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export function describeSpec(spec: ServiceSpec): string {
+  return spec.kind === 'http-static' ? `http-static:${spec.dir}` : spec.kind;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
