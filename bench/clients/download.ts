@@ -1,5 +1,7 @@
-// Bulk download over one connection: asks the source server for N bytes and counts them.
-// Usage: download.ts --host H [--port 5001] [--mib 256] [--timeout-ms 60000]
+// Bulk download over one connection. With --seconds the client asks for an endless stream, counts
+// what arrives during that time, then asks the server to stop and drains the rest; without it, it
+// downloads exactly --mib and times the whole transfer.
+// Usage: download.ts --host H [--port 5001] (--seconds 5 | --mib 256) [--timeout-ms 60000]
 
 import { encodeSourceRequest, MiB, SOURCE_PORT } from '../protocol.js';
 import { connect, flags, nowUs, numFlag, runClient, strFlag } from './common.js';
@@ -7,7 +9,8 @@ import { connect, flags, nowUs, numFlag, runClient, strFlag } from './common.js'
 const f = flags();
 const host = strFlag(f, 'host');
 const port = numFlag(f, 'port', SOURCE_PORT);
-const bytes = Math.round(numFlag(f, 'mib', 256) * MiB);
+const seconds = numFlag(f, 'seconds', 0);
+const bytes = seconds > 0 ? Number.MAX_SAFE_INTEGER : Math.round(numFlag(f, 'mib', 256) * MiB);
 
 runClient(
   'download',
@@ -15,21 +18,31 @@ runClient(
     const sock = await connect(host, port);
     const t0 = nowUs();
     let received = 0;
-    let tFirst = 0;
+    let atStop = 0;
+    let tStop = 0;
     await new Promise<void>((resolve, reject) => {
       sock.on('data', (d: Buffer) => {
-        if (received === 0) tFirst = nowUs();
         received += d.length;
       });
       sock.once('end', () => resolve());
       sock.once('error', reject);
       sock.write(encodeSourceRequest(bytes));
+      if (seconds > 0)
+        setTimeout(() => {
+          tStop = nowUs();
+          atStop = received;
+          sock.write(Buffer.from([0]));
+        }, seconds * 1000);
     });
     const t1 = nowUs();
     sock.end();
+    if (seconds > 0) {
+      const s = (tStop - t0) / 1e6;
+      return { bytes: atStop, seconds: s, gbps: (atStop * 8) / s / 1e9, drained: received - atStop };
+    }
     if (received !== bytes) throw new Error(`received ${received} bytes, expected ${bytes}`);
-    const seconds = (t1 - t0) / 1e6;
-    return { bytes, seconds, gbps: (bytes * 8) / seconds / 1e9, firstByteUs: tFirst - t0 };
+    const s = (t1 - t0) / 1e6;
+    return { bytes, seconds: s, gbps: (bytes * 8) / s / 1e9 };
   },
   numFlag(f, 'timeout-ms', 60_000),
 );

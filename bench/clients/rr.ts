@@ -18,6 +18,7 @@ runClient(
     const sock = await connect(host, port);
     const msg = patternChunk(size);
     const lat = new Float64Array(count);
+    let tStart = 0;
     await new Promise<void>((resolve, reject) => {
       let i = 0;
       let got = 0;
@@ -34,6 +35,7 @@ runClient(
           reject(new Error(`round-trip ${i}: echo returned ${got} bytes, expected ${size}`));
           return;
         }
+        if (i === warmup) tStart = t;
         if (i >= warmup) lat[i - warmup] = nowUs() - t;
         i++;
         if (i === warmup + count) resolve();
@@ -50,6 +52,7 @@ runClient(
     for (const v of lat) sum += v;
     return {
       count,
+      seconds: (nowUs() - tStart) / 1e6,
       size,
       p50Us: percentile(lat, 0.5),
       p99Us: percentile(lat, 0.99),

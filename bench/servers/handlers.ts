@@ -9,35 +9,46 @@ const chunk = patternChunk(CHUNK);
 
 export type BenchHandler = (sock: Duplex) => void;
 
-/** Reads the byte count, writes that many bytes honouring backpressure, then ends. */
+/**
+ * Reads the byte count, then writes that many bytes honouring backpressure and ends. Any byte the
+ * client sends after the request stops the stream early (timed downloads use that to end cleanly).
+ */
 export const sourceHandler: BenchHandler = (sock) => {
   let header = Buffer.alloc(0);
-  let started = false;
+  let remaining = -1;
+  let ended = false;
   sock.on('error', () => sock.destroy());
-  const onData = (d: Buffer): void => {
-    if (started) return;
+  const finish = (): void => {
+    if (ended) return;
+    ended = true;
+    sock.end();
+  };
+  const pump = (): void => {
+    while (remaining > 0) {
+      const n = Math.min(CHUNK, remaining);
+      remaining -= n;
+      // The chunk is never modified, so sharing it across pending writes is safe.
+      if (!sock.write(n === CHUNK ? chunk : chunk.subarray(0, n))) {
+        sock.once('drain', pump);
+        return;
+      }
+    }
+    finish();
+  };
+  sock.on('data', (d: Buffer) => {
+    if (remaining >= 0) {
+      // A stop request: what is already queued still goes out, then FIN.
+      remaining = 0;
+      if (sock.writableNeedDrain) return; // pump() ends the stream at the next 'drain'
+      finish();
+      return;
+    }
     header = Buffer.concat([header, d]);
     if (header.length < SOURCE_REQUEST_LEN) return;
-    started = true;
-    sock.off('data', onData);
-    // Keep the readable side flowing so a FIN from the client is noticed.
-    sock.resume();
-    let remaining = decodeSourceRequest(header);
-    const pump = (): void => {
-      while (remaining > 0) {
-        const n = Math.min(CHUNK, remaining);
-        remaining -= n;
-        // The chunk is never modified, so sharing it across pending writes is safe.
-        if (!sock.write(n === CHUNK ? chunk : chunk.subarray(0, n))) {
-          sock.once('drain', pump);
-          return;
-        }
-      }
-      sock.end();
-    };
+    remaining = decodeSourceRequest(header);
+    if (header.length > SOURCE_REQUEST_LEN) remaining = 0;
     pump();
-  };
-  sock.on('data', onData);
+  });
 };
 
 /** Counts bytes until the client's FIN, then reports the count and ends. */

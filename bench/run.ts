@@ -1,0 +1,267 @@
+// `npm run bench`: Linux TCP against understudy, same client, same lab, same run.
+//
+// Builds a lab (client and primary namespaces), starts the baseline server (Node `net` on the
+// primary's own address) and the understudy server (our stack on the VIP through a TUN in the same
+// namespace), then runs each client against both, alternating sides so that drift on the shared
+// machine hits both columns alike. Prints a table with the ratio and prepends the run to
+// bench/RESULTS.md.
+//
+// Flags: --quick (about 30 s), --only linux|understudy, --no-write (leave RESULTS.md alone),
+//        --client-ns/--server-ns/--server-ip/--vip (use existing namespaces instead of a lab).
+
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { flags } from './clients/common.js';
+import { cpuSeconds } from './cpu.js';
+import { openBenchLab, prepareClient, type BenchLab } from './lab-env.js';
+import { inNs, REPO_ROOT, run, Service, tsNode } from './proc.js';
+import { errorNotes, markdownTable, median, textTable, type Measurement, type Side } from './results.js';
+
+const argv = process.argv.slice(2);
+const f = flags(argv);
+const quick = f.has('quick');
+const only = f.get('only') as Side | undefined;
+const sides: Side[] = only === undefined ? ['linux', 'understudy'] : [only];
+
+const plan = quick
+  ? { bulkSeconds: 2, bulkReps: 1, rrCount: 5_000, rrWarmup: 1_000, cpsSeconds: 1, cpsParallel: 8 }
+  : { bulkSeconds: 4, bulkReps: 3, rrCount: 20_000, rrWarmup: 2_000, cpsSeconds: 3, cpsParallel: 8 };
+
+type ClientResult = Record<string, number | string | undefined> & { error?: string; seconds?: number };
+
+interface BenchDef {
+  name: string;
+  script: string;
+  args: string[];
+  reps: number;
+  timeoutMs: number;
+  /** Row label to value. */
+  rows: Record<string, (r: ClientResult) => number>;
+  higherIsBetter: boolean;
+}
+
+const defs: BenchDef[] = [
+  {
+    name: 'download',
+    script: 'bench/clients/download.ts',
+    args: ['--seconds', String(plan.bulkSeconds)],
+    reps: plan.bulkReps,
+    timeoutMs: plan.bulkSeconds * 1000 + 30_000,
+    rows: { 'bulk download, 1 connection (Gbit/s)': (r) => Number(r.gbps) },
+    higherIsBetter: true,
+  },
+  {
+    name: 'upload',
+    script: 'bench/clients/upload.ts',
+    args: ['--seconds', String(plan.bulkSeconds)],
+    reps: plan.bulkReps,
+    timeoutMs: plan.bulkSeconds * 1000 + 30_000,
+    rows: { 'bulk upload, 1 connection (Gbit/s)': (r) => Number(r.gbps) },
+    higherIsBetter: true,
+  },
+  {
+    name: 'request/response',
+    script: 'bench/clients/rr.ts',
+    args: ['--count', String(plan.rrCount), '--warmup', String(plan.rrWarmup), '--size', '64'],
+    reps: 1,
+    timeoutMs: 120_000,
+    rows: {
+      [`64 B request/response p50 (us), ${plan.rrCount} sequential`]: (r) => Number(r.p50Us),
+      [`64 B request/response p99 (us), ${plan.rrCount} sequential`]: (r) => Number(r.p99Us),
+    },
+    higherIsBetter: false,
+  },
+  {
+    name: 'connections, sequential',
+    script: 'bench/clients/cps.ts',
+    args: ['--parallel', '1', '--seconds', String(plan.cpsSeconds), '--count', '20000'],
+    reps: 1,
+    timeoutMs: plan.cpsSeconds * 1000 + 60_000,
+    rows: { 'new connections/s, sequential (64 B exchange)': (r) => Number(r.perSecond) },
+    higherIsBetter: true,
+  },
+  {
+    name: `connections, ${plan.cpsParallel} parallel`,
+    script: 'bench/clients/cps.ts',
+    args: ['--parallel', String(plan.cpsParallel), '--seconds', String(plan.cpsSeconds), '--count', '20000'],
+    reps: 1,
+    timeoutMs: plan.cpsSeconds * 1000 + 60_000,
+    rows: { [`new connections/s, ${plan.cpsParallel} in parallel`]: (r) => Number(r.perSecond) },
+    higherIsBetter: true,
+  },
+];
+
+const started = Date.now();
+function progress(msg: string): void {
+  process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}\n`);
+}
+
+interface Target {
+  side: Side;
+  host: string;
+  server: Service | undefined;
+  /** Why this side cannot be measured, if it cannot. */
+  down?: string;
+}
+
+async function runClient(lab: BenchLab, t: Target, def: BenchDef): Promise<{ result?: ClientResult; cpu?: number; error?: string }> {
+  if (t.down !== undefined) return { error: t.down };
+  if (t.server !== undefined && !t.server.running) {
+    t.down = `server exited before this measurement\n${t.server.tail(10)}`;
+    return { error: t.down };
+  }
+  const pid = t.server?.child.pid;
+  const cpu0 = cpuSeconds(pid);
+  const r = await run(inNs(lab.clientNs, tsNode(def.script, ['--host', t.host, ...def.args, '--timeout-ms', String(def.timeoutMs)])), {
+    timeoutMs: def.timeoutMs + 15_000,
+  });
+  const cpu1 = cpuSeconds(pid);
+  const last = r.stdout.trim().split('\n').at(-1) ?? '';
+  let result: ClientResult;
+  try {
+    result = JSON.parse(last) as ClientResult;
+  } catch {
+    return { error: `client printed no result (exit ${r.code}${r.timedOut ? ', killed after timeout' : ''}): ${r.stderr.trim().slice(-300)}` };
+  }
+  if (result.error !== undefined) return { error: String(result.error) };
+  const secs = typeof result.seconds === 'number' ? result.seconds : undefined;
+  const cpu = cpu0 !== undefined && cpu1 !== undefined && secs !== undefined && secs > 0 ? ((cpu1 - cpu0) / secs) * 100 : undefined;
+  return { result, cpu };
+}
+
+async function measure(lab: BenchLab, targets: Target[], def: BenchDef): Promise<Measurement[]> {
+  const rows: Measurement[] = Object.keys(def.rows).map((label) => ({
+    label,
+    values: {},
+    runs: {},
+    cpu: {},
+    errors: {},
+    higherIsBetter: def.higherIsBetter,
+  }));
+  const cpus: Partial<Record<Side, number[]>> = {};
+  for (let rep = 0; rep < def.reps; rep++) {
+    for (const t of targets) {
+      if (rows[0]!.errors[t.side] !== undefined) continue;
+      const { result, cpu, error } = await runClient(lab, t, def);
+      const tag = `${def.name.padEnd(24)} ${t.side.padEnd(10)} #${rep + 1}`;
+      if (error !== undefined || result === undefined) {
+        progress(`${tag}: FAILED: ${(error ?? '').split('\n')[0]}`);
+        for (const row of rows) row.errors[t.side] = error ?? 'no result';
+        continue;
+      }
+      const parts: string[] = [];
+      Object.values(def.rows).forEach((extract, i) => {
+        const v = extract(result);
+        (rows[i]!.runs[t.side] ??= []).push(v);
+        parts.push(`${rows[i]!.label.split(' (')[0]}=${v.toFixed(2)}`);
+      });
+      if (cpu !== undefined) (cpus[t.side] ??= []).push(cpu);
+      progress(`${tag}: ${parts.join(', ')}${cpu === undefined ? '' : `, server CPU ${cpu.toFixed(0)}%`}`);
+    }
+  }
+  for (const row of rows)
+    for (const side of sides) {
+      const runs = row.runs[side];
+      if (runs !== undefined && runs.length > 0 && row.errors[side] === undefined) row.values[side] = median(runs);
+      const c = cpus[side];
+      if (c !== undefined && c.length > 0) row.cpu[side] = median(c);
+    }
+  return rows;
+}
+
+function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `nproc ${os.availableParallelism()}, ${cpu}, Linux ${os.release()}, Node ${process.version}`;
+}
+
+function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: string | undefined): void {
+  const file = path.join(REPO_ROOT, 'bench', 'RESULTS.md');
+  const header = '# Benchmark results\n\nNewest first. Each run: `npm run bench` (bench/run.ts); the figures are medians over the repetitions listed under the table; server CPU is the server process\'s CPU time over the measured interval, in percent of one core.\n';
+  const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const older = previous.includes('\n## ') ? previous.slice(previous.indexOf('\n## ') + 1) : '';
+  const reps = rows
+    .map((m) => `- ${m.label}: ${sides.map((s) => `${s} ${(m.runs[s] ?? []).map((v) => v.toFixed(3)).join(', ') || '-'}`).join('; ')}`)
+    .join('\n');
+  const notes = errorNotes(rows).map((n) => `- ${n.replace(/\n/g, ' ').slice(0, 500)}`);
+  const section = [
+    `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}${quick ? ' (quick)' : ''}`,
+    '',
+    `- command: \`npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
+    `- machine: ${machine()}`,
+    `- lab: ${lab.describe}; Linux server on ${lab.serverIp}, understudy on VIP ${lab.vip}`,
+    `- plan: bulk ${plan.bulkSeconds} s x ${plan.bulkReps}, ${plan.rrCount} round-trips after ${plan.rrWarmup} warm-up, connections ${plan.cpsSeconds} s per mode`,
+    '',
+    markdownTable(rows),
+    '',
+    'Repetitions:',
+    '',
+    reps,
+    ...(notes.length > 0 ? ['', 'Failures:', '', ...notes] : []),
+    ...(understudyStats !== undefined ? ['', `understudy server at exit: \`${understudyStats}\``] : []),
+    '',
+  ].join('\n');
+  writeFileSync(file, `${header}\n${section}\n${older}`);
+  progress(`wrote ${path.relative(process.cwd(), file)}`);
+}
+
+async function main(): Promise<number> {
+  progress(`bench ${quick ? '(quick) ' : ''}on ${machine()}`);
+  const lab = await openBenchLab(f);
+  const servers: Service[] = [];
+  let understudyStats: string | undefined;
+  let rows: Measurement[] = [];
+  try {
+    progress(`lab: ${lab.describe}`);
+    await prepareClient(lab);
+    const targets: Target[] = [];
+    if (sides.includes('linux')) {
+      const s = new Service('linux-server', inNs(lab.serverNs, tsNode('bench/servers/linux-server.ts', [lab.serverIp])));
+      servers.push(s);
+      const t: Target = { side: 'linux', host: lab.serverIp, server: s };
+      try {
+        await s.waitFor(/"ready":true/, 30_000);
+      } catch (e) {
+        t.down = e instanceof Error ? e.message : String(e);
+      }
+      targets.push(t);
+    }
+    if (sides.includes('understudy')) {
+      const s = new Service(
+        'understudy-server',
+        inNs(lab.serverNs, tsNode('bench/servers/understudy-server.ts', ['--vip', lab.vip, '--tun', 'usbench0'])),
+      );
+      servers.push(s);
+      const t: Target = { side: 'understudy', host: lab.vip, server: s };
+      try {
+        await s.waitFor(/"ready":true/, 30_000);
+      } catch (e) {
+        t.down = e instanceof Error ? e.message : String(e);
+        progress(`understudy server did not start: ${t.down.split('\n')[0]}`);
+      }
+      targets.push(t);
+    }
+    progress(`servers up: ${targets.map((t) => `${t.side} ${t.down === undefined ? 'ready' : 'DOWN'}`).join(', ')}`);
+    for (const def of defs) rows.push(...(await measure(lab, targets, def)));
+  } finally {
+    for (const s of servers) {
+      await s.stop();
+      if (s.name === 'understudy-server') understudyStats = s.stdout.split('\n').find((l) => l.startsWith('{"stats"'));
+    }
+    await lab.destroy();
+  }
+  process.stdout.write(`\n${textTable(rows)}\n`);
+  for (const n of errorNotes(rows)) process.stdout.write(`\nFAILED ${n.split('\n').slice(0, 6).join('\n  ')}\n`);
+  if (understudyStats !== undefined) process.stdout.write(`\nunderstudy server: ${understudyStats}\n`);
+  if (!f.has('no-write')) writeResults(rows, lab, understudyStats);
+  progress('done');
+  return errorNotes(rows).length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(2);
+  },
+);
