@@ -12,6 +12,7 @@
 // too, instead of starting a new, truncated reassembly.
 
 import { IPV4_HEADER_LEN, IPV4_MAX_PACKET, type Ipv4Packet } from './ipv4.js';
+import type { Ipv4Header } from './types.js';
 
 export interface ReassemblerConfig {
   /** Datagrams being reassembled at once (including discarded ones remembered until timeout). */
@@ -48,6 +49,20 @@ export type ReassemblyCounter =
   | 'frag.evicted'
   | 'frag.over-memory';
 
+/** A datagram given up on at its timeout. */
+export interface ExpiredDatagram {
+  /**
+   * The fragment at offset 0 when it had arrived (what an ICMP error quotes); otherwise the
+   * lowest-offset fragment held, for its header. The payload is the reassembler's own copy.
+   */
+  packet: Ipv4Packet;
+  /**
+   * RFC 1122 3.3.2: "If the fragment reassembly timer expires ... if fragment zero has been
+   * received, an ICMP Time Exceeded -- Reassembly Timeout message SHOULD be sent".
+   */
+  haveFirstFragment: boolean;
+}
+
 interface Fragment {
   offset: number;
   end: number;
@@ -56,6 +71,8 @@ interface Fragment {
 
 interface Datagram {
   key: string;
+  /** The header of the fragment that opened the datagram. */
+  header: Ipv4Header;
   deadline: number;
   /** Sorted by offset, never overlapping. */
   fragments: Fragment[];
@@ -147,7 +164,7 @@ export class Reassembler {
           return undefined;
         }
       }
-      d = { key, deadline: now + this.config.timeoutUs, fragments: [], bytes: 0, totalLength: -1, first: null, discarded: false };
+      d = { key, header: h, deadline: now + this.config.timeoutUs, fragments: [], bytes: 0, totalLength: -1, first: null, discarded: false };
       this.datagrams.set(key, d);
     }
 
@@ -200,20 +217,25 @@ export class Reassembler {
   }
 
   /**
-   * Gives up on datagrams past their timeout. Returns the first fragment (offset 0) of each one
-   * that had it, so the host can quote it in an ICMP Time Exceeded, code 1: RFC 1122 3.3.2 "If
-   * the fragment reassembly timer expires ... if fragment zero has been received, an ICMP Time
-   * Exceeded -- Reassembly Timeout message SHOULD be sent". Its payload is a copy.
+   * Gives up on datagrams past their timeout and returns them, so that the host can send ICMP
+   * Time Exceeded (code 1) for those whose first fragment arrived.
    */
-  expire(now: number): Ipv4Packet[] {
-    const out: Ipv4Packet[] = [];
+  expire(now: number): ExpiredDatagram[] {
+    const out: ExpiredDatagram[] = [];
     for (const d of this.datagrams.values()) {
       if (d.deadline > now) break;
       const first = d.first;
+      const lowest = d.fragments[0];
       this.forget(d);
       if (d.discarded) continue;
       this.counters['frag.timeout']++;
-      if (first) out.push(first);
+      if (first) out.push({ packet: first, haveFirstFragment: true });
+      else if (lowest) {
+        out.push({
+          packet: { header: d.header, payload: lowest.data, headerLength: IPV4_HEADER_LEN, fragmentOffset: lowest.offset, moreFragments: true },
+          haveFirstFragment: false,
+        });
+      }
     }
     return out;
   }

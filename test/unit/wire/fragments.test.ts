@@ -158,16 +158,18 @@ describe('IPv4 fragment reassembly', () => {
     expect(r.datagramsInFlight).toBe(0);
   });
 
-  it('times out an incomplete datagram and returns its first fragment for an ICMP error', () => {
+  it('times out incomplete datagrams, saying which had their first fragment', () => {
     const r = make();
     r.push(100, frag(0, pattern(16), true));
     r.push(100, frag(8 * 100, pattern(8), false, { ...header, id: 7 }));
     expect(r.nextDeadline()).toBe(1_000_100);
     expect(r.expire(1_000_099)).toEqual([]);
     const expired = r.expire(1_000_100);
-    expect(expired).toHaveLength(1);
-    expect(expired[0]!.header.id).toBe(4242);
-    expect(Array.from(expired[0]!.payload)).toEqual(Array.from(pattern(16)));
+    expect(expired.map((e) => [e.packet.header.id, e.haveFirstFragment, e.packet.fragmentOffset])).toEqual([
+      [4242, true, 0],
+      [7, false, 800],
+    ]);
+    expect(Array.from(expired[0]!.packet.payload)).toEqual(Array.from(pattern(16)));
     expect(r.counters['frag.timeout']).toBe(2);
     expect(r.bytesHeld).toBe(0);
     expect(r.nextDeadline()).toBeNull();
