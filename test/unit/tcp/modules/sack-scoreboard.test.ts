@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SackScoreboard } from '../../../../src/stack/tcp/sack-scoreboard.js';
+import { MAX_SCOREBOARD_BLOCKS, SackScoreboard } from '../../../../src/stack/tcp/sack-scoreboard.js';
 import { seqAdd } from '../../../../src/stack/wire/seq.js';
 
 const MSS = 100;
@@ -59,6 +59,15 @@ describe('SackScoreboard bookkeeping', () => {
     expect(sb.isSacked(0x50)).toBe(true);
     sb.update(0x20, []);
     expect(sb.blocks()).toEqual([blk(0x20, 0x100)]);
+  });
+
+  it('bounds the list against a peer that fragments the window, keeping the lowest blocks', () => {
+    const sb = new SackScoreboard();
+    for (let i = MAX_SCOREBOARD_BLOCKS + 20; i > 0; i--) sb.update(0, [blk(i * 10, i * 10 + 5)]);
+    const kept = sb.blocks();
+    expect(kept).toHaveLength(MAX_SCOREBOARD_BLOCKS);
+    expect(kept[0]).toEqual(blk(10, 15));
+    expect(sb.highestSacked()).toBe(MAX_SCOREBOARD_BLOCKS * 10 + 5);
   });
 
   it('clear() forgets everything', () => {
