@@ -74,6 +74,28 @@ describe('Internet checksum (RFC 1071)', () => {
     expect(internetChecksum(big)).toBe(referenceChecksum(big));
   });
 
+  it('agrees with the reference on views at every alignment and range start, odd and even', () => {
+    const rnd = seededRandom(11);
+    const backing = new Uint8Array(2000);
+    for (let i = 0; i < backing.length; i++) backing[i] = rnd() & 0xff;
+    for (let viewOffset = 0; viewOffset < 4; viewOffset++) {
+      const view = backing.subarray(viewOffset);
+      for (let start = 0; start < 5; start++) {
+        for (const len of [63, 64, 65, 66, 67, 100, 101, 1459, 1460, 1461, 1462, 1463]) {
+          const end = start + len;
+          const expected = referenceChecksum(view.slice(start, end));
+          expect(internetChecksum(view, start, end)).toBe(expected);
+        }
+      }
+    }
+  });
+
+  it('adds the initial sum on both the short and the long path', () => {
+    const b = new Uint8Array(200).fill(0x11);
+    expect(foldSum(onesSum(b, 0, 200, 0x1234))).toBe(foldSum(onesSum(b, 0, 200) + 0x1234));
+    expect(foldSum(onesSum(b, 0, 10, 0x1234))).toBe(foldSum(onesSum(b, 0, 10) + 0x1234));
+  });
+
   it('sums a sub-range as if it started at offset zero', () => {
     const b = hex('ffff 1234 5678 9a');
     expect(onesSum(b, 2, 7)).toBe(onesSum(hex('1234 5678 9a')));
