@@ -1,0 +1,255 @@
+import http from 'node:http';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createStack, type Stack } from '../../../src/stack/stack.js';
+import type { Socket } from '../../../src/stack/socket.js';
+import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
+
+const SERVER = '198.18.0.1';
+const CLIENT = '198.18.0.2';
+let stacks: Stack[] = [];
+
+function pair(tcp = {}): { server: Stack; client: Stack } {
+  const [a, b] = createMemoryLinkPair(1500);
+  const server = createStack({ link: a, addresses: [SERVER], tcp });
+  const client = createStack({ link: b, addresses: [CLIENT], tcp });
+  stacks.push(server, client);
+  return { server, client };
+}
+
+afterEach(async () => {
+  for (const s of stacks) await s.close();
+  stacks = [];
+});
+
+function collect(s: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (d: Buffer) => chunks.push(d));
+  return new Promise((resolve, reject) => {
+    s.on('end', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+  });
+}
+
+function pattern(n: number, seed = 1): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+/** Resolves once `f()` stops changing for a few macrotask turns. */
+async function settled(f: () => number): Promise<number> {
+  let last = -1;
+  let same = 0;
+  while (same < 20) {
+    await new Promise((r) => setTimeout(r, 5));
+    const v = f();
+    same = v === last ? same + 1 : 0;
+    last = v;
+  }
+  return last;
+}
+
+describe('http.Server over stack sockets', () => {
+  it('serves several keep-alive requests on one connection made by stack.connect', async () => {
+    const { server, client } = pair();
+    const httpServer = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => res.end(`${req.method} ${req.url} ${body.length}`));
+    });
+    let accepted = 0;
+    server
+      .createServer((s) => {
+        accepted++;
+        httpServer.emit('connection', s);
+      })
+      .listen(80);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    (agent as unknown as { createConnection: unknown }).createConnection = (_o: unknown, cb: (e: Error | null, s: Socket) => void) => {
+      const s = client.connect({ host: SERVER, port: 80 });
+      s.once('connect', () => cb(null, s));
+      s.once('error', (e) => cb(e, s));
+      return undefined;
+    };
+    const request = (method: string, path: string, body?: string): Promise<{ status: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ agent, host: SERVER, port: 80, method, path }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await request('GET', '/a')).toEqual({ status: 200, text: 'GET /a 0' });
+    expect(await request('POST', '/b', 'x'.repeat(100_000))).toEqual({ status: 200, text: 'POST /b 100000' });
+    expect(await request('GET', '/c')).toEqual({ status: 200, text: 'GET /c 0' });
+    expect(accepted).toBe(1);
+    agent.destroy();
+    httpServer.close();
+  });
+});
+
+describe('socket data path', () => {
+  it('ESTABLISHED: 2 MiB echoed both ways arrive byte-exact, and write() signals backpressure with drain', async () => {
+    const { server, client } = pair();
+    server.createServer((s) => s.pipe(s)).listen(7);
+    const s = client.connect({ host: SERVER, port: 7 });
+    await once(s, 'connect');
+    const data = pattern(2 * 1024 * 1024);
+    const got = collect(s);
+    let sawFalse = false;
+    let drains = 0;
+    s.on('drain', () => drains++);
+    for (let off = 0; off < data.length; off += 65536) {
+      if (!s.write(data.subarray(off, off + 65536))) {
+        sawFalse = true;
+        await once(s, 'drain');
+      }
+    }
+    s.end();
+    const echoed = await got;
+    expect(echoed.equals(data)).toBe(true);
+    expect(sawFalse).toBe(true);
+    expect(drains).toBeGreaterThan(0);
+    expect(s.bytesWritten).toBe(data.length);
+    expect(s.bytesRead).toBe(data.length);
+  });
+
+  it('reader paused: the window closes and the writer stalls within the buffers, then resumes to completion', async () => {
+    const buf = 64 * 1024;
+    const { server, client } = pair({ rcvBuf: buf, sndBuf: buf });
+    let serverSocket: Socket | undefined;
+    server.createServer({ pauseOnConnect: true }, (s) => (serverSocket = s)).listen(9);
+    const s = client.connect({ host: SERVER, port: 9 });
+    await once(s, 'connect');
+    const data = pattern(1024 * 1024, 7);
+    s.end(data);
+    const stalled = await settled(() => s.bytesWritten);
+    // Paused reader: at most its receive buffer plus the sender's send buffer can have left the
+    // writer, far from the whole megabyte.
+    expect(stalled).toBeLessThanOrEqual(2 * buf + 4096);
+    expect(serverSocket).toBeDefined();
+    const got = collect(serverSocket!);
+    serverSocket!.resume();
+    expect((await got).equals(data)).toBe(true);
+  });
+
+  it('allowHalfOpen false: the peer FIN ends our side after our writes, and both sockets close', async () => {
+    const { server, client } = pair();
+    let serverEnded = false;
+    server
+      .createServer((s) => {
+        s.on('end', () => (serverEnded = true));
+        s.resume();
+      })
+      .listen(7);
+    const s = client.connect({ host: SERVER, port: 7 });
+    await once(s, 'connect');
+    s.resume();
+    s.end('bye');
+    await once(s, 'close');
+    expect(serverEnded).toBe(true);
+    expect(s.readyState).toBe('closed');
+  });
+
+  it('allowHalfOpen true: after the peer FIN the server still writes, and the client reads it', async () => {
+    const { server, client } = pair();
+    server
+      .createServer({ allowHalfOpen: true }, (s) => {
+        s.resume();
+        s.on('end', () => s.end('late reply'));
+      })
+      .listen(7);
+    const s = client.connect({ host: SERVER, port: 7, allowHalfOpen: true });
+    const got = collect(s);
+    s.end('request');
+    expect((await got).toString()).toBe('late reply');
+  });
+});
+
+describe('socket errors', () => {
+  it('SYN-SENT, RST from a port with no listener: error ECONNREFUSED', async () => {
+    const { client } = pair();
+    const s = client.connect({ host: SERVER, port: 81 });
+    const [err] = (await once(s, 'error')) as [Error & { code: string }];
+    expect(err.code).toBe('ECONNREFUSED');
+  });
+
+  it('ESTABLISHED, peer calls resetAndDestroy: error ECONNRESET', async () => {
+    const { server, client } = pair();
+    server.createServer((s) => s.resetAndDestroy()).listen(7);
+    const s = client.connect({ host: SERVER, port: 7 });
+    const [err] = (await once(s, 'error')) as [Error & { code: string }];
+    expect(err.code).toBe('ECONNRESET');
+    expect(client.connectionCount).toBe(0);
+  });
+
+  it('listen on a port in use: error EADDRINUSE', async () => {
+    const { server } = pair();
+    server.createServer().listen(7);
+    const second = server.createServer().listen(7);
+    const [err] = (await once(second, 'error')) as [Error & { code: string }];
+    expect(err.code).toBe('EADDRINUSE');
+  });
+});
+
+describe('socket and server life cycle', () => {
+  it('setTimeout: an idle socket emits timeout and stays open', async () => {
+    const { server, client } = pair();
+    server.createServer((s) => s.resume()).listen(7);
+    const s = client.connect({ host: SERVER, port: 7 });
+    await once(s, 'connect');
+    s.setTimeout(30);
+    await once(s, 'timeout');
+    expect(s.readyState).toBe('open');
+  });
+
+  it('server close: close is emitted only after the accepted connection closes', async () => {
+    const { server, client } = pair();
+    let accepted: Socket | undefined;
+    const srv = server.createServer((s) => {
+      accepted = s;
+      s.resume();
+    });
+    srv.listen(7);
+    await once(srv, 'listening');
+    expect(srv.address()).toEqual({ address: '0.0.0.0', family: 'IPv4', port: 7 });
+    const s = client.connect({ host: SERVER, port: 7 });
+    s.resume();
+    await once(s, 'connect');
+    await new Promise((r) => setTimeout(r, 10));
+    let closed = false;
+    srv.close(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(closed).toBe(false);
+    // New connections are refused once the listener is gone.
+    const refused = client.connect({ host: SERVER, port: 7 });
+    const [err] = (await once(refused, 'error')) as [Error & { code: string }];
+    expect(err.code).toBe('ECONNREFUSED');
+    accepted!.end();
+    s.end();
+    await once(srv, 'close');
+    expect(closed).toBe(true);
+  });
+
+  it('exposes addresses and ports like net.Socket', async () => {
+    const { server, client } = pair();
+    let remote = '';
+    server.createServer((s) => (remote = `${s.remoteAddress}:${s.remotePort} ${s.localAddress}:${s.localPort} ${s.remoteFamily}`)).listen(80);
+    const s = client.connect({ host: SERVER, port: 80 });
+    expect(s.readyState).toBe('opening');
+    await once(s, 'connect');
+    expect(s.readyState).toBe('open');
+    expect(s.remoteAddress).toBe(SERVER);
+    expect(s.remotePort).toBe(80);
+    expect(s.localAddress).toBe(CLIENT);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(remote).toBe(`${CLIENT}:${s.localPort} ${SERVER}:80 IPv4`);
+  });
+});
