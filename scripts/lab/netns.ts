@@ -11,7 +11,7 @@ export class CommandError extends Error {
     readonly stdout: string,
     readonly stderr: string,
   ) {
-    super(`${cmd.join(' ')} failed (exit ${code}): ${stderr.trim() || stdout.trim()}`);
+    super(`${cmd.join(' ')} failed (${code === null ? 'killed or not started' : `exit ${code}`}): ${(stderr.trim() || stdout.trim()).slice(-2000)}`);
     this.name = 'CommandError';
   }
 }
@@ -32,11 +32,12 @@ export function runCommand(cmd: string, args: readonly string[], opts: { timeout
       (err, stdout, stderr) => {
         if (!err) return resolve({ code: 0, signal: null, stdout, stderr });
         const e = err as NodeJS.ErrnoException & { code?: number | string; signal?: NodeJS.Signals | null };
+        const spawnFailed = typeof e.code === 'string'; // e.g. ENOENT: the command does not exist
         resolve({
           code: typeof e.code === 'number' ? e.code : null,
           signal: e.signal ?? null,
           stdout,
-          stderr: stderr || e.message,
+          stderr: spawnFailed ? `${stderr}${e.message}` : stderr,
         });
       },
     );

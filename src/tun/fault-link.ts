@@ -5,7 +5,7 @@
 //
 // Stages, in order: partition, loss, corruption, duplication, reordering, delay.
 
-import { emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
+import { copyPacket, emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
 import { createPrng, type Prng } from './prng.js';
 
 export type FaultDirection = 'in' | 'out';
@@ -116,7 +116,7 @@ class FaultPipe {
       }
       let p = original;
       if (p.length > 0 && this.rng.chance(s.corruptPct)) {
-        p = p.slice(); // never scribble on the caller's buffer
+        p = copyPacket(p); // never scribble on the caller's buffer
         p[this.rng.int(p.length)] ^= 1 + this.rng.int(255);
         this.counters.corrupted++;
       }

@@ -42,3 +42,11 @@ export interface Link {
 export function emptyLinkStats(): LinkStats {
   return { rxPackets: 0, rxBytes: 0, rxBatches: 0, rxDropped: 0, txPackets: 0, txBytes: 0, txDropped: 0 };
 }
+
+/**
+ * A copy of a packet in a fresh, plain Uint8Array. Not `p.slice()`: on a Node Buffer that returns
+ * a view sharing memory, which is exactly what a copy is meant to avoid.
+ */
+export function copyPacket(p: Uint8Array): Uint8Array {
+  return new Uint8Array(p);
+}

@@ -3,7 +3,7 @@
 // real device: a send never re-enters the peer's handler synchronously, and two stacks ping-ponging
 // cannot starve timers the way a microtask loop would.
 
-import { emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
+import { copyPacket, emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
 
 /** Packets queued for a handler that is not attached yet; beyond this the wire drops. */
 const MAX_PENDING = 65536;
@@ -28,7 +28,7 @@ class MemoryLinkEnd implements Link {
       this.stats.txPackets++;
       this.stats.txBytes += p.length;
       // Copy: the caller may reuse its buffer, and the receiver may keep ours.
-      peer.enqueue(p.slice());
+      peer.enqueue(copyPacket(p));
     }
   }
 

@@ -37,7 +37,7 @@ import {
   sysWrite,
   withNetns,
 } from './libc.js';
-import { emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
+import { copyPacket, emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
 
 const TUNSETIFF = 0x400454ca;
 const IFF_TUN = 0x0001;
@@ -136,7 +136,7 @@ class TunDeviceImpl implements TunDevice {
   private readonly wakeFd: number;
   private readonly pollFds = Buffer.alloc(16);
   /** Scratch read buffer: packets are copied out of it, so handlers get buffers they own. */
-  private readonly scratch: Buffer;
+  private readonly scratch: Uint8Array;
   private writeQueue: Uint8Array[] = [];
   private writeRetry: NodeJS.Immediate | NodeJS.Timeout | undefined;
   private closing = false;
@@ -156,7 +156,8 @@ class TunDeviceImpl implements TunDevice {
     this.pollFds.writeInt32LE(this.wakeFd, 8);
     this.pollFds.writeInt16LE(POLLIN, 12);
     // One spare byte beyond the MTU tells a packet that filled the buffer from one that was cut.
-    this.scratch = Buffer.alloc(mtu + 1);
+    // A plain Uint8Array, not a Buffer, so that slice() copies.
+    this.scratch = new Uint8Array(mtu + 1);
   }
 
   onReceive(handler: ReceiveHandler): void {
@@ -238,7 +239,7 @@ class TunDeviceImpl implements TunDevice {
       return;
     }
     // Copied: the Link contract lets the caller reuse its buffer once send() returns.
-    this.writeQueue.push(p.slice());
+    this.writeQueue.push(copyPacket(p));
     this.scheduleWriteRetry(false);
   }
 
@@ -288,7 +289,7 @@ class TunDeviceImpl implements TunDevice {
         this.stats.rxDropped++;
         continue;
       }
-      batch.push(this.scratch.subarray(0, n).slice());
+      batch.push(this.scratch.slice(0, n));
       this.stats.rxBytes += n;
     }
     if (batch.length > 0) {

@@ -86,3 +86,14 @@ describe('memory link pair', () => {
     expect(() => createMemoryLinkPair(10)).toThrow(RangeError);
   });
 });
+
+describe('memory link copies', () => {
+  it('copies a Node Buffer too (whose slice() would share memory)', async () => {
+    const [a, b] = createMemoryLinkPair(1500);
+    const got = new Promise<Uint8Array[]>((resolve) => b.onReceive(resolve));
+    const buf = Buffer.alloc(20, 1);
+    a.send([buf]);
+    buf.fill(2);
+    expect((await got)[0]![0]).toBe(1);
+  });
+});
