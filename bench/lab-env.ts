@@ -2,6 +2,7 @@
 // a bridge), or namespaces that already exist (--client-ns/--server-ns/--server-ip/--vip), which
 // is handy while developing.
 
+import { createLab } from '../scripts/lab.js';
 import { inNs, run } from './proc.js';
 
 export interface BenchLab {
@@ -11,6 +12,8 @@ export interface BenchLab {
   serverIp: string;
   /** The VIP routed into understudy's TUN in the server namespace. */
   vip: string;
+  /** The server namespace's LAN interface, where understudy answers ARP for the VIP. */
+  lanIface: string | undefined;
   describe: string;
   destroy(): Promise<void>;
 }
@@ -23,9 +26,26 @@ export async function openBenchLab(f: Map<string, string>): Promise<BenchLab> {
     const vip = f.get('vip');
     if (serverNs === undefined || serverIp === undefined || vip === undefined)
       throw new Error('--client-ns needs --server-ns, --server-ip and --vip');
-    return { clientNs, serverNs, serverIp, vip, describe: `existing namespaces ${clientNs} -> ${serverNs}`, destroy: async () => undefined };
+    return {
+      clientNs,
+      serverNs,
+      serverIp,
+      vip,
+      lanIface: f.get('lan'),
+      describe: `existing namespaces ${clientNs} -> ${serverNs}`,
+      destroy: async () => undefined,
+    };
   }
-  throw new Error('scripts/lab.ts is not available yet: pass --client-ns/--server-ns/--server-ip/--vip');
+  const lab = await createLab();
+  return {
+    clientNs: lab.ns.client,
+    serverNs: lab.ns.primary,
+    serverIp: lab.addr.primary,
+    vip: lab.addr.vip,
+    lanIface: lab.lanIface,
+    describe: `scripts/lab.ts ${lab.id}: client ${lab.addr.client} -> bridge -> primary (veth, MTU 1500)`,
+    destroy: () => lab.destroy(),
+  };
 }
 
 /**

@@ -13,6 +13,8 @@ export interface Measurement {
   /** Server CPU use during the measurement, in percent of one core. */
   cpu: Partial<Record<Side, number>>;
   errors: Partial<Record<Side, string>>;
+  /** Problems that did not void the figure (e.g. some connections failed); marked with '!'. */
+  warnings: Partial<Record<Side, string>>;
   higherIsBetter: boolean;
 }
 
@@ -33,7 +35,8 @@ function fmt(v: number | undefined): string {
 function cell(m: Measurement, side: Side): string {
   if (m.errors[side] !== undefined) return 'FAILED';
   const cpu = m.cpu[side];
-  return `${fmt(m.values[side])}${cpu === undefined ? '' : ` (${cpu.toFixed(0)}%)`}`;
+  const warn = m.warnings[side] !== undefined ? '!' : '';
+  return `${warn}${fmt(m.values[side])}${cpu === undefined ? '' : ` (${cpu.toFixed(0)}%)`}`;
 }
 
 function ratio(m: Measurement): string {
@@ -63,6 +66,8 @@ export function errorNotes(rows: Measurement[]): string[] {
     for (const side of ['linux', 'understudy'] as const) {
       const e = m.errors[side];
       if (e !== undefined) notes.push(`${m.label}, ${side}: ${e}`);
+      const w = m.warnings[side];
+      if (w !== undefined) notes.push(`${m.label}, ${side} (figure marked !): ${w}`);
     }
   return notes;
 }

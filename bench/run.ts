@@ -137,6 +137,7 @@ async function measure(lab: BenchLab, targets: Target[], def: BenchDef): Promise
     runs: {},
     cpu: {},
     errors: {},
+    warnings: {},
     higherIsBetter: def.higherIsBetter,
   }));
   const cpus: Partial<Record<Side, number[]>> = {};
@@ -157,6 +158,11 @@ async function measure(lab: BenchLab, targets: Target[], def: BenchDef): Promise
         parts.push(`${rows[i]!.label.split(' (')[0]}=${v.toFixed(2)}`);
       });
       if (cpu !== undefined) (cpus[t.side] ??= []).push(cpu);
+      if (typeof result.failed === 'number' && result.failed > 0) {
+        const w = `${result.failed} connection(s) failed, first: ${String(result.firstError)}`;
+        for (const row of rows) row.warnings[t.side] = w;
+        parts.push(w);
+      }
       progress(`${tag}: ${parts.join(', ')}${cpu === undefined ? '' : `, server CPU ${cpu.toFixed(0)}%`}`);
     }
   }
@@ -229,7 +235,13 @@ async function main(): Promise<number> {
     if (sides.includes('understudy')) {
       const s = new Service(
         'understudy-server',
-        inNs(lab.serverNs, tsNode('bench/servers/understudy-server.ts', ['--vip', lab.vip, '--tun', 'usbench0'])),
+        inNs(lab.serverNs, tsNode('bench/servers/understudy-server.ts', [
+            '--vip',
+            lab.vip,
+            '--tun',
+            'usbench0',
+            ...(lab.lanIface === undefined ? [] : ['--lan', lab.lanIface]),
+          ])),
       );
       servers.push(s);
       const t: Target = { side: 'understudy', host: lab.vip, server: s };
@@ -255,7 +267,7 @@ async function main(): Promise<number> {
   if (understudyStats !== undefined) process.stdout.write(`\nunderstudy server: ${understudyStats}\n`);
   if (!f.has('no-write')) writeResults(rows, lab, understudyStats);
   progress('done');
-  return errorNotes(rows).length > 0 ? 1 : 0;
+  return rows.some((r) => Object.keys(r.errors).length > 0) ? 1 : 0;
 }
 
 main().then(
