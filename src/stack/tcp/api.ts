@@ -64,6 +64,12 @@ export interface TcpConfig {
   challengeAckPerSecond: number;
   /** Option order on SYN and SYN-ACK. */
   optionLayout: 'linux' | 'freebsd';
+  /**
+   * BSD's tcp_output puts the FIN again on every ACK it sends while our FIN is unacknowledged
+   * (FIN-WAIT-1, CLOSING, LAST-ACK). Legal either way; the FreeBSD profile turns it on so that
+   * conformance scripts match. Undefined means off.
+   */
+  resendFinWithAck?: boolean;
 }
 
 /** Injected sources, shared by every connection of one host. */

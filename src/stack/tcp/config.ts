@@ -56,5 +56,6 @@ export function freebsdProfileConfig(): TcpConfig {
     // net.inet.tcp.keepidle 7200 s, keepintvl 75 s, keepcnt 8
     keepaliveDefaults: { idleUs: 7200 * S, intervalUs: 75 * S, probes: 8 },
     optionLayout: 'freebsd',
+    resendFinWithAck: true,
   };
 }

@@ -270,6 +270,11 @@ export class Connection implements TcpConnection {
 
   /** Sequence of send-buffer offset 0 once synchronized. Kept in step by the ACK processing. */
   sndDataStart: SeqNum = 0;
+  /**
+   * TIME-WAIT ended because a SYN above RCV.NXT arrived: the host should hand that SYN to its
+   * listener to start a new incarnation (RFC 9293 3.6.1).
+   */
+  recycledBySyn = false;
   /** A D-SACK block (RFC 2883) to report first on the next ACK. */
   pendingDsack: SackBlock | null = null;
 }

@@ -5,7 +5,7 @@ import { seqAdd, seqGt, seqLe } from '../wire/seq.js';
 import { TCP_ACK, TCP_RST, TCP_SYN, type TcpOptions, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { armRetransmit } from './timers.js';
-import { flush, sendRst, makeSegment, acceptWindowFromPeer } from './sender.js';
+import { sendRst, makeSegment } from './sender.js';
 import { processText } from './receiver.js';
 
 /** "the largest window-scale shift ... is 14" (RFC 7323 section 2.3). */
@@ -102,6 +102,8 @@ export function acceptPeerSyn(c: Connection, syn: TcpSegment): void {
   v.sndWl1 = syn.seq;
   v.sndWl2 = syn.ack;
   c.cc.setMss(c.maxSeg);
+  // Data on the SYN waits until the handshake completes (RFC 9293 3.10.7.2).
+  if (syn.payload.length > 0) c.ooo.insert(v.rcvNxt, syn.payload);
 }
 
 /** SYN-cookie path: the peer's SYN is gone, its options come from the cookie. */
@@ -195,7 +197,6 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
     // "If there are other controls or text in the segment, then continue processing at the sixth
     // step below where the URG bit is checked"
     if (seg.payload.length > 0 || (f & 1) !== 0) processText(c, { ...seg, seq: seqAdd(seg.seq, 1), flags: f & ~TCP_SYN });
-    acceptWindowFromPeer(c, seg, true);
     return;
   }
   // Simultaneous open: "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment ... and send it."
@@ -206,9 +207,9 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
   v.sndWl2 = v.iss;
   v.rtxDeadline = null;
   sendSynAck(c);
-  // Any data in the SYN is queued until the handshake completes; keep it simple and let the
-  // peer retransmit it (it is not acknowledged).
-  void flush;
+  // "Data or controls that were queued for transmission may be included" -- and data that came
+  // with the SYN is queued until the handshake completes, not acknowledged yet.
+  if (seg.payload.length > 0) c.ooo.insert(v.rcvNxt, seg.payload);
 }
 
 const EMPTY = new Uint8Array(0);

@@ -6,7 +6,7 @@
 import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from '../wire/seq.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
-import { finAcked, processAck, sendAckNow, sendRst, acceptWindowFromPeer } from './sender.js';
+import { finAcked, processAck, sendRst } from './sender.js';
 import { armKeepalive, enterTimeWait } from './timers.js';
 
 /** RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness. */
@@ -17,12 +17,16 @@ function freeSpace(c: Connection): number {
   return Math.max(0, c.cfg.rcvBuf - c.rcvBuf.length);
 }
 
-/** RCV.WND for the acceptability test: what we advertised, or more if the buffer allows. */
+/**
+ * RCV.WND for the acceptability test: what we advertised, or more when the buffer has room
+ * (BSD: rcv_wnd is the buffer's free space, not limited by the 16-bit field). A passive
+ * SYN-RECEIVED connection only knows the window its SYN-ACK offered.
+ */
 export function receiveWindow(c: Connection): number {
   const v = c.v;
   const advertised = Math.max(0, seqDiff(v.rcvAdv, v.rcvNxt));
-  if (v.state === 'SYN-RECEIVED') return advertised;
-  return Math.max(advertised, Math.min(freeSpace(c), 65535 * 2 ** v.rcvShift));
+  if (v.state === 'SYN-RECEIVED' && !v.activeOpen) return advertised;
+  return Math.max(advertised, freeSpace(c));
 }
 
 /**
@@ -103,7 +107,7 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
     if (seqLt(ts.tsval, v.tsRecent) && c.now - v.tsRecentAt <= PAWS_IDLE_US) {
       // "If SEG.TSval < TS.Recent and the RST bit is off: ... send an acknowledgment in reply as
       // specified in RFC 793 page 69 and drop the segment."
-      if (v.state !== 'SYN-RECEIVED') sendAckNow(c);
+      if (v.state !== 'SYN-RECEIVED') v.ackNow = true;
       return;
     }
   }
@@ -116,6 +120,12 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
     return;
   }
 
+  if (v.state === 'TIME-WAIT') {
+    processTimeWait(c, seg, len);
+    return;
+  }
+
+  let text = seg;
   if (!isAcceptable(v.rcvNxt, wnd, seg.seq, len)) {
     // "If an incoming segment is not acceptable, an acknowledgment should be sent in reply
     // (unless the RST bit is set ...)". A SYN is answered by the challenge ACK below instead.
@@ -124,8 +134,12 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
       return;
     }
     c.pendingDsack = dsackFor(c, seg);
-    sendAckNow(c);
-    return;
+    v.ackNow = true;
+    // An old duplicate wholly left of the window still carries a valid ACK field: like BSD
+    // (TCP/IP Illustrated vol. 2 p. 960), acknowledge it and go on with the ACK, without its
+    // text or FIN. Anything right of the window is dropped.
+    if (!seqLe(seqAdd(seg.seq, len), v.rcvNxt) || (f & TCP_ACK) === 0) return;
+    text = { ...seg, flags: f & ~TCP_FIN, payload: EMPTY, seq: v.rcvNxt };
   }
 
   // RFC 7323 4.3: "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent then SEG.TSval is copied to TS.Recent"
@@ -163,6 +177,7 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
     v.sndWl2 = seg.ack;
     c.emit({ type: 'connected' });
     armKeepalive(c);
+    deliverQueued(c);
   } else {
     if (!processAck(c, seg)) return;
   }
@@ -182,14 +197,37 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
         return;
       }
       break;
-    case 'TIME-WAIT':
-      break;
     default:
       break;
   }
 
-  processText(c, seg);
+  processText(c, text);
   armKeepalive(c);
+}
+
+/**
+ * TIME-WAIT, as BSD's tcp_twcheck does it within RFC 9293's rules: RST is ignored (RFC 1337),
+ * a SYN above RCV.NXT may start a new incarnation (RFC 9293 3.6.1 / RFC 6191), segments without
+ * ACK are dropped, a retransmitted FIN is acknowledged and restarts 2MSL, anything else but an
+ * exact duplicate ACK is acknowledged.
+ */
+function processTimeWait(c: Connection, seg: TcpSegment, len: number): void {
+  const v = c.v;
+  const f = seg.flags;
+  if ((f & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+    if (seqGt(seg.seq, v.rcvNxt)) {
+      c.recycledBySyn = true;
+      c.enterClosed(null);
+    }
+    return;
+  }
+  if ((f & TCP_ACK) === 0) return;
+  if (f & TCP_FIN && seqAdd(seg.seq, len) === v.rcvNxt) {
+    v.ackNow = true;
+    enterTimeWait(c);
+    return;
+  }
+  if (f !== TCP_ACK || seg.payload.length !== 0 || seg.seq !== v.rcvNxt || seg.ack !== v.sndNxt) v.ackNow = true;
 }
 
 /** RFC 5961 section 3.2 (and RFC 1337 in TIME-WAIT). */
@@ -212,15 +250,11 @@ function processRst(c: Connection, seg: TcpSegment, wnd: number): void {
       // Active (from SYN-SENT): "the connection was refused".
       c.enterClosed(v.activeOpen ? 'ECONNREFUSED' : null);
       return;
-    case 'ESTABLISHED':
-    case 'FIN-WAIT-1':
-    case 'FIN-WAIT-2':
-    case 'CLOSE-WAIT':
-      c.enterClosed('ECONNRESET');
-      return;
     default:
-      // CLOSING, LAST-ACK: "enter the CLOSED state, delete the TCB, and return"
-      c.enterClosed(null);
+      // ESTABLISHED, FIN-WAIT-*, CLOSE-WAIT: "any outstanding RECEIVEs and SEND should receive
+      // 'reset' responses". CLOSING and LAST-ACK only need to close, but BSD reports the reset to
+      // a half-closed socket as well, and so do we.
+      c.enterClosed('ECONNRESET');
   }
 }
 
@@ -341,6 +375,22 @@ export function processText(c: Connection, seg: TcpSegment): void {
   }
 }
 
+/** Moves queued data that is now in order (e.g. data carried by a SYN) to the read buffer. */
+function deliverQueued(c: Connection): void {
+  const v = c.v;
+  let got = false;
+  for (const p of c.ooo.takeInOrder(v.rcvNxt)) {
+    c.rcvBuf.push(p);
+    v.rcvNxt = seqAdd(v.rcvNxt, p.length);
+    got = true;
+  }
+  if (got) {
+    v.segsSinceAck++;
+    if (v.delAckDeadline === null) v.delAckDeadline = c.now + c.cfg.delayedAckUs;
+    c.emit({ type: 'readable' });
+  }
+}
+
 /** Eighth step: the FIN is in order. */
 function receiveFin(c: Connection): void {
   const v = c.v;
@@ -381,4 +431,3 @@ function noteInOrderSegment(c: Connection, seg: TcpSegment): void {
 }
 
 const EMPTY = new Uint8Array(0);
-void acceptWindowFromPeer;

@@ -90,7 +90,12 @@ export function flush(c: Connection): void {
     if (v.inRecovery && v.sackEnabled) sackRecoverySend(c);
     sendNew(c);
   }
-  if (v.ackNow) sendAckNow(c);
+  if (v.ackNow) {
+    const fin = finSeq(c);
+    if (c.cfg.resendFinWithAck && fin !== null && (s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK') && seqGt(v.sndMax, fin) && !finAcked(c)) {
+      sendSegment(c, fin, TCP_FIN, EMPTY);
+    } else sendAckNow(c);
+  }
   // A retransmission timer runs whenever data or a FIN is outstanding (RFC 6298 5.1).
   if (seqGt(v.sndNxt, v.sndUna) || seqGt(v.sndMax, v.sndUna) && v.persistDeadline === null) {
     if (v.rtxDeadline === null) armRetransmit(c);
