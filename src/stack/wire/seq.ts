@@ -8,7 +8,11 @@ export function seqAdd(a: SeqNum, n: number): SeqNum {
   return (a + n) >>> 0;
 }
 
-/** The signed distance b - a, in (-2^31, 2^31]. Positive when b is after a. */
+/**
+ * The signed distance b - a, in [-2^31, 2^31). Positive when b is after a. Two numbers exactly 2^31
+ * apart are ambiguous (RFC 1982 leaves it undefined); like Linux's before(), each then counts as
+ * before the other, which callers never rely on because windows are far below 2^31.
+ */
 export function seqDiff(b: SeqNum, a: SeqNum): number {
   return (b - a) | 0;
 }
