@@ -183,16 +183,20 @@ function sackRecoverySend(c: Connection): void {
   }
 }
 
+/**
+ * Data is waiting, nothing is in flight and the output loop sent nothing: either the window is
+ * zero (persist, RFC 9293 3.8.6.1) or too small to send without silly-window segments. In both
+ * cases a timer must run or the connection could stall forever: BSD arms the persist timer, and
+ * its expiry is the "override timeout" of RFC 9293 3.8.6.2.1.
+ */
 function armPersistIfNeeded(c: Connection): void {
   const v = c.v;
   const dataWaiting = seqLt(v.sndNxt, c.sndBufEnd);
-  if (v.sndWnd === 0 && dataWaiting && v.sndNxt === v.sndUna && v.rtxDeadline === null) {
-    if (v.persistDeadline === null) {
-      v.persistDeadline = c.now + persistInterval(c);
-    }
-  } else if (v.sndWnd > 0 || !dataWaiting) {
+  if (dataWaiting && v.sndNxt === v.sndUna && v.rtxDeadline === null) {
+    if (v.persistDeadline === null) v.persistDeadline = c.now + persistInterval(c);
+  } else if (!dataWaiting || seqGt(v.sndNxt, v.sndUna)) {
     v.persistDeadline = null;
-    v.persistBackoff = 0;
+    if (!dataWaiting) v.persistBackoff = 0;
   }
 }
 
@@ -202,18 +206,33 @@ export function persistInterval(c: Connection): number {
   return Math.min(c.cfg.maxRtoUs, base * 2 ** c.v.persistBackoff);
 }
 
-/** The persist timer fired: probe the zero window with one byte (RFC 9293 3.8.6.1). */
+/**
+ * The persist timer fired. A zero window is probed with one byte (RFC 9293 3.8.6.1: "the
+ * sending TCP must regularly transmit at least one octet of new data"); a small non-zero window
+ * gets what fits, the SWS override.
+ */
 export function sendWindowProbe(c: Connection): void {
   const v = c.v;
+  v.persistDeadline = null;
   const seq = v.sndNxt;
-  if (seqLt(seq, c.sndBufEnd)) {
-    const payload = c.sndBuf.slice(seqDiff(seq, c.sndDataStart), 1);
-    sendSegment(c, seq, 0, payload);
-    const after = seqAdd(seq, 1);
-    if (seqGt(after, v.sndMax)) v.sndMax = after;
+  const avail = seqDiff(c.sndBufEnd, seq);
+  if (avail > 0) {
+    if (v.sndWnd === 0) {
+      const payload = c.sndBuf.slice(seqDiff(seq, c.sndDataStart), 1);
+      sendSegment(c, seq, 0, payload);
+      const after = seqAdd(seq, 1);
+      if (seqGt(after, v.sndMax)) v.sndMax = after;
+      v.persistBackoff = Math.min(v.persistBackoff + 1, 16);
+      v.persistDeadline = c.now + persistInterval(c);
+      return;
+    }
+    const len = Math.min(avail, v.sndWnd, c.maxSeg);
+    sendSegment(c, seq, len === avail ? TCP_PSH : 0, c.sndBuf.slice(seqDiff(seq, c.sndDataStart), len));
+    v.sndNxt = seqAdd(seq, len);
+    if (seqGt(v.sndNxt, v.sndMax)) v.sndMax = v.sndNxt;
+    v.persistBackoff = 0;
+    armRetransmit(c);
   }
-  v.persistBackoff = Math.min(v.persistBackoff + 1, 16);
-  v.persistDeadline = c.now + persistInterval(c);
 }
 
 /** Keepalive probe: SEG.SEQ = SND.NXT - 1, no data (RFC 9293 3.8.4). */
@@ -250,8 +269,10 @@ export function processAck(c: Connection, seg: TcpSegment): boolean {
     seg.payload.length === 0 &&
     (seg.flags & (TCP_SYN | TCP_FIN)) === 0 &&
     scaledWnd === windowBefore &&
-    seqGt(v.sndMax, v.sndUna)
+    windowBefore > 0 &&
+    seqGt(v.sndNxt, v.sndUna)
   ) {
+    // RFC 5681 section 2's duplicate ACK; a zero window's probe answers are not (persist).
     onDupAck(c);
   }
   acceptWindowFromPeer(c, seg, false);
