@@ -64,6 +64,8 @@ export interface ScriptResult {
   sysctls: SysctlReport;
   /** Shell commands the runner does not emulate (treated as succeeding). */
   ignoredCommands: string[];
+  /** Findings that did not fail the script because a relaxation covers them. */
+  warnings: string[];
 }
 
 class ScriptFailed extends Error {
@@ -132,6 +134,7 @@ export function runScript(text: string, opts: RunOptions): ScriptResult {
         relaxationsUsed: [],
         sysctls: { unsupported: [], unknown: [] },
         ignoredCommands: [],
+        warnings: [],
       };
     throw e;
   }
@@ -153,9 +156,12 @@ class ScriptRun {
   private readonly relaxations: ReadonlySet<RelaxationId>;
   private readonly used = new Set<RelaxationId>();
   private readonly ignoredCommands: string[] = [];
+  private readonly warnings: string[] = [];
   /** Errors for connections no descriptor owns yet (not accepted): handed over on accept. */
   private readonly orphanErrors = new Map<TcpConnection, SocketFd['error']>();
   private currentLine = 0;
+  /** Flags, sequence number and length of every segment matched so far: repeats are retransmissions. */
+  private readonly sentSegments = new Set<string>();
 
   constructor(
     private readonly script: Script,
@@ -189,8 +195,14 @@ class ScriptRun {
       relaxationsUsed: [...this.used],
       sysctls: checkSysctls(this.sysctls),
       ignoredCommands: this.ignoredCommands,
+      warnings: this.warnings,
     };
-    if (failure) result.failure = failure;
+    if (failure) {
+      // Say so when the script asked for behaviour our stack does not offer at all.
+      if (result.sysctls.unsupported.length > 0)
+        failure.message += ` [script sets ${result.sysctls.unsupported.join(', ')}]`;
+      result.failure = failure;
+    }
     return result;
   }
 
@@ -269,13 +281,18 @@ class ScriptRun {
     return Math.min(h, r);
   }
 
-  /** Fires every timer due up to `t`, then sets the clock to `t` (never backwards). */
-  private advanceTo(t: number, stopOnPacket = false): void {
+  /**
+   * Fires the timers due before `t` (and at `t` too when `inclusive`), then sets the clock to `t`
+   * (never backwards). A scripted event at the very instant a timer falls due runs first: the
+   * script's packet is already on the wire when the kernel's timer tick comes round.
+   */
+  private advanceTo(target: number, inclusive = false, stopOnPacket = false): void {
+    const t = Math.max(target, this.now);
     let spins = 0;
     for (;;) {
       if (stopOnPacket && this.queue.length > 0) return;
       const d = this.nextDeadline();
-      if (d === null || d > t) break;
+      if (d === null || d > t || (d === t && !inclusive)) break;
       const at = Math.max(this.now, d);
       if (at === this.now && ++spins > MAX_TIMER_SPINS)
         this.fail(this.currentLine, `timers stay due at ${fmtTime(this.now)} without progress`);
@@ -309,10 +326,6 @@ class ScriptRun {
       } catch (e) {
         if (e instanceof DecodeError) this.fail(this.currentLine, `the stack sent a malformed packet: ${e.message}`);
         throw e;
-      }
-      if (raw.tcp && raw.tcp.flags & FLAG.SYN && this.flow.localIsn === null) {
-        // Our ISN is whatever our first SYN says; learned here so a mismatch report is readable.
-        this.flow.localIsn = raw.tcp.seq;
       }
       this.queue.push({ time: this.now, raw, bytes });
     }
@@ -360,27 +373,40 @@ class ScriptRun {
       const p = this.pending;
       this.fail(p.event.line, `${p.event.call.name}() never returned`);
     }
-    const extra = this.queue[0];
-    if (extra)
-      this.fail(
-        this.currentLine,
-        `unexpected packet after the last line: '${formatActual(extra.raw, this.flow)}' at ${fmtTime(extra.time)}`,
-      );
+    if (this.queue.length === 0) return;
+    const trailing = this.queue.map((p) => `'${formatActual(p.raw, this.flow)}' at ${fmtTime(p.time)}`);
+    if (this.relaxations.has('trailing-packets')) {
+      this.used.add('trailing-packets');
+      this.warnings.push(...trailing.map((t) => `unchecked packet after the last expected one: ${t}`));
+      return;
+    }
+    this.fail(this.currentLine, `unexpected packet after the last expected one: ${trailing[0]}`);
   }
 
   private expectPacket(ev: ScriptEvent, spec: TcpPacketSpec, due: { start: number; end: number }): void {
     const any = ev.time.kind === 'any';
     const latest = any ? Infinity : due.end + this.tolerance;
-    if (this.queue.length === 0) this.advanceTo(latest, true);
+    if (this.queue.length === 0) this.advanceTo(latest, true, true);
     const got = this.queue.shift();
     const want = actionText(ev.source);
     if (!got) this.fail(ev.line, `expected '${want}' at ${fmtTime(due.start)}, but nothing was sent`);
-    // A SYN whose sequence number the script leaves open (`...`) starts a new incarnation.
-    if (got.raw.tcp && spec.seq === null && got.raw.tcp.flags & FLAG.SYN) this.flow.localIsn = got.raw.tcp.seq;
+    // Our ISN is what our first SYN says; a SYN whose sequence number the script leaves open
+    // (`...`) starts a new incarnation with a new one.
+    const expectsSyn = (flagsFromLetters(spec.flags) & FLAG.SYN) !== 0;
+    if (expectsSyn && got.raw.tcp && got.raw.tcp.flags & FLAG.SYN && (this.flow.localIsn === null || spec.seq === null))
+      this.flow.localIsn = (got.raw.tcp.seq - (spec.seq ?? 0)) >>> 0;
     const diffs = compareOutbound(spec, got.raw, { flow: this.flow, relaxations: this.relaxations, used: this.used });
     if (diffs.length > 0)
       this.fail(ev.line, `expected '${want}', got '${formatActual(got.raw, this.flow)}' (${diffs.join('; ')})`);
-    if (!any && (got.time < due.start - this.tolerance || got.time > latest))
+    const key = segmentKey(got.raw);
+    let earliest = due.start - this.tolerance;
+    if (this.sentSegments.has(key) && this.relaxations.has('rto-slop')) {
+      const slop = Number(sysctlValue(this.sysctls, 'net.inet.tcp.rexmit_slop')) * 1000;
+      if (got.time < earliest && got.time >= earliest - slop) this.used.add('rto-slop');
+      earliest -= slop;
+    }
+    this.sentSegments.add(key);
+    if (!any && (got.time < earliest || got.time > latest))
       this.fail(
         ev.line,
         `'${want}' expected at ${fmtTime(due.start)}${due.end !== due.start ? `~${fmtTime(due.end)}` : ''}, sent at ${fmtTime(got.time)} (tolerance ${this.tolerance / 1000} ms)`,
@@ -797,6 +823,10 @@ class ScriptRun {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+function segmentKey(p: RawPacket): string {
+  return p.tcp ? `${p.tcp.flags}:${p.tcp.seq}:${p.tcp.payload.length}` : `proto ${p.protocol}`;
+}
 
 function fmtTime(us: number): string {
   return `${(us / 1e6).toFixed(3)}s`;
