@@ -112,6 +112,14 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
     }
   }
 
+  // Simultaneous open: the peer's SYN-ACK arrives in SYN-RECEIVED. It acknowledges our SYN
+  // exactly and repeats its own; like Linux, take it as the handshake's final ACK rather than
+  // answering it with a challenge ACK (RFC 9293 figure 8 shows it completing the open).
+  if (v.state === 'SYN-RECEIVED' && (f & (TCP_SYN | TCP_ACK | TCP_RST)) === (TCP_SYN | TCP_ACK) && seg.seq === v.irs && seg.ack === v.sndMax) {
+    seg = { ...seg, seq: v.rcvNxt, flags: f & ~TCP_SYN, payload: EMPTY };
+    return processSynchronized(c, seg);
+  }
+
   const len = segLength(seg);
   const wnd = receiveWindow(c);
 
