@@ -45,7 +45,8 @@ export class ConnectionSet {
             clearTimeout(timer);
             resolve();
           });
-          s.destroy();
+          if (typeof s.resetAndDestroy === 'function') s.resetAndDestroy();
+          else s.destroy();
         }),
     );
     await Promise.all(pending);

@@ -15,6 +15,8 @@ export interface SocketLike {
   readonly bytesWritten?: number;
   setNoDelay(noDelay?: boolean): unknown;
   setKeepAlive(enable?: boolean, initialDelay?: number): unknown;
+  /** Destroys with an RST instead of a FIN (net.Socket since Node 18.3, and our stack). */
+  resetAndDestroy?(): unknown;
 }
 
 export type ServiceSocket = Duplex & SocketLike;
@@ -22,6 +24,11 @@ export type ServiceSocket = Duplex & SocketLike;
 export interface Service {
   readonly name: string;
   onConnection(socket: ServiceSocket): void;
-  /** Refuses further connections and tears down the open ones; resolves once they are closed. */
+  /**
+   * Refuses further connections and resets the open ones; resolves once they are closed. A reset
+   * rather than a FIN because the node is going away: a FIN and the data queued before it would
+   * need the stack to keep running until the peer acknowledged them, while an RST tells the
+   * client at once.
+   */
   close(): Promise<void>;
 }

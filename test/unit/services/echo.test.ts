@@ -40,14 +40,16 @@ describe('echo service over loopback', () => {
     expect(back.equals(data)).toBe(true);
   });
 
-  it('close() tears down open connections and refuses new ones', async () => {
+  it('close() resets open connections and refuses new ones', async () => {
     const service = createEchoService();
     lo = await serveOnLoopback(service);
     const c = await lo.connect();
     const closed = new Promise<void>((r) => c.once('close', () => r()));
-    c.on('error', () => {});
+    let error: NodeJS.ErrnoException | undefined;
+    c.on('error', (e) => (error = e));
     await service.close();
     await closed;
+    expect(error?.code).toBe('ECONNRESET');
     const late = await lo.connect();
     late.on('error', () => {});
     const lateClosed = new Promise<void>((r) => late.once('close', () => r()));
