@@ -26,7 +26,9 @@ function printText(report: SuiteReport, opts: CliOptions): void {
   const failed = report.outcomes.filter((o) => !o.passed && (opts.insecure || !o.insecure));
   if (opts.verbose) {
     for (const o of failed) out.push(`FAIL ${o.script}${o.insecure ? ' [insecure]' : ''}: line ${o.failure?.line}: ${o.failure?.message}`);
-    if (failed.length > 0) out.push('');
+    for (const o of report.outcomes)
+      if (o.passed && (opts.insecure || !o.insecure)) for (const w of o.warnings) out.push(`WARN ${o.script}: ${w}`);
+    if (out.length > 0) out.push('');
   }
   out.push(`profile ${FREEBSD_PROFILE.name}, policy: RFC 5961 (secure)`);
   out.push('');
