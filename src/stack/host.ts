@@ -18,7 +18,7 @@ import { createActiveConnection, createPassiveConnection } from './tcp/connectio
 import type { Micros, TcpConfig, TcpConnection, TcpEvent } from './tcp/api.js';
 import { Reassembler } from './wire/fragments.js';
 import { emitIcmpError, icmpErrorPermitted, ICMP_UNREACH_PROTOCOL } from './wire/icmp.js';
-import { emitTcpIpv4, parseTcp } from './wire/tcp.js';
+import { emitTcpIpv4, parseTcp, tcpIpv4PacketLength } from './wire/tcp.js';
 import { parseIpv4, type Ipv4Packet } from './wire/ipv4.js';
 import {
   IPPROTO_ICMP,
@@ -283,6 +283,18 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     this.emitPacket(emitTcpIpv4(this.replyHeader(inbound, IPPROTO_TCP), seg));
   }
 
+  /**
+   * A full-sized data segment that also carries SACK blocks can exceed the MTU when the core sized
+   * its payload for timestamps only. The blocks are advisory (RFC 2018 section 4: the receiver
+   * reports them "in as many ... as possible", and the sender's SACK recovery copes with missing
+   * ones), so they are dropped rather than the segment; the counter shows how often.
+   */
+  private fitToMtu(seg: TcpSegment): TcpSegment {
+    if (seg.options.sack === undefined || tcpIpv4PacketLength(seg) <= this.config.mtu) return seg;
+    this.count('tcp.tx-sack-dropped-for-mtu');
+    return { ...seg, options: { ...seg.options, sack: undefined } };
+  }
+
   markDirty(c: HostedConnection): void {
     if (c.dirty || c.removed) return;
     c.dirty = true;
@@ -306,7 +318,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
         for (const seg of segs) {
           this.ipId = (this.ipId + 1) & 0xffff;
           ip.id = this.ipId;
-          this.emitPacket(emitTcpIpv4(ip, seg));
+          this.emitPacket(emitTcpIpv4(ip, this.fitToMtu(seg)));
         }
       }
       const evs = inner.takeEvents();
