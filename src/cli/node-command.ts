@@ -57,10 +57,20 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
     throw err;
   }
   const removeSignals = onStopSignals(log, (signal) => node.stop(signal));
+  // A bug anywhere must not leave the route and proxy ARP entry pointing at a dead process.
+  const onFatal = (err: unknown) => {
+    log.error('node.fatal', { reason: 'uncaught error', message: err instanceof Error ? err.message : String(err) });
+    if (err instanceof Error && err.stack !== undefined) log.debug('node.fatal-stack', { stack: err.stack });
+    void node.stop('uncaught error', true);
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
   try {
     return await node.stopped;
   } finally {
     removeSignals();
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
   }
 }
 

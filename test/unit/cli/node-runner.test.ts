@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/cli/log.js';
+import { runNodeCommand } from '../../../src/cli/node-command.js';
 import { NodeStartError, startNode, type NodeConfig, type NodeDeps, type NodeTun, type RunningNode } from '../../../src/cli/node-runner.js';
 import { createStack, type Stack } from '../../../src/stack/stack.js';
 import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
@@ -147,5 +148,31 @@ describe('node lifecycle', () => {
     expect(await node.stopped).toBe(1);
     expect(h.lines.some((l) => / node\.fatal .*interface vanished/.test(l))).toBe(true);
     expect(h.calls).toContain(`removeRoute ${VIP} fake0`);
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('the node command stops cleanly on %s and exits 0', async (signal) => {
+    const h = harness();
+    cleanup.push(() => h.client.close());
+    const io = { stdout: () => {}, stderr: () => {} };
+    const before = process.listenerCount(signal);
+    const done = runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
+    while (!h.lines.some((l) => / node\.ready /.test(l))) await new Promise((r) => setTimeout(r, 5));
+    expect(process.listenerCount(signal)).toBe(before + 1);
+    process.emit(signal, signal);
+    expect(await done).toBe(0);
+    expect(h.calls).toContain(`removeRoute ${VIP} fake0`);
+    expect(h.lines.some((l) => new RegExp(` node\\.stopped reason=${signal} exit=0`).test(l))).toBe(true);
+    // The handlers go away with the node, so a later signal is not swallowed.
+    expect(process.listenerCount(signal)).toBe(before);
+  });
+
+  it('the node command prints one line and returns 1 when startup fails', async () => {
+    const h = harness('openTun');
+    cleanup.push(() => h.client.close());
+    let err = '';
+    const io = { stdout: () => {}, stderr: (t: string) => void (err += t) };
+    const code = await runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
+    expect(code).toBe(1);
+    expect(err).toMatch(/^understudy: cannot open tun device "fake%d": openTun fake%d 1500 refused\n$/);
   });
 });

@@ -76,7 +76,12 @@ export class RawHttpClient {
     return this.readResponse(method === 'HEAD');
   }
 
-  private async readResponse(head: boolean): Promise<HttpResponse> {
+  /** Resolves when the server has ended or closed the connection. */
+  async waitEnded(): Promise<void> {
+    while (!this.ended) await new Promise<void>((resolve) => (this.waiter = resolve));
+  }
+
+  async readResponse(head: boolean): Promise<HttpResponse> {
     let end: number;
     while ((end = this.buf.indexOf('\r\n\r\n')) < 0) await this.more();
     const [statusLine = '', ...headerLines] = this.buf.subarray(0, end).toString('latin1').split('\r\n');

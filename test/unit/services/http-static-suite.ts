@@ -181,6 +181,45 @@ export function httpStaticSuite(title: string, transport: Transport, bigFileByte
       },
     );
 
+    it('answers pipelined requests in order', async () => {
+      const s = await server.connect();
+      open.push(s);
+      const c = new RawHttpClient(s);
+      // Both requests in one write: the server must parse the second only after answering the first.
+      s.write('GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=0-3\r\n\r\n');
+      const a = await c.readResponse(false);
+      const b = await c.readResponse(false);
+      expect(a.body.toString()).toBe(hello);
+      expect(b.status).toBe(206);
+      expect(b.body.equals(big.subarray(0, 4))).toBe(true);
+    });
+
+    it('answers a malformed request with 400 and closes', async () => {
+      const s = await server.connect();
+      open.push(s);
+      const c = new RawHttpClient(s);
+      s.write('NOT HTTP AT ALL\r\n\r\n');
+      const r = await c.readResponse(false);
+      expect(r.status).toBe(400);
+      await c.waitEnded();
+    });
+
+    it('closes an idle keep-alive connection after the keep-alive timeout', async () => {
+      const svc = createHttpStaticService(root, { keepAliveTimeoutMs: 200 });
+      const other = await transport.start(svc);
+      try {
+        const s = await other.connect();
+        open.push(s);
+        const c = new RawHttpClient(s);
+        expect((await c.request('GET', '/hello.txt')).status).toBe(200);
+        const t0 = Date.now();
+        await c.waitEnded();
+        expect(Date.now() - t0).toBeLessThan(3000);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('follows symlinks that stay inside the root', async () => {
       const c = await client();
       const r = await c.request('GET', '/alias.txt');
