@@ -153,6 +153,22 @@ describe('understudy node in the lab', () => {
     expect(r.received, r.output).toBeGreaterThan(0);
   });
 
+  it('a second node on the same tun fails with exit 1 and one line, leaving the first serving', async () => {
+    const l = lab();
+    const second = l.spawn('primary', process.execPath, [
+      'bin/understudy.js', 'node', '--vip', l.addr.vip, '--port', '80', '--service', 'echo', '--tun', TUN,
+    ]);
+    const watch = new OutputWatch(second);
+    const [code] = (await once(second, 'exit')) as [number | null];
+    expect(code, watch.text()).toBe(1);
+    const last = watch.text().trimEnd().split('\n').at(-1) ?? '';
+    expect(last).toMatch(new RegExp(`^understudy: cannot open tun device "${TUN}": `));
+    const route = await l.exec('primary', 'ip', ['route', 'show', `${l.addr.vip}/32`]);
+    expect(route.stdout).toContain(`dev ${TUN}`);
+    const r = await curl(l.ns.client, [`http://${l.addr.vip}/index.html`], [join(out, 'after.html')], 10_000);
+    expect(r.transfers[0]?.httpCode, r.stderr).toBe(200);
+  });
+
   it('logs each connection with its 4-tuple, and bytes and duration on close', () => {
     const text = output?.text() ?? '';
     expect(text).toMatch(/ conn\.open remote=198\.18\.0\.10:\d+ local=198\.18\.0\.100:80/);
