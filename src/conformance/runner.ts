@@ -77,6 +77,9 @@ class ScriptFailed extends Error {
   }
 }
 
+/** How far past a missed deadline the runner looks, to tell a late packet from a missing one. */
+const LATE_LOOKAHEAD_US = 60_000_000;
+
 /** How long the loop may spin on timers that do not move time forward before calling it a bug. */
 const MAX_TIMER_SPINS = 100_000;
 
@@ -387,6 +390,8 @@ class ScriptRun {
     const any = ev.time.kind === 'any';
     const latest = any ? Infinity : due.end + this.tolerance;
     if (this.queue.length === 0) this.advanceTo(latest, true, true);
+    // Looking past the deadline only serves the message: a late packet is reported as late.
+    if (this.queue.length === 0 && !any) this.advanceTo(latest + LATE_LOOKAHEAD_US, true, true);
     const got = this.queue.shift();
     const want = actionText(ev.source);
     if (!got) this.fail(ev.line, `expected '${want}' at ${fmtTime(due.start)}, but nothing was sent`);
