@@ -1,0 +1,194 @@
+// The replication log's records as plain data (ARCHITECTURE.md 5.2). The primary appends one record
+// per event it must not lose; the backup applies them in LSN order. Nothing here does I/O.
+
+import type { SeqNum } from '../stack/wire/seq.js';
+import type { FourTuple } from '../stack/wire/types.js';
+
+/**
+ * Log sequence number: a safe integer, 1 for the first record, +1 per record.
+ *
+ * A number rather than a bigint because LSNs are compared, stored as Map keys and carried on every
+ * record of the hot path, where bigint arithmetic allocates; 2^53 records at ten million a second
+ * last 28 years. On the wire it takes 64 bits, so the format never has to change, and a decoder
+ * refuses a value above Number.MAX_SAFE_INTEGER.
+ */
+export type Lsn = number;
+
+/** No record yet: the LSN "before the first". */
+export const LSN_NONE: Lsn = 0;
+
+/**
+ * A connection's identity in the log: a 32-bit number the primary assigns at `open`, shorter than
+ * the 4-tuple and never reused while either node still knows the connection.
+ */
+export type ConnId = number;
+
+/** A byte offset in one direction of a connection's stream: a safe integer, 64 bits on the wire. */
+export type StreamOffset = number;
+
+/** What the handshake settled, enough to rebuild identical segments on the backup (5.1 item 2). */
+export interface NegotiatedOptions {
+  /** Largest segment we may send (the peer's MSS, possibly lowered by PMTU). */
+  sndMss: number;
+  /** The MSS we advertised. */
+  rcvMss: number;
+  /** Shift applied to the peer's window field; 0 without window scaling. */
+  sndWindowScale: number;
+  /** Shift applied to the window we advertise; 0 without window scaling. */
+  rcvWindowScale: number;
+  sackPermitted: boolean;
+  timestamps: boolean;
+  /**
+   * Added to the timestamp clock to get our TSval (unsigned 32-bit), so that the backup's TSvals
+   * continue the primary's and never go backwards (5.1 item 2).
+   */
+  tsOffset: number;
+  /** The peer's window in bytes (scaled) after the handshake. */
+  sndWindow: number;
+  /** The window in bytes we advertised on the SYN-ACK (or SYN). */
+  rcvWindow: number;
+}
+
+export interface OpenRecord {
+  kind: 'open';
+  lsn: Lsn;
+  conn: ConnId;
+  tuple: FourTuple;
+  iss: SeqNum;
+  irs: SeqNum;
+  options: NegotiatedOptions;
+}
+
+/** Client bytes accepted in order; out-of-order data is never logged (the client resends it). */
+export interface InputRecord {
+  kind: 'input';
+  lsn: Lsn;
+  conn: ConnId;
+  /**
+   * Stream offset of data[0]. Derivable from RCV.NXT only modulo 2^32; carried so that the backup
+   * checks per-connection continuity and boundaries (5.5) name bytes unambiguously.
+   */
+  offset: StreamOffset;
+  data: Uint8Array;
+  /** RCV.NXT after these bytes (and the FIN, when set). */
+  rcvNxt: SeqNum;
+  /** The client's FIN follows the data. */
+  fin: boolean;
+}
+
+/** Bytes the primary's service wrote, logged before any of them is sent (5.1 item 3). */
+export interface OutputRecord {
+  kind: 'output';
+  lsn: Lsn;
+  conn: ConnId;
+  offset: StreamOffset;
+  data: Uint8Array;
+  /** The service shut down or closed its side after these bytes. */
+  fin: boolean;
+}
+
+/** The client's cumulative ACK: lets the backup trim its copy of the output. */
+export interface AckRecord {
+  kind: 'ack';
+  lsn: Lsn;
+  conn: ConnId;
+  ack: SeqNum;
+  /** The client's window in bytes, already scaled. */
+  window: number;
+}
+
+/** An input offset where the service's per-connection state is empty (5.5). */
+export interface BoundaryRecord {
+  kind: 'boundary';
+  lsn: Lsn;
+  conn: ConnId;
+  inputOffset: StreamOffset;
+}
+
+export interface CloseRecord {
+  kind: 'close';
+  lsn: Lsn;
+  conn: ConnId;
+  /** Free text for logs and reports (UTF-8, at most MAX_REASON_BYTES). */
+  reason: string;
+}
+
+export interface ResetRecord {
+  kind: 'reset';
+  lsn: Lsn;
+  conn: ConnId;
+  reason: string;
+}
+
+/** Congestion state of one connection, so that the backup resumes at speed, not from slow start. */
+export interface CongestionHint {
+  conn: ConnId;
+  cwnd: number;
+  ssthresh: number;
+  /** Null before the first RTT sample. */
+  srttUs: number | null;
+  rttvarUs: number;
+}
+
+/**
+ * The primary's pulse inside the log. Unlike the channel's own heartbeat message, it is ordered
+ * with the other records, so congestion hints apply to the connection state they were taken from.
+ */
+export interface HeartbeatRecord {
+  kind: 'heartbeat';
+  lsn: Lsn;
+  epoch: number;
+  /** The primary's clock in microseconds when the record was appended. */
+  clockUs: number;
+  congestion: CongestionHint[];
+}
+
+/** Bytes a snapshot keeps of one stream direction, to replay or resend after reintegration. */
+export interface RetainedRange {
+  stream: 'input' | 'output';
+  offset: StreamOffset;
+  data: Uint8Array;
+}
+
+/** A whole connection, for a backup joining a live primary (reintegration, 5.5). */
+export interface SnapshotRecord {
+  kind: 'snapshot';
+  lsn: Lsn;
+  conn: ConnId;
+  /**
+   * The TCB snapshot (TcbSnapshot of stack/tcp/snapshot.ts) as opaque structured data: the log does
+   * not interpret it, so the TCP core can evolve without touching the log format. The codec carries
+   * null, booleans, numbers, strings, Uint8Array, arrays and plain objects; the restoring side
+   * validates its shape.
+   */
+  tcb: unknown;
+  /** Input since the connection's last boundary, and output not yet acknowledged by the client. */
+  retained: RetainedRange[];
+}
+
+export type LogRecord =
+  | OpenRecord
+  | InputRecord
+  | OutputRecord
+  | AckRecord
+  | BoundaryRecord
+  | CloseRecord
+  | ResetRecord
+  | HeartbeatRecord
+  | SnapshotRecord;
+
+export type RecordKind = LogRecord['kind'];
+
+/** Omit that keeps a union a union (the built-in Omit collapses it). */
+type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** A record before the log has given it an LSN: what `ReplicationLog.append` takes. */
+export type NewRecord = OmitEach<LogRecord, 'lsn'>;
+
+/** Reasons are for humans; bounding them keeps a record's size predictable. */
+export const MAX_REASON_BYTES = 1024;
+
+/** The connection a record belongs to, or null for log-wide records (heartbeat). */
+export function recordConn(r: LogRecord | NewRecord): ConnId | null {
+  return r.kind === 'heartbeat' ? null : r.conn;
+}
