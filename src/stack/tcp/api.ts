@@ -110,7 +110,11 @@ export interface TcpConnection {
   onSegment(now: Micros, seg: TcpSegment): void;
   /** Called at or after nextDeadline(). Extra calls are harmless. */
   onTimer(now: Micros): void;
-  onIcmpError(now: Micros, err: IcmpErrorKind): void;
+  /**
+   * `quotedSeq` is the sequence number in the TCP header the ICMP message quotes; when given, the
+   * error is ignored unless SND.UNA <= quotedSeq < SND.NXT (RFC 5927 section 4.1).
+   */
+  onIcmpError(now: Micros, err: IcmpErrorKind, quotedSeq?: SeqNum): void;
 
   /** Appends to the send buffer; returns how many bytes were taken (0 when full). */
   write(now: Micros, data: Uint8Array): number;

@@ -74,9 +74,9 @@ export class Connection implements TcpConnection {
     if (this.v.state !== 'CLOSED') flush(this);
   }
 
-  onIcmpError(now: Micros, err: IcmpErrorKind): void {
+  onIcmpError(now: Micros, err: IcmpErrorKind, quotedSeq?: SeqNum): void {
     this.now = now;
-    onIcmpError(this, err);
+    onIcmpError(this, err, quotedSeq);
     if (this.v.state !== 'CLOSED') flush(this);
   }
 

@@ -1,13 +1,18 @@
 // ICMP errors quoting this connection (RFC 1122 4.2.3.9, RFC 5927, RFC 1191).
 
+import { type SeqNum, seqLe, seqLt } from '../wire/seq.js';
 import type { IcmpErrorKind, TcpErrorCode } from './api.js';
 import type { Connection } from './connection.js';
 
 /** RFC 1191: the smallest MSS we accept from a frag-needed message (68-byte MTU minus headers). */
 const MIN_PMTU_MSS = 28;
 
-export function onIcmpError(c: Connection, err: IcmpErrorKind): void {
+export function onIcmpError(c: Connection, err: IcmpErrorKind, quotedSeq?: SeqNum): void {
   const v = c.v;
+  // RFC 5927 4.1: "TCP SHOULD check that the TCP sequence number contained in the payload of the
+  // ICMP error message is within the range SND.UNA =< SEG.SEQ < SND.NXT" (blind-attack defence).
+  if (quotedSeq !== undefined && !(seqLe(v.sndUna, quotedSeq) && seqLt(quotedSeq, v.sndMax))) return;
+  if (v.state === 'CLOSED' || v.state === 'TIME-WAIT') return;
   if (err.kind === 'frag-needed') {
     // RFC 1191: lower the segment size to fit the reported next-hop MTU (IP + TCP headers: 40).
     const mss = Math.max(MIN_PMTU_MSS, err.mtu - 40);
@@ -22,13 +27,19 @@ export function onIcmpError(c: Connection, err: IcmpErrorKind): void {
     }
     return;
   }
-  if (err.kind === 'time-exceeded') return;
+  // RFC 1122 4.2.3.9: unreachable codes 0, 1 and 5 are soft errors, 2-4 hard (the stack "SHOULD
+  // abort the connection"), time exceeded soft. Like FreeBSD (icmp_may_rst), only a connection
+  // still in SYN-SENT is aborted -- also for the administratively prohibited codes and TTL
+  // exceeded -- since there a blind attacker cannot know the quoted ISS; an established
+  // connection keeps the error as a soft one, reported if it later times out.
+  if (err.kind === 'time-exceeded') {
+    if (v.state === 'SYN-SENT') c.enterClosed('EHOSTUNREACH');
+    else v.softError = 'EHOSTUNREACH';
+    return;
+  }
   const code = unreachableError(err.code);
-  // RFC 1122 4.2.3.9: unreachable codes 0, 1 and 5 are soft errors; in SYN-SENT FreeBSD turns
-  // protocol/port unreachable and the administratively prohibited codes into a hard error.
-  if (v.state === 'SYN-SENT') {
-    if (isHardInSynSent(err.code)) c.enterClosed(code);
-    else v.softError = code;
+  if (v.state === 'SYN-SENT' && isHardInSynSent(err.code)) {
+    c.enterClosed(code);
     return;
   }
   v.softError = code;
@@ -37,11 +48,12 @@ export function onIcmpError(c: Connection, err: IcmpErrorKind): void {
 function unreachableError(code: number): TcpErrorCode {
   switch (code) {
     case 0: // net unreachable
-    case 6: // net unknown
-    case 9: // net prohibited
-      return code === 0 ? 'ENETUNREACH' : 'EHOSTUNREACH';
+      return 'ENETUNREACH';
     case 2: // protocol unreachable
     case 3: // port unreachable
+    case 9: // net administratively prohibited
+    case 10: // host administratively prohibited
+    case 13: // communication administratively prohibited
       return 'ECONNREFUSED';
     default:
       return 'EHOSTUNREACH';

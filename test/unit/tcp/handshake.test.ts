@@ -202,3 +202,38 @@ describe('syn-received', () => {
     expect(c.takeOutput().map(show)).toEqual([]);
   });
 });
+
+describe('ICMP errors in SYN-SENT (FreeBSD rcv-icmp)', () => {
+  const hard: [string, { kind: 'unreachable'; code: number } | { kind: 'time-exceeded' }, string][] = [
+    ['protocol unreachable', { kind: 'unreachable', code: 2 }, 'ECONNREFUSED'],
+    ['net prohibited', { kind: 'unreachable', code: 9 }, 'ECONNREFUSED'],
+    ['host prohibited', { kind: 'unreachable', code: 10 }, 'ECONNREFUSED'],
+    ['communication prohibited', { kind: 'unreachable', code: 13 }, 'ECONNREFUSED'],
+    ['TTL exceeded', { kind: 'time-exceeded' }, 'EHOSTUNREACH'],
+  ];
+  for (const [name, err, code] of hard) {
+    it(`syn-sent: ${name} quoting the ISS is a hard error (${code})`, () => {
+      const c = active();
+      c.onIcmpError(10 * MS, err, 1000);
+      expect(c.takeEvents()).toEqual([{ type: 'error', code }, { type: 'closed' }]);
+    });
+  }
+
+  it('syn-sent: an ICMP error quoting a sequence number outside [SND.UNA, SND.NXT) is ignored', () => {
+    const c = active();
+    c.onIcmpError(10 * MS, { kind: 'unreachable', code: 3 }, 999);
+    c.onIcmpError(10 * MS, { kind: 'unreachable', code: 3 }, 1001);
+    expect(c.state).toBe('SYN-SENT');
+    expect(c.takeEvents()).toEqual([]);
+  });
+
+  it('established: port unreachable is only a soft error', () => {
+    const c = active();
+    c.takeOutput();
+    c.onSegment(10 * MS, seg('S.', 500, 1001));
+    c.write(15 * MS, new Uint8Array(10));
+    c.onIcmpError(20 * MS, { kind: 'unreachable', code: 3 }, 1001);
+    expect(c.state).toBe('ESTABLISHED');
+    expect(c.v.softError).toBe('ECONNREFUSED');
+  });
+});
