@@ -35,6 +35,8 @@ export class Driver {
   private timer: NodeJS.Timeout | null = null;
   /** The deadline the armed timer was set for. */
   private armedFor = Infinity;
+  /** Whether the timer keeps the process alive. */
+  private refed = false;
 
   constructor(opts: DriverOptions) {
     this.host = opts.host;
@@ -54,6 +56,16 @@ export class Driver {
   /** Runs a pass now (e.g. before closing). */
   flush(): void {
     this.pass();
+  }
+
+  /** Whether the armed timer should keep the event loop alive (open sockets, listeners). */
+  setRef(ref: boolean): void {
+    if (ref === this.refed) return;
+    this.refed = ref;
+    if (this.timer) {
+      if (ref) this.timer.ref();
+      else this.timer.unref();
+    }
   }
 
   close(): void {
@@ -106,5 +118,6 @@ export class Driver {
       this.armedFor = Infinity;
       this.pass();
     }, delayMs);
+    if (!this.refed) this.timer.unref();
   }
 }

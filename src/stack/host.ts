@@ -203,7 +203,12 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     const tuple: FourTuple = { localAddr: h.dst, localPort: seg.dstPort, remoteAddr: h.src, remotePort: seg.srcPort };
     // "second, check for an ACK": a SYN cookie comes back as the ACK of the handshake.
     if ((seg.flags & TCP_ACK) !== 0) {
-      if ((seg.flags & TCP_SYN) === 0 && now - l.lastCookieAt <= this.cookies.validityUs && !l.acceptQueueFull) {
+      if ((seg.flags & TCP_SYN) === 0 && now - l.lastCookieAt <= this.cookies.validityUs) {
+        if (l.acceptQueueFull) {
+          // As for a half-open connection: drop, the peer retransmits, the cookie stays valid.
+          this.count('tcp.accept-queue-full');
+          return;
+        }
         const inner = this.cookies.accept(now, tuple, seg, this.tcp);
         if (inner !== null) {
           this.count('tcp.syncookie-accepted');
@@ -407,6 +412,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     this.settle();
     const out = this.packets;
     this.packets = [];
+    if (out.length > 0) this.own['ip.tx'] = (this.own['ip.tx'] ?? 0) + out.length;
     return out;
   }
 

@@ -79,11 +79,12 @@ class StackImpl implements Stack, SocketContext, ServerContext {
   constructor(opts: StackOptions) {
     this.link = opts.link;
     this.log = opts.log;
-    const env = createTcpEnv({ isnKey: opts.isnKey, random: opts.random });
+    const tcp: TcpConfig = { ...defaultTcpConfig(), ...opts.tcp };
+    const env = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond });
     this.host = createHost({
       addresses: opts.addresses.map(parseAddress),
       mtu: opts.link.mtu,
-      tcp: { ...defaultTcpConfig(), ...opts.tcp },
+      tcp,
       env,
       synBacklog: opts.synBacklog ?? DEFAULT_SYN_BACKLOG,
       icmpEcho: opts.icmpEcho ?? true,
@@ -111,6 +112,15 @@ class StackImpl implements Stack, SocketContext, ServerContext {
 
   release(conn: TcpConnection): void {
     this.sockets.delete(conn);
+    this.updateRef();
+  }
+
+  /**
+   * Like libuv handles: open sockets and listening servers keep the process alive (their timers
+   * must fire), while an idle stack with only TIME-WAIT left does not.
+   */
+  private updateRef(): void {
+    this.driver.setRef(this.sockets.size > 0 || this.servers.size > 0);
   }
 
   // ---- ServerContext ----
@@ -118,12 +128,14 @@ class StackImpl implements Stack, SocketContext, ServerContext {
   listen(server: Server, addr: number, port: number, backlog: number): TcpListener {
     const l = this.host.listen(addr, port, backlog);
     this.servers.set(l, server);
+    this.updateRef();
     this.log?.({ type: 'listen', address: ipv4ToString(addr), port });
     return l;
   }
 
   unlisten(_server: Server, l: TcpListener): void {
     this.servers.delete(l);
+    this.updateRef();
     l.close(this.now());
     this.log?.({ type: 'unlisten', address: ipv4ToString(l.addr), port: l.port });
     this.kick();
@@ -163,6 +175,7 @@ class StackImpl implements Stack, SocketContext, ServerContext {
     );
     const socket = new Socket(this, conn, { allowHalfOpen: opts.allowHalfOpen, connecting: true });
     this.sockets.set(conn, socket);
+    this.updateRef();
     if (onConnect) socket.once('connect', onConnect);
     this.trackClose(socket);
     this.log?.({ type: 'connect', local: `${socket.localAddress}:${socket.localPort}`, remote: `${opts.host}:${opts.port}` });
@@ -192,7 +205,7 @@ class StackImpl implements Stack, SocketContext, ServerContext {
       }
       const socket = this.sockets.get(ev.conn);
       if (socket === undefined) continue;
-      if (ev.event.type === 'closed') this.sockets.delete(ev.conn);
+      if (ev.event.type === 'closed') this.release(ev.conn);
       socket.onTcpEvent(ev.event);
     }
   }
@@ -203,6 +216,7 @@ class StackImpl implements Stack, SocketContext, ServerContext {
     for (let conn = l.accept(); conn !== undefined; conn = l.accept()) {
       const socket = new Socket(this, conn, { allowHalfOpen: server.allowHalfOpen });
       this.sockets.set(conn, socket);
+      this.updateRef();
       this.trackClose(socket);
       this.log?.({ type: 'accept', local: `${socket.localAddress}:${socket.localPort}`, remote: `${socket.remoteAddress}:${socket.remotePort}` });
       server.onAccepted(socket);
