@@ -6,7 +6,7 @@ import type { TcpConfig } from '../stack/tcp/api.js';
 import { freebsdProfileConfig } from '../stack/tcp/config.js';
 import { ipv4FromString, type Ipv4Addr } from '../stack/wire/types.js';
 
-export type RelaxationId = 'rto-slop' | 'ack-for-fin-retransmit' | 'trailing-packets';
+export type RelaxationId = 'rto-slop' | 'trailing-packets';
 
 export interface Relaxation {
   id: RelaxationId;
@@ -68,13 +68,6 @@ export const FREEBSD_PROFILE: ConformanceProfile = {
         'a retransmission may be sent up to net.inet.tcp.rexmit_slop (200 ms) earlier than the script says, beyond the tolerance',
       reason:
         'FreeBSD adds rexmit_slop to every backed-off RTO (TCPT_RANGESET), giving SYN retransmissions at +1, +2.2, +4.2 s; RFC 6298 has no such term, so ours come at +1, +2, +4 s',
-    },
-    {
-      id: 'ack-for-fin-retransmit',
-      description:
-        "a pure ACK '. n+1:n+1(0)' is accepted where FreeBSD sends 'F. n:n(0)': the ACK of the peer's FIN while our FIN (at n) is still unacknowledged",
-      reason:
-        'FreeBSD retransmits its unacknowledged FIN along with that ACK; RFC 9293 (3.10.7.4) asks only for <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, and our FIN is retransmitted by the RTO anyway',
     },
     {
       id: 'trailing-packets',

@@ -400,7 +400,7 @@ class ScriptRun {
     const expectsSyn = (flagsFromLetters(spec.flags) & FLAG.SYN) !== 0;
     if (expectsSyn && got.raw.tcp && got.raw.tcp.flags & FLAG.SYN && (this.flow.localIsn === null || spec.seq === null))
       this.flow.localIsn = (got.raw.tcp.seq - (spec.seq ?? 0)) >>> 0;
-    const diffs = compareOutbound(spec, got.raw, { flow: this.flow, relaxations: this.relaxations, used: this.used });
+    const diffs = compareOutbound(spec, got.raw, this.flow);
     if (diffs.length > 0)
       this.fail(ev.line, `expected '${want}', got '${formatActual(got.raw, this.flow)}' (${diffs.join('; ')})`);
     const key = segmentKey(got.raw);
