@@ -11,6 +11,7 @@ import type {
   TcpEvent,
   TcpState,
 } from './tcp/api.js';
+import type { SeqNum } from './wire/seq.js';
 import type { FourTuple, Ipv4Header, TcpSegment } from './wire/types.js';
 import { IPPROTO_TCP } from './wire/types.js';
 
@@ -93,8 +94,8 @@ export class HostedConnection implements TcpConnection, HeapSlot {
     this.inner.onTimer(now);
     this.owner.markDirty(this);
   }
-  onIcmpError(now: Micros, err: IcmpErrorKind): void {
-    this.inner.onIcmpError(now, err);
+  onIcmpError(now: Micros, err: IcmpErrorKind, quotedSeq?: SeqNum): void {
+    this.inner.onIcmpError(now, err, quotedSeq);
     this.owner.markDirty(this);
   }
   write(now: Micros, data: Uint8Array): number {

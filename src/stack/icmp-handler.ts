@@ -79,7 +79,10 @@ function toConnection(ctx: IcmpContext, now: Micros, quote: IcmpQuote, err: Icmp
     return;
   }
   ctx.count('icmp.error-delivered');
-  c.onIcmpError(now, err);
+  // The quoted sequence number lets the core apply RFC 5927 section 4.1: "TCP SHOULD check that
+  // the TCP sequence number contained in the payload of the ICMP error message is within the
+  // range SND.UNA =< SEG.SEQ < SND.NXT."
+  c.onIcmpError(now, err, quote.seq);
 }
 
 /**
