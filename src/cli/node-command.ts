@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { ServiceSpec } from '../services/spec.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
-import type { NodeConfig, NodeDeps } from './node-runner.js';
+import type { NodeConfig, NodeDeps, NodeHandle } from './node-runner.js';
 import { parseInterfaceName, parseIpv4, parseLogLevel, parseMtu, parsePort, parseService, parseTunName } from './options.js';
 import type { CommandContext } from './program.js';
 import { EXIT_FAILURE, UsageError } from './usage-error.js';
@@ -43,19 +43,12 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
   const config: NodeConfig = { vip: opts.vip, port: opts.port, service: opts.service, tun: opts.tun, lan: opts.lan, mtu: opts.mtu };
   const log = deps?.log ?? createLogger({ level: opts.logLevel, write: (line) => ctx.io.stderr(line + '\n') });
   // Loaded here, not at the top, so that --help and argument errors never load the FFI layer.
-  const { startNode, NodeStartError } = await import('./node-runner.js');
+  const { createNode, NodeStartError } = await import('./node-runner.js');
   const realDeps = deps ?? (await import('./node-deps.js')).createNodeDeps(log);
 
-  let node;
-  try {
-    node = await startNode(config, realDeps);
-  } catch (err) {
-    if (err instanceof NodeStartError) {
-      ctx.io.stderr(`understudy: ${err.message}\n`);
-      return EXIT_FAILURE;
-    }
-    throw err;
-  }
+  // Signals are caught from the start: one that arrives mid-startup must still lead to teardown
+  // rather than kill the process with the route and proxy ARP entry in place.
+  const node: NodeHandle = createNode(config, realDeps);
   const removeSignals = onStopSignals(log, (signal) => node.stop(signal));
   // A bug anywhere must not leave the route and proxy ARP entry pointing at a dead process.
   const onFatal = (err: unknown) => {
@@ -66,6 +59,16 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
   try {
+    try {
+      await node.start();
+    } catch (err) {
+      if (!(err instanceof NodeStartError)) throw err;
+      // Startup cut short by a signal is a requested stop: its exit code is the teardown's.
+      if (!err.interrupted) {
+        ctx.io.stderr(`understudy: ${err.message}\n`);
+        return EXIT_FAILURE;
+      }
+    }
     return await node.stopped;
   } finally {
     removeSignals();

@@ -54,24 +54,50 @@ export interface NodeDeps {
   createService?: (spec: ServiceSpec) => Service;
 }
 
-export interface RunningNode {
-  readonly tunName: string;
+export interface NodeHandle {
+  /** Brings the node up; rejects with NodeStartError after undoing what it had set up. */
+  start(): Promise<RunningNode>;
+  /** The tun's real name once it is open. */
+  readonly tunName: string | undefined;
   readonly connections: Readonly<ConnectionStats>;
+  /** True once stop() was called (by anyone, at any point, also during start()). */
+  readonly stopRequested: boolean;
   /** Stops the node (idempotent); resolves with the exit code: 0 when teardown was clean. */
   stop(reason: string, fatal?: boolean): Promise<number>;
   /** Resolves with the exit code once the node has stopped for any reason. */
   readonly stopped: Promise<number>;
 }
 
+/** A node that has come up: its tun is open, so the name is known. */
+export interface RunningNode extends NodeHandle {
+  readonly tunName: string;
+}
+
 /** Thrown for startup failures, with a message fit for one line on the terminal. */
 export class NodeStartError extends Error {
   override readonly name = 'NodeStartError';
+  constructor(
+    message: string,
+    /** Startup ended because stop() was called meanwhile (e.g. a signal), not because a step failed. */
+    readonly interrupted = false,
+  ) {
+    super(message);
+  }
 }
 
 const LISTEN_BACKLOG = 511;
 const GRATUITOUS_ARP_COUNT = 3;
 
-export async function startNode(config: NodeConfig, deps: NodeDeps): Promise<RunningNode> {
+/** createNode(...).start(), for callers that need no handle before the node is up. */
+export function startNode(config: NodeConfig, deps: NodeDeps): Promise<RunningNode> {
+  return createNode(config, deps).start();
+}
+
+/**
+ * A node that can be stopped at any moment, including while start() is still awaiting a step:
+ * signal handlers get the handle before anything touches the host.
+ */
+export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
   const { network, log } = deps;
   const stats: ConnectionStats = { open: 0, total: 0 };
   // What has been set up so far: stop() undoes exactly these, also after a failed startup.
@@ -96,8 +122,17 @@ export async function startNode(config: NodeConfig, deps: NodeDeps): Promise<Run
     }
   };
 
+  // The startup step being awaited: stop() lets it finish first, so that what it sets up (a route
+  // added a moment after the signal) is seen and undone instead of leaked.
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight = p.catch(() => undefined);
+    return p;
+  };
+
   const stop = (reason: string, fatal = false): Promise<number> => {
     stopping ??= (async () => {
+      await inFlight;
       log.info('node.stopping', { reason, open: stats.open });
       let ok = true;
       const s = server;
@@ -130,67 +165,91 @@ export async function startNode(config: NodeConfig, deps: NodeDeps): Promise<Run
   };
 
   const fail = async (what: string, err: unknown): Promise<never> => {
+    // A step that fails because a concurrent stop() tore things down is part of that stop.
+    const interrupted = stopping !== undefined;
     await stop(`startup failed: ${what}`, true);
-    throw new NodeStartError(`${what}: ${errorMessage(err)}`);
+    throw new NodeStartError(`${what}: ${errorMessage(err)}`, interrupted);
+  };
+  // A fatal tun error can stop the node while startup awaits; adding state after the teardown ran
+  // would leak it, so each step first checks.
+  const stillStarting = async (): Promise<void> => {
+    if (stopping !== undefined) throw new NodeStartError(`stopped during startup (exit ${await stopping})`, true);
   };
 
-  log.info('node.starting', { vip: config.vip, port: config.port, service: describeSpec(config.service), tun: config.tun, lan: config.lan, mtu: config.mtu });
-  try {
-    service = (deps.createService ?? createService)(config.service);
-  } catch (err) {
-    return fail('cannot start the service', err);
-  }
-  try {
-    tun = await network.openTun({ name: config.tun, mtu: config.mtu });
-  } catch (err) {
-    return fail(`cannot open tun device "${config.tun}"`, err);
-  }
-  const tunName = tun.name;
-  tun.onError?.((err) => {
-    log.error('node.fatal', { reason: `tun device ${tunName} failed`, message: err.message });
-    void stop(`tun device failed: ${err.message}`, true);
-  });
-  try {
-    stack = deps.createStack({ link: tun, addresses: [config.vip] });
-    const svc = service;
-    server = stack.createServer((socket) => {
-      trackConnection(socket, log, stats);
-      svc.onConnection(socket);
-    });
-    await listen(server, config.port, config.vip);
-  } catch (err) {
-    return fail(`cannot listen on ${config.vip}:${config.port}`, err);
-  }
-  server.on('error', (err: Error) => log.error('server.error', { message: err.message }));
-  // The route goes in only once the listener exists, so the first SYN finds it.
-  try {
-    await network.addRoute(config.vip, tunName);
-    routed = true;
-  } catch (err) {
-    return fail(`cannot route ${config.vip} into ${tunName}`, err);
-  }
-  if (config.lan !== undefined) {
-    try {
-      await network.enableProxyArp(config.vip, config.lan);
-      proxyArp = true;
-    } catch (err) {
-      return fail(`cannot answer ARP for ${config.vip} on ${config.lan}`, err);
-    }
-    try {
-      await network.sendGratuitousArp(config.vip, config.lan, GRATUITOUS_ARP_COUNT);
-    } catch (err) {
-      // Neighbours will still learn the VIP from proxy ARP replies; only their stale entries linger.
-      log.warn('arp.gratuitous-failed', { lan: config.lan, message: errorMessage(err) });
-    }
-  }
-  log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan });
-
-  return {
-    tunName,
+  const handle: NodeHandle = {
+    start,
+    get tunName() {
+      return tun?.name;
+    },
     connections: stats,
+    get stopRequested() {
+      return stopping !== undefined;
+    },
     stop,
     stopped,
   };
+  return handle;
+
+  async function start(): Promise<RunningNode> {
+    log.info('node.starting', { vip: config.vip, port: config.port, service: describeSpec(config.service), tun: config.tun, lan: config.lan, mtu: config.mtu });
+    try {
+      service = (deps.createService ?? createService)(config.service);
+    } catch (err) {
+      return fail('cannot start the service', err);
+    }
+    try {
+      // Assigned inside the tracked promise so a concurrent stop() sees the open tun.
+      await track(network.openTun({ name: config.tun, mtu: config.mtu }).then((t) => (tun = t)));
+    } catch (err) {
+      return fail(`cannot open tun device "${config.tun}"`, err);
+    }
+    const openTun = tun as NodeTun | undefined;
+    if (openTun === undefined) return fail(`cannot open tun device "${config.tun}"`, new Error('no device'));
+    const tunName = openTun.name;
+    openTun.onError?.((err) => {
+      log.error('node.fatal', { reason: `tun device ${tunName} failed`, message: err.message });
+      void stop(`tun device failed: ${err.message}`, true);
+    });
+    await stillStarting();
+    try {
+      stack = deps.createStack({ link: openTun, addresses: [config.vip] });
+      const svc = service;
+      server = stack.createServer((socket) => {
+        trackConnection(socket, log, stats);
+        svc.onConnection(socket);
+      });
+      await track(listen(server, config.port, config.vip));
+    } catch (err) {
+      return fail(`cannot listen on ${config.vip}:${config.port}`, err);
+    }
+    server.on('error', (err: Error) => log.error('server.error', { message: err.message }));
+    // The route goes in only once the listener exists, so the first SYN finds it.
+    await stillStarting();
+    try {
+      await track(network.addRoute(config.vip, tunName).then(() => (routed = true)));
+    } catch (err) {
+      return fail(`cannot route ${config.vip} into ${tunName}`, err);
+    }
+    if (config.lan !== undefined) {
+      await stillStarting();
+      try {
+        await track(network.enableProxyArp(config.vip, config.lan).then(() => (proxyArp = true)));
+      } catch (err) {
+        return fail(`cannot answer ARP for ${config.vip} on ${config.lan}`, err);
+      }
+      try {
+        await track(network.sendGratuitousArp(config.vip, config.lan, GRATUITOUS_ARP_COUNT));
+      } catch (err) {
+        // Neighbours will still learn the VIP from proxy ARP replies; only their stale entries linger.
+        log.warn('arp.gratuitous-failed', { lan: config.lan, message: errorMessage(err) });
+      }
+    }
+    await stillStarting();
+    log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan });
+
+    // tunName is known from here on: the getter reads the open tun.
+    return handle as RunningNode;
+  }
 }
 
 function listen(server: NodeServer, port: number, host: string): Promise<void> {

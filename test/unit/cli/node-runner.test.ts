@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/cli/log.js';
 import { runNodeCommand } from '../../../src/cli/node-command.js';
-import { NodeStartError, startNode, type NodeConfig, type NodeDeps, type NodeTun, type RunningNode } from '../../../src/cli/node-runner.js';
+import { createNode, NodeStartError, startNode, type NodeConfig, type NodeDeps, type NodeTun, type RunningNode } from '../../../src/cli/node-runner.js';
 import { createStack, type Stack } from '../../../src/stack/stack.js';
 import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
 import { RawHttpClient } from '../services/helpers.js';
@@ -23,13 +23,14 @@ interface Harness {
   failTun: (err: Error) => void;
 }
 
-function harness(failAt?: string): Harness {
+function harness(failAt?: string, slowAt?: string): Harness {
   const [a, b] = createMemoryLinkPair(1500);
   const calls: string[] = [];
   const lines: string[] = [];
   let tunError: ((err: Error) => void) | undefined;
   const step = async (name: string) => {
     calls.push(name);
+    if (name.startsWith(slowAt ?? '\0')) await new Promise((r) => setTimeout(r, 200));
     if (name.startsWith(failAt ?? '\0')) throw new Error(`${name} refused`);
   };
   let tunClosed = false;
@@ -174,5 +175,31 @@ describe('node lifecycle', () => {
     const code = await runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
     expect(code).toBe(1);
     expect(err).toMatch(/^understudy: cannot open tun device "fake%d": openTun fake%d 1500 refused\n$/);
+  });
+
+  it('a stop during startup waits for the step in flight and undoes it', async () => {
+    const h = harness(undefined, 'addRoute');
+    cleanup.push(() => h.client.close());
+    const node = createNode(config, h.deps);
+    const started = node.start();
+    while (!h.calls.some((c) => c.startsWith('addRoute'))) await new Promise((r) => setTimeout(r, 5));
+    const stopped = node.stop('SIGTERM');
+    await expect(started).rejects.toMatchObject({ name: 'NodeStartError', interrupted: true });
+    expect(await stopped).toBe(0);
+    // The route was added after the signal; it must still be removed, and nothing after it done.
+    expect(h.calls.slice(2)).toEqual([`addRoute ${VIP} fake0`, `removeRoute ${VIP} fake0`, 'tun.close']);
+  });
+
+  it('the node command exits 0 when a signal arrives during startup', async () => {
+    const h = harness(undefined, 'addRoute');
+    cleanup.push(() => h.client.close());
+    let err = '';
+    const io = { stdout: () => {}, stderr: (t: string) => void (err += t) };
+    const done = runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
+    while (!h.calls.some((c) => c.startsWith('addRoute'))) await new Promise((r) => setTimeout(r, 5));
+    process.emit('SIGTERM', 'SIGTERM');
+    expect(await done).toBe(0);
+    expect(err).toBe('');
+    expect(h.calls).toContain(`removeRoute ${VIP} fake0`);
   });
 });
