@@ -70,6 +70,13 @@ export interface TcpConfig {
    * conformance scripts match. Undefined means off.
    */
   resendFinWithAck?: boolean;
+  /** Send no TCP options at all, not even MSS (FreeBSD's TCP_NOOPT socket option). */
+  noOptions?: boolean;
+  /**
+   * ICMP port/protocol unreachable, administratively prohibited and TTL exceeded abort a
+   * connection still in SYN-SENT (FreeBSD net.inet.tcp.icmp_may_rst, default 1). Undefined means on.
+   */
+  icmpMayReset?: boolean;
 }
 
 /** Injected sources, shared by every connection of one host. */

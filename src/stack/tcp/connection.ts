@@ -130,6 +130,10 @@ export class Connection implements TcpConnection {
         this.enterClosed(null);
         return;
       case 'SYN-RECEIVED':
+        // RFC 9293 allows the FIN at once; like BSD (TF_NEEDFIN) we send it once the handshake
+        // completes, which then goes straight to FIN-WAIT-1.
+        v.finQueued = true;
+        return;
       case 'ESTABLISHED':
         v.finQueued = true;
         v.state = 'FIN-WAIT-1';
@@ -270,11 +274,6 @@ export class Connection implements TcpConnection {
 
   /** Sequence of send-buffer offset 0 once synchronized. Kept in step by the ACK processing. */
   sndDataStart: SeqNum = 0;
-  /**
-   * TIME-WAIT ended because a SYN above RCV.NXT arrived: the host should hand that SYN to its
-   * listener to start a new incarnation (RFC 9293 3.6.1).
-   */
-  recycledBySyn = false;
   /** A D-SACK block (RFC 2883) to report first on the next ACK. */
   pendingDsack: SackBlock | null = null;
 }

@@ -36,10 +36,12 @@ function ourMss(c: Connection): number {
 export function sendSyn(c: Connection): void {
   const v = c.v;
   const cfg = c.cfg;
-  const opts: TcpOptions = { mss: ourMss(c), layout: cfg.optionLayout };
-  if (cfg.windowScale !== null) opts.wscale = Math.min(cfg.windowScale, MAX_WSCALE);
-  if (cfg.sack) opts.sackPermitted = true;
-  if (cfg.timestamps) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: 0 };
+  const opts: TcpOptions = cfg.noOptions ? {} : { mss: ourMss(c), layout: cfg.optionLayout };
+  if (!cfg.noOptions) {
+    if (cfg.windowScale !== null) opts.wscale = Math.min(cfg.windowScale, MAX_WSCALE);
+    if (cfg.sack) opts.sackPermitted = true;
+    if (cfg.timestamps) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: 0 };
+  }
   v.offeredWscale = opts.wscale ?? null;
   c.push(makeSegment(c, v.iss, 0, TCP_SYN, synWindow(c), opts, EMPTY));
   v.sndNxt = seqAdd(v.iss, 1);
@@ -51,10 +53,8 @@ export function sendSyn(c: Connection): void {
 /** Sends (or re-sends) our SYN-ACK from SYN-RECEIVED, echoing only what the peer offered. */
 export function sendSynAck(c: Connection): void {
   const v = c.v;
-  const opts: TcpOptions = { mss: ourMss(c), layout: c.cfg.optionLayout };
-  if (v.sndShift > 0 || v.rcvShift > 0 || v.offeredWscale !== null) {
-    if (v.offeredWscale !== null) opts.wscale = v.offeredWscale;
-  }
+  const opts: TcpOptions = c.cfg.noOptions ? {} : { mss: ourMss(c), layout: c.cfg.optionLayout };
+  if (v.offeredWscale !== null) opts.wscale = v.offeredWscale;
   if (v.sackEnabled) opts.sackPermitted = true;
   if (v.tsEnabled) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: v.tsRecent };
   const win = synWindow(c);
@@ -79,7 +79,7 @@ export function acceptPeerSyn(c: Connection, syn: TcpSegment): void {
   v.rcvAdv = v.rcvNxt;
   v.lastAckSent = v.rcvNxt;
   v.peerMss = o.mss !== undefined && o.mss > 0 ? o.mss : DEFAULT_MSS;
-  if (o.wscale !== undefined && cfg.windowScale !== null) {
+  if (o.wscale !== undefined && cfg.windowScale !== null && !cfg.noOptions) {
     v.sndShift = Math.min(o.wscale, MAX_WSCALE);
     v.rcvShift = Math.min(cfg.windowScale, MAX_WSCALE);
     v.offeredWscale = v.rcvShift;
@@ -88,8 +88,8 @@ export function acceptPeerSyn(c: Connection, syn: TcpSegment): void {
     v.rcvShift = 0;
     v.offeredWscale = null;
   }
-  v.sackEnabled = cfg.sack && o.sackPermitted === true;
-  if (cfg.timestamps && o.timestamp) {
+  v.sackEnabled = cfg.sack && !cfg.noOptions && o.sackPermitted === true;
+  if (cfg.timestamps && !cfg.noOptions && o.timestamp) {
     v.tsEnabled = true;
     v.tsRecent = o.timestamp.tsval;
     v.tsRecentAt = c.now;
@@ -168,8 +168,8 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
     v.rcvShift = 0;
     v.offeredWscale = null;
   }
-  v.sackEnabled = c.cfg.sack && o.sackPermitted === true;
-  v.tsEnabled = c.cfg.timestamps && o.timestamp !== undefined;
+  v.sackEnabled = c.cfg.sack && !c.cfg.noOptions && o.sackPermitted === true;
+  v.tsEnabled = c.cfg.timestamps && !c.cfg.noOptions && o.timestamp !== undefined;
   if (v.tsEnabled) {
     v.tsRecent = o.timestamp!.tsval;
     v.tsRecentAt = c.now;

@@ -32,13 +32,14 @@ export function onIcmpError(c: Connection, err: IcmpErrorKind, quotedSeq?: SeqNu
   // still in SYN-SENT is aborted -- also for the administratively prohibited codes and TTL
   // exceeded -- since there a blind attacker cannot know the quoted ISS; an established
   // connection keeps the error as a soft one, reported if it later times out.
+  const mayReset = v.state === 'SYN-SENT' && c.cfg.icmpMayReset !== false;
   if (err.kind === 'time-exceeded') {
-    if (v.state === 'SYN-SENT') c.enterClosed('EHOSTUNREACH');
+    if (mayReset) c.enterClosed('EHOSTUNREACH');
     else v.softError = 'EHOSTUNREACH';
     return;
   }
   const code = unreachableError(err.code);
-  if (v.state === 'SYN-SENT' && isHardInSynSent(err.code)) {
+  if (mayReset && isHardInSynSent(err.code)) {
     c.enterClosed(code);
     return;
   }

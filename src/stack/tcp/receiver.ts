@@ -195,8 +195,12 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
       if (finAcked(c)) v.state = 'FIN-WAIT-2';
       break;
     case 'CLOSING':
+      // "if the ACK acknowledges our FIN, then enter the TIME-WAIT state, otherwise ignore the
+      // segment": the peer's FIN is already acknowledged, so nothing more is sent (as in BSD).
       if (finAcked(c)) {
         enterTimeWait(c);
+        v.ackNow = false;
+        return;
       }
       break;
     case 'LAST-ACK':
@@ -215,18 +219,17 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
 
 /**
  * TIME-WAIT, as BSD's tcp_twcheck does it within RFC 9293's rules: RST is ignored (RFC 1337),
- * a SYN above RCV.NXT may start a new incarnation (RFC 9293 3.6.1 / RFC 6191), segments without
- * ACK are dropped, a retransmitted FIN is acknowledged and restarts 2MSL, anything else but an
- * exact duplicate ACK is acknowledged.
+ * segments without ACK are dropped, a retransmitted FIN is acknowledged and restarts 2MSL,
+ * anything else but an exact duplicate ACK is acknowledged. A SYN gets a challenge ACK (RFC 5961
+ * 4.2 covers every synchronized state, and the suite's STANDARD branch expects it): a peer that
+ * really starts a new connection answers it with a RST, which TIME-WAIT ignores, so the new
+ * connection waits for 2MSL -- the price of RFC 1337.
  */
 function processTimeWait(c: Connection, seg: TcpSegment, len: number): void {
   const v = c.v;
   const f = seg.flags;
-  if ((f & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
-    if (seqGt(seg.seq, v.rcvNxt)) {
-      c.recycledBySyn = true;
-      c.enterClosed(null);
-    }
+  if (f & TCP_SYN) {
+    processSyn(c);
     return;
   }
   if ((f & TCP_ACK) === 0) return;

@@ -78,25 +78,17 @@ describe('closing states', () => {
     expect(out(c)).toEqual(['. 1002:1002(0) ack 5002 win 65535']);
   });
 
-  it('time-wait: a SYN above RCV.NXT ends TIME-WAIT so the listener can take it', () => {
-    const c = established();
-    c.shutdown(20 * MS);
-    c.onSegment(30 * MS, seg('F.', 5001, 1002));
-    c.takeOutput();
-    c.onSegment(40 * MS, seg('S', 100_000, 0));
-    expect(c.state).toBe('CLOSED');
-    expect(c.recycledBySyn).toBe(true);
-  });
-
-  it('time-wait: a SYN at or below RCV.NXT is dropped', () => {
-    const c = established();
-    c.shutdown(20 * MS);
-    c.onSegment(30 * MS, seg('F.', 5001, 1002));
-    c.takeOutput();
-    c.onSegment(40 * MS, seg('S', 5002, 0));
-    expect(c.state).toBe('TIME-WAIT');
-    expect(out(c)).toEqual([]);
-  });
+  for (const [where, seq] of [['above', 100_000], ['at', 5002], ['below', 4000]] as const) {
+    it(`time-wait: a SYN ${where} RCV.NXT gets a challenge ACK (RFC 5961 4.2) and TIME-WAIT stays`, () => {
+      const c = established();
+      c.shutdown(20 * MS);
+      c.onSegment(30 * MS, seg('F.', 5001, 1002));
+      c.takeOutput();
+      c.onSegment(40 * MS, seg('S', seq, 0));
+      expect(c.state).toBe('TIME-WAIT');
+      expect(out(c)).toEqual(['. 1002:1002(0) ack 5002 win 65535']);
+    });
+  }
 
   it('close-wait: data from the peer after its FIN is ignored', () => {
     const c = established();
@@ -144,4 +136,19 @@ describe('abort', () => {
       expect(c.nextDeadline()).toBeNull();
     });
   }
+});
+
+describe('close in SYN-RECEIVED', () => {
+  it('syn-rcvd: shutdown defers the FIN until the handshake completes, then FIN-WAIT-1', async () => {
+    const { createPassiveConnection } = await import('../../../src/stack/tcp/connection.js');
+    const { TUPLE, plainConfig, testEnv } = await import('./harness.js');
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), testEnv(), 1000);
+    c.takeOutput();
+    c.shutdown(5 * MS);
+    expect(c.state).toBe('SYN-RECEIVED');
+    expect(out(c)).toEqual([]);
+    c.onSegment(10 * MS, seg('.', 5001, 1001));
+    expect(c.state).toBe('FIN-WAIT-1');
+    expect(out(c)).toEqual(['F. 1001:1001(0) ack 5001 win 65535']);
+  });
 });

@@ -237,3 +237,21 @@ describe('ICMP errors in SYN-SENT (FreeBSD rcv-icmp)', () => {
     expect(c.v.softError).toBe('ECONNREFUSED');
   });
 });
+
+describe('option knobs', () => {
+  it('closed: noOptions sends a bare SYN and negotiates nothing from the SYN-ACK', () => {
+    const c = active({ ...defaultTcpConfig(), noOptions: true });
+    const [syn] = c.takeOutput();
+    expect(syn!.options).toEqual({});
+    c.onSegment(10 * MS, seg('S.', 500, 1001, { options: { mss: 1460, wscale: 7, sackPermitted: true, timestamp: { tsval: 5, tsecr: 0 } } }));
+    expect([c.v.sndShift, c.v.sackEnabled, c.v.tsEnabled]).toEqual([0, false, false]);
+    expect(c.sendMss).toBe(1460);
+  });
+
+  it('syn-sent: icmpMayReset false keeps even port unreachable soft', () => {
+    const c = active({ ...plainConfig(), icmpMayReset: false });
+    c.onIcmpError(10 * MS, { kind: 'unreachable', code: 3 }, 1000);
+    expect(c.state).toBe('SYN-SENT');
+    expect(c.v.softError).toBe('ECONNREFUSED');
+  });
+});
