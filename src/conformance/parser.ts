@@ -444,6 +444,19 @@ function parseTerm(cur: Cursor): SyscallArg {
       return { kind: 'list', items };
     }
   }
+  if (cur.accept('{')) {
+    const fields: Record<string, SyscallArg> = {};
+    if (cur.accept('}')) return { kind: 'struct', fields };
+    for (;;) {
+      const name = cur.word();
+      if (!name) cur.fail('expected a field name');
+      cur.expect('=');
+      fields[name] = parseArg(cur);
+      if (cur.accept(',')) continue;
+      cur.expect('}');
+      return { kind: 'struct', fields };
+    }
+  }
   if (cur.peek() === '"') {
     const m = cur.match(/"((?:[^"\\]|\\.)*)"/);
     if (!m) cur.fail('unterminated string');

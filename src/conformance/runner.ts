@@ -96,6 +96,9 @@ interface PendingCall {
   attempt: () => Attempt;
 }
 
+/** FreeBSD's poll(2) bits. */
+const POLL_BITS: Record<string, number> = { POLLIN: 0x1, POLLPRI: 0x2, POLLOUT: 0x4, POLLERR: 0x8, POLLHUP: 0x10, POLLNVAL: 0x20, POLLRDNORM: 0x40, POLLWRNORM: 0x4 };
+
 const ICMP_TYPES: Record<string, { type: number; codes: Record<string, number> }> = {
   unreachable: {
     type: 3,
@@ -165,6 +168,8 @@ class ScriptRun {
   private currentLine = 0;
   /** Flags, sequence number and length of every segment matched so far: repeats are retransmissions. */
   private readonly sentSegments = new Set<string>();
+  /** When a blocked poll() gives up and returns 0. */
+  private pollDeadline: number | undefined;
 
   constructor(
     private readonly script: Script,
@@ -261,9 +266,9 @@ class ScriptRun {
     return this.host;
   }
 
-  /** The next time the runner's own socket layer needs to act (TCP_KEEPINIT). */
+  /** The next time the runner's own socket layer needs to act (TCP_KEEPINIT, a poll timeout). */
   private runnerDeadline(): number | null {
-    let best: number | null = null;
+    let best: number | null = this.pollDeadline ?? null;
     for (const s of this.fds.all()) {
       if (s.conn?.state !== 'SYN-SENT' || s.connectAt === undefined) continue;
       const t = s.connectAt + this.keepinitUs(s);
@@ -372,6 +377,8 @@ class ScriptRun {
   }
 
   private finish(): void {
+    // A blocking call still running at the last line gets until its expected return.
+    if (this.pending) this.advanceTo(this.pending.expectedEnd + this.tolerance, true);
     if (this.pending) {
       const p = this.pending;
       this.fail(p.event.line, `${p.event.call.name}() never returned`);
@@ -713,6 +720,8 @@ class ScriptRun {
         const len = call.args[2]?.kind === 'number' ? call.args[2].value : 0;
         return () => this.send(s, len);
       }
+      case 'poll':
+        return this.preparePoll(line, call);
       case 'shutdown': {
         const s = this.sock(line, call);
         const how = argName(call.args[1]);
@@ -775,6 +784,53 @@ class ScriptRun {
       if (state === 'SYN-SENT' || state === 'SYN-RECEIVED') return WOULD_BLOCK;
       return { result: 0 };
     };
+  }
+
+  /** poll([{fd=N, events=..., revents=...}, ...], nfds, timeout_ms): the revents are checked. */
+  private preparePoll(line: number, call: SyscallSpec): () => Attempt {
+    const list = call.args[0];
+    const entries = list?.kind === 'list' ? list.items : [];
+    const timeoutMs = call.args[2]?.kind === 'number' ? call.args[2].value : 0;
+    const polls = entries.map((e) => {
+      if (e.kind !== 'struct') this.fail(line, 'poll() expects a list of {fd=..., events=...}');
+      const fd = e.fields['fd'];
+      return {
+        fd: fd?.kind === 'number' ? fd.value : -1,
+        events: pollMask(e.fields['events']),
+        revents: e.fields['revents'] ? pollMask(e.fields['revents']) : undefined,
+      };
+    });
+    let deadline: number | undefined;
+    return () => {
+      deadline ??= timeoutMs < 0 ? Infinity : this.now + timeoutMs * 1000;
+      const got = polls.map((p) => this.readiness(p.fd) & (p.events | POLL_BITS.POLLERR! | POLL_BITS.POLLHUP! | POLL_BITS.POLLNVAL!));
+      const ready = got.filter((r) => r !== 0).length;
+      if (ready === 0 && this.now < deadline) {
+        this.pollDeadline = deadline === Infinity ? undefined : deadline;
+        return WOULD_BLOCK;
+      }
+      this.pollDeadline = undefined;
+      polls.forEach((p, i) => {
+        if (p.revents !== undefined && p.revents !== got[i])
+          this.fail(line, `poll() revents for fd ${p.fd}: ${pollNames(got[i]!)}, expected ${pollNames(p.revents)}`);
+      });
+      return { result: ready };
+    };
+  }
+
+  private readiness(fd: number): number {
+    const s = this.fds.get(fd);
+    if (!s) return POLL_BITS.POLLNVAL!;
+    let r = 0;
+    if (s.listener) return s.listener.pendingCount > 0 ? POLL_BITS.POLLIN! | POLL_BITS.POLLRDNORM! : 0;
+    const conn = s.conn;
+    if (!conn) return POLL_BITS.POLLHUP!;
+    if (s.error) r |= POLL_BITS.POLLERR!;
+    if (conn.readableLength > 0 || conn.readEnded || s.failed) r |= POLL_BITS.POLLIN! | POLL_BITS.POLLRDNORM!;
+    const open = conn.state === 'ESTABLISHED' || conn.state === 'CLOSE-WAIT';
+    if (open && !s.shutWr && conn.writableSpace > 0) r |= POLL_BITS.POLLOUT!;
+    if (conn.state === 'CLOSED' || s.failed || (conn.readEnded && s.shutWr)) r |= POLL_BITS.POLLHUP!;
+    return r;
   }
 
   private receive(s: SocketFd, max: number, peek: boolean): Attempt {
@@ -840,6 +896,17 @@ function fmtTime(us: number): string {
 /** The action part of an event line (without its time), for messages. */
 function actionText(source: string): string {
   return source.replace(/^\s*(\*|\+?\s*[\d.]+(~\+?[\d.]+)?)\s*/, '').replace(/\s+/g, ' ');
+}
+
+function pollMask(a: SyscallArg | undefined): number {
+  return argNames(a).reduce((m, n) => m | (POLL_BITS[n] ?? 0), a?.kind === 'number' ? a.value : 0);
+}
+
+function pollNames(mask: number): string {
+  const names = Object.entries(POLL_BITS)
+    .filter(([n, b]) => mask & b && n !== 'POLLWRNORM')
+    .map(([n]) => n);
+  return names.length > 0 ? names.join('|') : '0';
 }
 
 function argName(a: SyscallArg | undefined): string | undefined {

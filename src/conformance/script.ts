@@ -53,13 +53,15 @@ export interface IcmpPacketSpec {
 
 export type PacketSpec = TcpPacketSpec | IcmpPacketSpec;
 
-/** A syscall argument, as far as these scripts need: `...`, numbers, names, `[lists]`, `A | B`. */
+/** A syscall argument: `...`, numbers, names, strings, `[lists]`, `{structs}`, `A | B`. */
 export type SyscallArg =
   | { kind: 'ellipsis' }
   | { kind: 'number'; value: number }
   | { kind: 'name'; name: string }
   | { kind: 'string'; value: string }
   | { kind: 'list'; items: SyscallArg[] }
+  /** `{fd=3, events=POLLIN}`, as poll() takes. */
+  | { kind: 'struct'; fields: Record<string, SyscallArg> }
   | { kind: 'or'; operands: SyscallArg[] };
 
 export interface SyscallSpec {

@@ -122,6 +122,20 @@ describe('system call lines', () => {
     });
     const g = parseEventLine('+0.00 fcntl(3, F_GETFL) = 0x02 (flags O_RDWR)');
     expect(g.type === 'syscall' && g.call).toMatchObject({ result: 2, note: 'flags O_RDWR' });
+    const poll = parseEventLine('+0 poll([{fd=4, events=POLLIN, revents=0}], 1, 0) = 0');
+    expect(poll.type === 'syscall' && poll.call.args[0]).toEqual({
+      kind: 'list',
+      items: [
+        {
+          kind: 'struct',
+          fields: {
+            fd: { kind: 'number', value: 4 },
+            events: { kind: 'name', name: 'POLLIN' },
+            revents: { kind: 'number', value: 0 },
+          },
+        },
+      ],
+    });
     const w = parseEventLine('+0.00 write (3, ..., 10) = 10');
     expect(w.type === 'syscall' && w.call.name).toBe('write');
   });

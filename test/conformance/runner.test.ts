@@ -185,6 +185,19 @@ describe('system calls and the socket layer', () => {
     expect(badState.failure?.message).toBe('assert tcpi_state == TCPI_CLOSE_WAIT, but tcpi_state is TCPI_ESTABLISHED');
   });
 
+  it('answers poll() with the ready events, and blocks it until its timeout', () => {
+    const accepted = `${HANDSHAKE}+0.01 < . 1:1(0) ack 1 win 65535\n+0.00 accept(3, ..., ...) = 4\n`;
+    const ready = `${accepted}+0.00 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1\n`;
+    expect(run(ready, { delayUs: 100_000 }).r.failure).toBeUndefined();
+    const wrong = run(ready.replace('revents=POLLOUT', 'revents=POLLIN'), { delayUs: 100_000 }).r;
+    expect(wrong.failure?.message).toBe('poll() revents for fd 4: POLLOUT, expected POLLIN');
+    const timeout = `${accepted}+0.00...+0.25 poll([{fd=4, events=POLLIN}], 1, 250) = 0\n`;
+    expect(run(timeout, { delayUs: 100_000 }).r.failure).toBeUndefined();
+    const later = `${timeout.replace('...+0.25', '...+0.10')}+0.40 \`sysctl -w net.inet.tcp.sack.enable=1\`\n`;
+    const early = run(later, { delayUs: 100_000 }).r;
+    expect(early.failure?.message).toMatch(/^poll\(\) returned at 0\.360s, expected at 0\.210s/);
+  });
+
   it('builds the host from the sysctls set before the first socket', () => {
     const { host } = run(
       ` 0.00 \`sysctl -w net.inet.tcp.rfc1323=0\`\n+0.00 \`sysctl -w net.inet.tcp.delacktime=40\`\n+0.00 \`sysctl -w kern.ipc.maxsockbuf=73728\`\n${LISTEN}`,
