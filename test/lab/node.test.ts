@@ -147,6 +147,20 @@ describe('understudy node in the lab', () => {
     expect(sha256(readFileSync(b))).toBe(sha256(blob));
   });
 
+  it('streams a 256 MiB file byte-exact without holding it in memory', async () => {
+    const l = lab();
+    const size = 256 * 1024 * 1024;
+    const made = await l.exec('primary', 'sh', ['-c', `head -c ${size} /dev/urandom > ${www}/large.bin && sha256sum ${www}/large.bin`], { timeoutMs: 60_000 });
+    const expected = made.stdout.split(' ')[0];
+    const got = await l.exec('client', 'sh', ['-c', `curl -sS --max-time 120 http://${l.addr.vip}/large.bin | sha256sum`], { timeoutMs: 130_000 });
+    expect(got.stdout.split(' ')[0], got.stderr).toBe(expected);
+    // Peak resident memory of the node process: reading the file whole would push it past the size.
+    const status = readFileSync(`/proc/${child?.pid}/status`, 'utf8');
+    const peakKiB = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+    expect(peakKiB * 1024).toBeLessThan(size * 0.75);
+    rmSync(join(www, 'large.bin'), { force: true });
+  }, 180_000);
+
   it('answers ping on the VIP', async () => {
     const l = lab();
     const r = await ping(l.ns.client, l.addr.vip, 3);
