@@ -24,6 +24,7 @@ import {
   IPPROTO_ICMP,
   IPPROTO_TCP,
   TCP_ACK,
+  TCP_FIN,
   TCP_RST,
   TCP_SYN,
   tupleKey,
@@ -203,7 +204,14 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     const tuple: FourTuple = { localAddr: h.dst, localPort: seg.dstPort, remoteAddr: h.src, remotePort: seg.srcPort };
     // "second, check for an ACK": a SYN cookie comes back as the ACK of the handshake.
     if ((seg.flags & TCP_ACK) !== 0) {
-      if ((seg.flags & TCP_SYN) === 0 && now - l.lastCookieAt <= this.cookies.validityUs) {
+      if ((seg.flags & TCP_SYN) !== 0) {
+        // The RFC's reset "should be formed" for any ACK; FreeBSD (whose suite we run) drops a
+        // SYN-ACK at a listener instead. An unsolicited SYN-ACK is usually backscatter of SYNs
+        // someone sent in our name, and answering it would only add to that traffic.
+        this.count('tcp.listen-synack-dropped');
+        return;
+      }
+      if (now - l.lastCookieAt <= this.cookies.validityUs) {
         if (l.acceptQueueFull) {
           // As for a half-open connection: drop, the peer retransmits, the cookie stays valid.
           this.count('tcp.accept-queue-full');
@@ -226,6 +234,10 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     if ((seg.flags & TCP_SYN) === 0) {
       // "fourth, other data or control: ... drop the segment and return."
       this.count('tcp.listen-no-syn-dropped');
+      return;
+    }
+    if ((seg.flags & TCP_FIN) !== 0 && this.config.dropSynFin === true) {
+      this.count('tcp.listen-synfin-dropped');
       return;
     }
     if (l.acceptQueueFull) {
@@ -383,10 +395,16 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
 
   onListenerClosed(l: Listener, now: Micros): void {
     if (this.listeners.get(l.key) === l) this.listeners.delete(l.key);
-    // Connections nobody accepted are reset, as Linux does when a listening socket closes.
+    // As Linux (inet_csk_listen_stop) and FreeBSD do: established connections nobody accepted
+    // are reset, half-open ones are forgotten without a word (their SYN-ACK was all the peer
+    // saw; a later segment from it meets the CLOSED-state reset).
     for (const c of l.drain()) c.abort(now);
-    for (const c of this.demux.values()) {
-      if (c.listenerRef === l && c.passive?.halfOpen) c.abort(now);
+    const halfOpen: HostedConnection[] = [];
+    for (const c of this.demux.values()) if (c.listenerRef === l && c.passive?.halfOpen) halfOpen.push(c);
+    for (const c of halfOpen) {
+      c.passive!.halfOpen = false;
+      l.halfOpen--;
+      this.remove(c);
     }
   }
 

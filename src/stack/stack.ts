@@ -87,6 +87,8 @@ class StackImpl implements Stack, SocketContext, ServerContext {
       tcp,
       env,
       synBacklog: opts.synBacklog ?? DEFAULT_SYN_BACKLOG,
+      // Linux discards SYN+FIN at a listener (tcp_rcv_state_process); no real client sends one.
+      dropSynFin: true,
       icmpEcho: opts.icmpEcho ?? true,
     });
     this.driver = new Driver({ host: this.host, link: opts.link, clock: opts.clock, onEvents: (evs) => this.onEvents(evs) });

@@ -97,6 +97,43 @@ describe('host, LISTEN (RFC 9293 3.10.7.2)', () => {
     expect(host.counters['tcp.listen-rst-dropped']).toBe(1);
   });
 
+  it('a SYN-ACK is dropped without a reset, as FreeBSD does', () => {
+    const host = testHost();
+    host.listen(0, 80, 8);
+    host.onPacket(0, tcpPacket({ seq: 17, ack: 34, flags: TCP_SYN | TCP_ACK }));
+    expect(host.takePackets(0)).toHaveLength(0);
+    expect(host.counters['tcp.listen-synack-dropped']).toBe(1);
+  });
+
+  it('a SYN-FIN is dropped when dropSynFin is set, and answered with a SYN-ACK when not', () => {
+    const dropping = testHost({ dropSynFin: true });
+    dropping.listen(0, 80, 8);
+    dropping.onPacket(0, tcpPacket({ seq: 17, flags: TCP_SYN | TCP_FIN }));
+    expect(dropping.takePackets(0)).toHaveLength(0);
+    expect(dropping.counters['tcp.listen-synfin-dropped']).toBe(1);
+    const rfc = testHost();
+    rfc.listen(0, 80, 8);
+    rfc.onPacket(0, tcpPacket({ seq: 17, flags: TCP_SYN | TCP_FIN }));
+    expect(tcpOut(rfc.takePackets(0))[0]?.flags).toBe(TCP_SYN | TCP_ACK);
+  });
+
+  it('closing the listener resets established connections nobody accepted and forgets half-open ones silently', () => {
+    const host = testHost();
+    const l = host.listen(0, 80, 8);
+    handshake(host, 40001);
+    host.onPacket(0, tcpPacket({ srcPort: 40002, seq: 500, flags: TCP_SYN }));
+    host.takePackets(0);
+    host.takeEvents();
+    expect(host.connections.size).toBe(2);
+    l.close(1);
+    const out = tcpOut(host.takePackets(1));
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ dstPort: 40001 });
+    expect(out[0]!.flags & TCP_RST).toBe(TCP_RST);
+    expect(host.connections.size).toBe(0);
+    expect(host.nextDeadline()).toBeNull();
+  });
+
   it('a second listen on the same port fails with EADDRINUSE', () => {
     const host = testHost();
     host.listen(0, 80, 8);
