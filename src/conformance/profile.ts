@@ -120,14 +120,16 @@ const SYSCTL_DEFAULTS: Record<string, string> = {
  * Sysctls with no counterpart in our stack, and the value our stack behaves like. A script that
  * sets a different value is still run; its result records the mismatch.
  */
-const FIXED_SYSCTLS: Record<string, { value: string; why: string }> = {
+const FIXED_SYSCTLS: Record<string, { value: string; why: string; alsoFine?: string[] }> = {
   'net.inet.tcp.insecure_rst': { value: '0', why: 'RFC 5961 section 3 RST handling is always on' },
   'net.inet.tcp.insecure_syn': { value: '0', why: 'RFC 5961 section 4 SYN handling is always on' },
   'net.inet.tcp.drop_synfin': { value: '0', why: 'SYN-FIN segments are processed as RFC 9293 says' },
   'net.inet.tcp.blackhole': { value: '0', why: 'segments to closed ports get a RST' },
-  'net.inet.tcp.ecn.enable': { value: '2', why: 'no ECN is offered on SYNs we send' },
+  // 2 (answer ECN only when the peer asks) looks like 0 until a peer asks.
+  'net.inet.tcp.ecn.enable': { value: '0', why: 'no ECN (RFC 3168) at all', alsoFine: ['2'] },
   'net.inet.tcp.rexmit_drop_options': { value: '0', why: 'retransmitted SYNs keep their options' },
   'net.inet.tcp.tolerate_missing_ts': { value: '1', why: 'segments without timestamps are accepted' },
+  'net.inet.tcp.icmp_may_rst': { value: '1', why: 'ICMP errors in SYN-SENT may abort the connection' },
 };
 
 /** Sysctls that only steer FreeBSD internals the scripts do not observe, or tune what we compute. */
@@ -135,7 +137,6 @@ const IGNORED_SYSCTLS = new Set([
   'net.inet.tcp.hostcache.purgenow',
   'net.inet.tcp.syncookies',
   'net.inet.tcp.syncookies_only',
-  'net.inet.tcp.icmp_may_rst',
   'net.inet.tcp.ecn.maxretries',
 ]);
 
@@ -201,7 +202,7 @@ export function checkSysctls(sysctls: Sysctls): SysctlReport {
   for (const [name, value] of sysctls) {
     const fixed = FIXED_SYSCTLS[name];
     if (fixed) {
-      if (fixed.value !== value) unsupported.push(`${name}=${value} (ours: ${fixed.value}; ${fixed.why})`);
+      if (fixed.value !== value && !fixed.alsoFine?.includes(value)) unsupported.push(`${name}=${value} (ours: ${fixed.value}; ${fixed.why})`);
     } else if (!(name in SYSCTL_DEFAULTS) && !IGNORED_SYSCTLS.has(name)) {
       unknown.push(`${name}=${value}`);
     }
