@@ -89,15 +89,23 @@ export class Driver {
     let now = this.now();
     const due = host.nextDeadline();
     if (due !== null && due <= now) host.onTimer(now);
-    for (let round = 0; round < MAX_EVENT_ROUNDS; round++) {
-      const events = host.takeEvents();
-      if (events.length === 0) break;
-      this.onEvents(events);
+    try {
+      let round = 0;
+      for (let events = host.takeEvents(); events.length > 0; events = host.takeEvents()) {
+        if (++round > MAX_EVENT_ROUNDS) {
+          // Leave the rest to the next turn rather than spin here.
+          this.kick();
+          break;
+        }
+        this.onEvents(events);
+      }
+    } finally {
+      // A throwing event handler must not leave the packets unsent and the timer unarmed.
+      now = this.now();
+      const packets = host.takePackets(now);
+      if (packets.length > 0) this.link.send(packets);
+      this.arm(now);
     }
-    now = this.now();
-    const packets = host.takePackets(now);
-    if (packets.length > 0) this.link.send(packets);
-    this.arm(now);
   }
 
   private arm(now: Micros): void {
