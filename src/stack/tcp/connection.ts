@@ -98,9 +98,13 @@ export class Connection implements TcpConnection {
     return n;
   }
 
+  /**
+   * Without max, returns the next chunk exactly as it arrived (a view, no copy): callers loop until
+   * null. With max, up to max bytes, copied together when they span segments.
+   */
   read(now: Micros, max?: number): Uint8Array | null {
     this.now = now;
-    const got = this.rcvBuf.take(max ?? this.rcvBuf.length);
+    const got = this.rcvBuf.take(max);
     if (got !== null && isSynchronized(this.v.state)) {
       windowUpdateAfterRead(this);
       flush(this);

@@ -26,7 +26,8 @@ export function receiveWindow(c: Connection): number {
   const v = c.v;
   const advertised = Math.max(0, seqDiff(v.rcvAdv, v.rcvNxt));
   if (v.state === 'SYN-RECEIVED' && !v.activeOpen) return advertised;
-  return Math.max(advertised, freeSpace(c));
+  const free = freeSpace(c);
+  return free > advertised ? free : advertised;
 }
 
 /**
@@ -37,14 +38,18 @@ export function receiveWindow(c: Connection): number {
 export function receiveWindowField(c: Connection): number {
   const v = c.v;
   const shift = v.rcvShift;
-  let win = Math.min(freeSpace(c), 65535 * 2 ** shift);
+  // 65535 << 14 still fits in 31 bits, so integer shifts are exact here.
+  let win = freeSpace(c);
+  const maxWin = 65535 << shift;
+  if (win > maxWin) win = maxWin;
   if (win < c.cfg.rcvBuf / 4 && win < c.cfg.mss) win = 0;
-  const current = Math.max(0, seqDiff(v.rcvAdv, v.rcvNxt));
+  let current = (v.rcvAdv - v.rcvNxt) | 0;
+  if (current < 0) current = 0;
   let field: number;
-  if (win < current) field = Math.ceil(current / 2 ** shift);
-  else field = Math.floor(win / 2 ** shift);
+  if (win < current) field = (current + (1 << shift) - 1) >>> shift;
+  else field = win >>> shift;
   if (field > 65535) field = 65535;
-  const edge = seqAdd(v.rcvNxt, field * 2 ** shift);
+  const edge = (v.rcvNxt + (field << shift)) >>> 0;
   if (seqGt(edge, v.rcvAdv)) v.rcvAdv = edge;
   return field;
 }
@@ -67,9 +72,12 @@ export function sackBlocksToSend(c: Connection): SackBlock[] {
 /** The application read: announce the opened window if it grew by 2 MSS or half the buffer. */
 export function windowUpdateAfterRead(c: Connection): void {
   const v = c.v;
-  if (v.peerFinReceived || v.state === 'SYN-RECEIVED') return;
-  const advertised = Math.max(0, seqDiff(v.rcvAdv, v.rcvNxt));
-  const possible = Math.min(freeSpace(c), 65535 * 2 ** v.rcvShift);
+  if (v.ackNow || v.peerFinReceived || v.state === 'SYN-RECEIVED') return;
+  let advertised = (v.rcvAdv - v.rcvNxt) | 0;
+  if (advertised < 0) advertised = 0;
+  let possible = freeSpace(c);
+  const maxWin = 65535 << v.rcvShift;
+  if (possible > maxWin) possible = maxWin;
   const growth = possible - advertised;
   if (growth >= 2 * c.cfg.mss || growth >= c.cfg.rcvBuf / 2) v.ackNow = true;
 }

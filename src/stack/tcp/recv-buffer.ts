@@ -16,10 +16,18 @@ export class RecvBuffer {
     this.total += data.length;
   }
 
-  /** Takes up to max bytes from the front; null when empty. */
-  take(max: number): Uint8Array | null {
-    if (this.total === 0 || max <= 0) return null;
+  /**
+   * Takes up to max bytes from the front; null when empty. Without max, the next received chunk
+   * as it arrived (no copy); with max, as much as fits, copied together when it spans chunks.
+   */
+  take(max?: number): Uint8Array | null {
+    if (this.total === 0) return null;
     const first = this.chunks[this.head]!;
+    if (max === undefined) {
+      this.drop(first.length);
+      return first;
+    }
+    if (max <= 0) return null;
     if (first.length >= max || this.head === this.chunks.length - 1) {
       const n = Math.min(max, first.length);
       const out = first.subarray(0, n);

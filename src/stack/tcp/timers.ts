@@ -8,11 +8,13 @@ import { sendSyn, sendSynAck } from './handshake.js';
 import { onRetransmitTimeout, sendAckNow, sendKeepaliveProbe, sendRst, sendWindowProbe } from './sender.js';
 
 export function nextDeadlineOf(v: TcbVars): Micros | null {
-  let d: Micros | null = null;
-  for (const t of [v.rtxDeadline, v.delAckDeadline, v.persistDeadline, v.keepaliveDeadline, v.timeWaitDeadline]) {
-    if (t !== null && (d === null || t < d)) d = t;
-  }
-  return d;
+  return earlier(earlier(earlier(v.rtxDeadline, v.delAckDeadline), earlier(v.persistDeadline, v.keepaliveDeadline)), v.timeWaitDeadline);
+}
+
+function earlier(a: Micros | null, b: Micros | null): Micros | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a < b ? a : b;
 }
 
 /** (Re)starts the retransmission timer at now + RTO (RFC 6298 5.1, 5.3). */
