@@ -16,7 +16,7 @@ import { type TcbVars, initialVars, isSynchronized } from './state.js';
 import { acceptPeerSyn, processSynSent, sendSyn, sendSynAck, type CookieOptions, applyCookieOptions } from './handshake.js';
 import { processSynchronized, windowUpdateAfterRead } from './receiver.js';
 import { flush, sendRst, sendAckNow } from './sender.js';
-import { runTimers, nextDeadlineOf, armKeepalive } from './timers.js';
+import { runTimers, nextDeadlineOf, armKeepalive, armFinWait2 } from './timers.js';
 import { onIcmpError } from './icmp.js';
 import type { TcbSnapshot } from './snapshot.js';
 import { takeSnapshot } from './snapshot.js';
@@ -167,6 +167,7 @@ export class Connection implements TcpConnection {
       this.enterClosed(null);
       return;
     }
+    if (v.state === 'FIN-WAIT-2') armFinWait2(this);
     this.shutdown(now);
   }
 

@@ -4,7 +4,7 @@
 import { seqAdd, seqGt, seqLe } from '../wire/seq.js';
 import { TCP_ACK, TCP_RST, TCP_SYN, type TcpOptions, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
-import { armRetransmit } from './timers.js';
+import { armKeepalive, armRetransmit } from './timers.js';
 import { sendRst, makeSegment } from './sender.js';
 import { processText } from './receiver.js';
 
@@ -43,6 +43,7 @@ export function sendSyn(c: Connection): void {
     if (cfg.timestamps) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: 0 };
   }
   v.offeredWscale = opts.wscale ?? null;
+  if (v.rtxCount === 0) v.rttStart = c.now;
   c.push(makeSegment(c, v.iss, 0, TCP_SYN, synWindow(c), opts, EMPTY));
   v.sndNxt = seqAdd(v.iss, 1);
   v.sndMax = v.sndNxt;
@@ -58,6 +59,7 @@ export function sendSynAck(c: Connection): void {
   if (v.sackEnabled) opts.sackPermitted = true;
   if (v.tsEnabled) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: v.tsRecent };
   const win = synWindow(c);
+  if (v.rtxCount === 0) v.rttStart = c.now;
   c.push(makeSegment(c, v.iss, v.rcvNxt, TCP_SYN | TCP_ACK, win, opts, EMPTY));
   v.sndNxt = seqAdd(v.iss, 1);
   v.sndMax = v.sndNxt;
@@ -181,10 +183,7 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
     // form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
     v.sndUna = seg.ack;
     c.sndDataStart = seg.ack;
-    if (v.rttSeq !== null || v.rtxCount === 0) c.rto.sample(Math.max(1, c.now - v.rttStart));
-    v.rttSeq = null;
-    v.rtxCount = 0;
-    c.rto.resetBackoff();
+    handshakeRtt(c);
     v.rtxDeadline = null;
     v.state = 'ESTABLISHED';
     // The SYN-ACK's window is not scaled (RFC 7323 2.2).
@@ -193,6 +192,7 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
     v.sndWl1 = seg.seq;
     v.sndWl2 = seg.ack;
     c.emit({ type: 'connected' });
+    armKeepalive(c);
     v.ackNow = true;
     // "If there are other controls or text in the segment, then continue processing at the sixth
     // step below where the URG bit is checked"
@@ -213,3 +213,16 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The handshake completed: Karn's rule allows an RTT sample only when the SYN (or SYN-ACK) was not
+ * retransmitted; otherwise RFC 6298 5.7 asks for an RTO of 3 s once data transmission begins.
+ */
+export function handshakeRtt(c: Connection): void {
+  const v = c.v;
+  if (v.rtxCount === 0) c.rto.sample(Math.max(1, c.now - v.rttStart));
+  else c.rto.onHandshakeCompleteAfterSynTimeout();
+  v.rttSeq = null;
+  v.rtxCount = 0;
+  c.rto.resetBackoff();
+}

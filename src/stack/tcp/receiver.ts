@@ -7,7 +7,8 @@ import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from '../wir
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { finAcked, processAck, sendRst } from './sender.js';
-import { armKeepalive, enterTimeWait } from './timers.js';
+import { armKeepalive, enterTimeWait, armFinWait2 } from './timers.js';
+import { handshakeRtt } from './handshake.js';
 
 /** RFC 7323 5.5: TS.Recent is invalid after 24 days of idleness. */
 const PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000;
@@ -182,11 +183,8 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
     v.state = v.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
     v.sndUna = seg.ack;
     c.sndDataStart = seg.ack;
-    if (v.rtxCount === 0) c.rto.sample(Math.max(1, c.now - v.rttStart));
-    v.rtxCount = 0;
-    c.rto.resetBackoff();
+    handshakeRtt(c);
     v.rtxDeadline = null;
-    v.rttSeq = null;
     v.sndWnd = seg.window << v.sndShift;
     v.maxSndWnd = Math.max(v.maxSndWnd, v.sndWnd);
     v.sndWl1 = seg.seq;
@@ -200,7 +198,10 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
 
   switch (v.state) {
     case 'FIN-WAIT-1':
-      if (finAcked(c)) v.state = 'FIN-WAIT-2';
+      if (finAcked(c)) {
+        v.state = 'FIN-WAIT-2';
+        armFinWait2(c);
+      }
       break;
     case 'CLOSING':
       // "if the ACK acknowledges our FIN, then enter the TIME-WAIT state, otherwise ignore the

@@ -29,7 +29,7 @@ function sendSegment(c: Connection, seq: SeqNum, flags: number, payload: Uint8Ar
   v.ackNow = false;
   v.segsSinceAck = 0;
   v.delAckDeadline = null;
-  v.lastSendAt = c.now;
+  if (payload.length > 0) v.lastSendAt = c.now;
 }
 
 /** An ACK now, outside the output loop (challenge ACKs, duplicate-segment ACKs). */
@@ -282,6 +282,8 @@ export function processAck(c: Connection, seg: TcpSegment): boolean {
 /** RFC 9293: "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <- SEG.WND ..." */
 export function acceptWindowFromPeer(c: Connection, seg: TcpSegment, unscaled: boolean): void {
   const v = c.v;
+  // "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated": an old ACK carries an old window.
+  if (seqLt(seg.ack, v.sndUna)) return;
   if (seqLt(v.sndWl1, seg.seq) || (v.sndWl1 === seg.seq && seqLe(v.sndWl2, seg.ack))) {
     const w = unscaled ? seg.window : seg.window << v.sndShift;
     const opened = v.sndWnd === 0 && w > 0;
@@ -348,7 +350,10 @@ function onDupAck(c: Connection): void {
   if (!v.inRecovery) {
     const lossBySack = v.sackEnabled && c.scoreboard.isLost(v.sndUna, mss);
     // RFC 6582 section 4.1: no new recovery until the previous recovery point is acknowledged.
-    if ((v.dupAcks === 3 || lossBySack) && (seqGt(v.sndUna, v.recover) || v.recover === v.iss)) {
+    // RFC 6582 section 4.1 asks for an ACK covering more than "recover"; an ACK exactly at
+    // recover already acknowledges everything sent before the last recovery or timeout, so its
+    // duplicates can only be about newer data, and a new recovery is safe.
+    if ((v.dupAcks === 3 || lossBySack) && seqGe(v.sndUna, v.recover)) {
       const inFlight = seqDiff(v.sndMax, v.sndUna);
       v.inRecovery = true;
       v.recover = v.sndMax;

@@ -43,6 +43,16 @@ export function enterTimeWait(c: Connection): void {
   v.timeWaitDeadline = c.now + c.cfg.timeWaitUs;
 }
 
+/**
+ * FIN-WAIT-2 after close(): nobody can read any more, so a peer that never sends its FIN must not
+ * hold the TCB forever (RFC 9293 leaves this open; Linux's tcp_fin_timeout and BSD's
+ * tcp_finwait2_timeout do the same). The TIME-WAIT deadline field serves, for the same length.
+ * A half-close by shutdown() keeps waiting, since the application still reads.
+ */
+export function armFinWait2(c: Connection): void {
+  if (c.v.userClosed) c.v.timeWaitDeadline = c.now + c.cfg.timeWaitUs;
+}
+
 export function runTimers(c: Connection): void {
   const v = c.v;
   const now = c.now;

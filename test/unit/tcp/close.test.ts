@@ -152,3 +152,23 @@ describe('close in SYN-RECEIVED', () => {
     expect(out(c)).toEqual(['F. 1001:1001(0) ack 5001 win 65535']);
   });
 });
+
+describe('FIN-WAIT-2 timeout', () => {
+  it('fin-wait-2: after close() the connection gives up waiting for the peer FIN after the timeout', () => {
+    const c = established();
+    c.close(20 * MS);
+    c.onSegment(30 * MS, seg('.', 5001, 1002));
+    expect(c.state).toBe('FIN-WAIT-2');
+    expect(c.nextDeadline()).toBe(30 * MS + 60_000 * MS);
+    c.onTimer(30 * MS + 60_000 * MS);
+    expect(c.state).toBe('CLOSED');
+  });
+
+  it('fin-wait-2: after shutdown() (still reading) there is no timeout', () => {
+    const c = established();
+    c.shutdown(20 * MS);
+    c.onSegment(30 * MS, seg('.', 5001, 1002));
+    expect(c.state).toBe('FIN-WAIT-2');
+    expect(c.nextDeadline()).toBeNull();
+  });
+});

@@ -255,3 +255,21 @@ describe('option knobs', () => {
     expect(c.v.softError).toBe('ECONNREFUSED');
   });
 });
+
+describe('handshake RTT', () => {
+  it('syn-sent: the SYN-ACK gives an RTT sample measured from the first SYN', () => {
+    const c = active(plainConfig());
+    c.takeOutput();
+    c.onSegment(300 * MS, seg('S.', 500, 1001));
+    expect(c.rto.srttUs).toBe(300 * MS);
+  });
+
+  it('syn-sent: after a SYN retransmission no sample is taken and the RTO becomes 3 s (RFC 6298 5.7)', () => {
+    const c = active(plainConfig());
+    c.takeOutput();
+    c.onTimer(1_000_000);
+    c.onSegment(1_100 * MS, seg('S.', 500, 1001));
+    expect(c.rto.srttUs).toBeNull();
+    expect(c.rto.rtoUs).toBe(3_000_000);
+  });
+});
