@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { createHost } from '../stack/host.js';
 import { FREEBSD_PROFILE } from './profile.js';
-import { BASELINE_FILE, baselineOf, defaultSuiteDir, runSuite, type SuiteReport } from './suite.js';
+import { BASELINE_FILE, baselineOf, defaultSuiteDir, runSuite, type ScriptOutcome, type SuiteReport } from './suite.js';
 
 interface CliOptions {
   verbose: boolean;
@@ -21,30 +21,34 @@ function pct(passed: number, total: number): string {
   return total === 0 ? '-' : `${((100 * passed) / total).toFixed(1)}%`;
 }
 
+function tallyLine(label: string, t: { passed: number; total: number }, width: number, showPct = true): string {
+  const counts = `${String(t.passed).padStart(4)} / ${String(t.total).padEnd(4)}`;
+  return `  ${label.padEnd(width)} ${counts} ${showPct ? pct(t.passed, t.total) : ''}`.trimEnd();
+}
+
 function printText(report: SuiteReport, opts: CliOptions): void {
   const out: string[] = [];
-  const failed = report.outcomes.filter((o) => !o.passed && (opts.insecure || !o.insecure));
+  const shown = (o: ScriptOutcome): boolean => opts.insecure || !o.insecure;
   if (opts.verbose) {
-    for (const o of failed) out.push(`FAIL ${o.script}${o.insecure ? ' [insecure]' : ''}: line ${o.failure?.line}: ${o.failure?.message}`);
-    for (const o of report.outcomes)
-      if (o.passed && (opts.insecure || !o.insecure)) for (const w of o.warnings) out.push(`WARN ${o.script}: ${w}`);
+    for (const o of report.outcomes.filter((x) => !x.passed && shown(x))) {
+      const tag = o.insecure ? ' [insecure]' : '';
+      out.push(`FAIL ${o.script}${tag}: line ${o.failure?.line}: ${o.failure?.message}`);
+    }
     if (out.length > 0) out.push('');
   }
   out.push(`profile ${FREEBSD_PROFILE.name}, policy: RFC 5961 (secure)`);
   out.push('');
-  const width = Math.max(20, ...Object.keys(report.groups).map((g) => g.length));
-  for (const [group, t] of Object.entries(report.groups).sort())
-    out.push(`  ${group.padEnd(width)} ${String(t.passed).padStart(4)} / ${String(t.total).padEnd(4)} ${pct(t.passed, t.total)}`);
-  const s = report.secure;
-  out.push(`  ${'total (secure)'.padEnd(width)} ${String(s.passed).padStart(4)} / ${String(s.total).padEnd(4)} ${pct(s.passed, s.total)}`);
-  const i = report.insecure;
-  out.push(`  ${'insecure (expected to fail)'.padEnd(width)} ${String(i.passed).padStart(4)} / ${String(i.total).padEnd(4)}`);
+  const width = Math.max(28, ...Object.keys(report.groups).map((g) => g.length));
+  for (const [group, t] of Object.entries(report.groups).sort()) out.push(tallyLine(group, t, width));
+  out.push(tallyLine('total (secure)', report.secure, width));
+  out.push(tallyLine('insecure (expected to fail)', report.insecure, width, false));
   out.push('');
   out.push('relaxations:');
   if (FREEBSD_PROFILE.relaxations.length === 0) out.push('  (none)');
   for (const r of FREEBSD_PROFILE.relaxations) {
     const uses = report.outcomes.filter((o) => o.relaxationsUsed.includes(r.id)).length;
-    out.push(`  ${r.id}: ${r.description} (used by ${uses} script(s)); ${r.reason}`);
+    out.push(`  ${r.id} (used by ${uses} script(s)): ${r.description}`);
+    out.push(`    why: ${r.reason}`);
   }
   out.push('emulated by the runner:');
   for (const e of FREEBSD_PROFILE.emulations) out.push(`  ${e.id}: ${e.description}`);

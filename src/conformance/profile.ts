@@ -6,7 +6,7 @@ import type { TcpConfig } from '../stack/tcp/api.js';
 import { freebsdProfileConfig } from '../stack/tcp/config.js';
 import { ipv4FromString, type Ipv4Addr } from '../stack/wire/types.js';
 
-export type RelaxationId = 'rto-slop' | 'trailing-packets';
+export type RelaxationId = 'rto-slop';
 
 export interface Relaxation {
   id: RelaxationId;
@@ -65,37 +65,37 @@ export const FREEBSD_PROFILE: ConformanceProfile = {
     {
       id: 'rto-slop',
       description:
-        'a retransmission may be sent up to net.inet.tcp.rexmit_slop (200 ms) earlier than the script says, beyond the tolerance',
+        'a retransmission may be sent up to net.inet.tcp.rexmit_slop (200 ms) earlier than the script ' +
+        'says, beyond the tolerance',
       reason:
-        'FreeBSD adds rexmit_slop to every backed-off RTO (TCPT_RANGESET), giving SYN retransmissions at +1, +2.2, +4.2 s; RFC 6298 has no such term, so ours come at +1, +2, +4 s',
-    },
-    {
-      id: 'trailing-packets',
-      description:
-        'packets sent after the last line that expects one are reported as warnings instead of failing the script',
-      reason:
-        "packetdrill, which the suite was written for, stops comparing there, so the scripts' clean-up lines (close, sockstat) leave their packets unwritten: e.g. the FIN RFC 9293 sends on close() in SYN-RECEIVED, which FreeBSD defers",
+        'FreeBSD adds rexmit_slop to every backed-off RTO (TCPT_RANGESET), giving SYN retransmissions ' +
+        'at +1, +2.2, +4.2 s; RFC 6298 has no such term, so ours come at +1, +2, +4 s',
     },
   ],
   emulations: [
     {
       id: 'so-rcvbuf',
       description:
-        'getsockopt(SO_RCVBUF) reports net.inet.tcp.recvspace before the handshake and the buffer rounded up to a multiple of the MSS after it, as FreeBSD does',
+        'getsockopt(SO_RCVBUF) reports net.inet.tcp.recvspace before the handshake and the buffer ' +
+        'rounded up to a multiple of the MSS after it, as FreeBSD does',
     },
     {
       id: 'tcp-keepinit',
       description:
-        'TCP_KEEPINIT / net.inet.tcp.keepinit: the runner aborts a connection still in SYN-SENT when the limit passes and reports ETIMEDOUT',
+        'TCP_KEEPINIT / net.inet.tcp.keepinit: the runner aborts a connection still in SYN-SENT when ' +
+        'the limit passes and reports ETIMEDOUT',
     },
     {
       id: 'sockstat',
-      description: '`sockstat ... | grep -c STATE | grep N` counts the connections in STATE; `tcpdrop -s TIME_WAIT` aborts them',
+      description:
+        '`sockstat ... | grep -c STATE | grep N` counts the connections in STATE; ' +
+        '`tcpdrop -s TIME_WAIT` aborts them',
     },
     {
       id: 'tcp-info',
       description:
-        '%{ assert tcpi_state == ... }% reads the state of the socket under test; tcpi_options is derived from the options both SYNs carried',
+        '%{ assert tcpi_state == ... }% reads the state of the socket under test; tcpi_options is ' +
+        'derived from the options both SYNs carried',
     },
   ],
 };
@@ -202,7 +202,8 @@ export function checkSysctls(sysctls: Sysctls): SysctlReport {
   for (const [name, value] of sysctls) {
     const fixed = FIXED_SYSCTLS[name];
     if (fixed) {
-      if (fixed.value !== value && !fixed.alsoFine?.includes(value)) unsupported.push(`${name}=${value} (ours: ${fixed.value}; ${fixed.why})`);
+      if (fixed.value !== value && !fixed.alsoFine?.includes(value))
+        unsupported.push(`${name}=${value} (ours: ${fixed.value}; ${fixed.why})`);
     } else if (!(name in SYSCTL_DEFAULTS) && !IGNORED_SYSCTLS.has(name)) {
       unknown.push(`${name}=${value}`);
     }

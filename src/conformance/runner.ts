@@ -5,12 +5,13 @@
 // the line's time; relative times count from when the previous event actually completed; system
 // calls run at their time, and a blocking one that cannot complete yet keeps running while later
 // lines execute, and must return at its `...end` time. Sequence numbers are relative to each
-// side's ISN. Unlike packetdrill, a packet the script never asked for fails the script even when
-// no later `>` line would have tripped over it.
+// side's ISN. Unlike packetdrill, a packet sent after the last `>` line fails the script too: no
+// packet may leave unasked.
 
 import type { Host, HostConfig } from '../stack/host-api.js';
 import type { TcpConnection } from '../stack/tcp/api.js';
 import { tupleKey, type FourTuple } from '../stack/wire/types.js';
+import { icmpTypeCode } from './icmp-names.js';
 import { decodePacket, DecodeError, encodeIcmpError, encodeTcpPacket, FLAG, type RawPacket } from './packet-codec.js';
 import {
   compareOutbound,
@@ -25,7 +26,6 @@ import { parseScript } from './parser.js';
 import {
   checkSysctls,
   FREEBSD_PROFILE,
-  roundUpToMss,
   sysctlValue,
   tcpConfigFor,
   type ConformanceProfile,
@@ -37,11 +37,12 @@ import {
   type IcmpPacketSpec,
   type Script,
   type ScriptEvent,
-  type SyscallArg,
   type SyscallSpec,
   type TcpPacketSpec,
 } from './script.js';
-import { bsdStateName, FdTable, WOULD_BLOCK, type Attempt, type CallOutcome, type SocketFd } from './sockets.js';
+import { SocketLayer } from './socket-layer.js';
+import { bsdStateName, WOULD_BLOCK, type Attempt, type CallOutcome, type SocketFd } from './sockets.js';
+import { argText, errnoEquals, expectedOutValue } from './syscall-args.js';
 import { createVirtualEnv } from './virtual-env.js';
 
 export type HostFactory = (config: HostConfig) => Host;
@@ -64,8 +65,6 @@ export interface ScriptResult {
   sysctls: SysctlReport;
   /** Shell commands the runner does not emulate (treated as succeeding). */
   ignoredCommands: string[];
-  /** Findings that did not fail the script because a relaxation covers them. */
-  warnings: string[];
 }
 
 class ScriptFailed extends Error {
@@ -96,37 +95,6 @@ interface PendingCall {
   attempt: () => Attempt;
 }
 
-/** FreeBSD's poll(2) bits. */
-const POLL_BITS: Record<string, number> = { POLLIN: 0x1, POLLPRI: 0x2, POLLOUT: 0x4, POLLERR: 0x8, POLLHUP: 0x10, POLLNVAL: 0x20, POLLRDNORM: 0x40, POLLWRNORM: 0x4 };
-
-const ICMP_TYPES: Record<string, { type: number; codes: Record<string, number> }> = {
-  unreachable: {
-    type: 3,
-    codes: {
-      net_unreachable: 0,
-      host_unreachable: 1,
-      protocol_unreachable: 2,
-      port_unreachable: 3,
-      frag_needed: 4,
-      source_route_failed: 5,
-      net_unknown: 6,
-      host_unknown: 7,
-      source_host_isolated: 8,
-      net_prohibited: 9,
-      host_prohibited: 10,
-      net_unreachable_for_tos: 11,
-      host_unreachable_for_tos: 12,
-      packet_filtered: 13,
-      precedence_violation: 14,
-      precedence_cutoff: 15,
-    },
-  },
-  source_quench: { type: 4, codes: {} },
-  redirect: { type: 5, codes: { redirect_net: 0, redirect_host: 1, redirect_tos_net: 2, redirect_tos_host: 3 } },
-  time_exceeded: { type: 11, codes: { ttl_exceeded_in_transit: 0, frag_reass_exceeded: 1 } },
-  parameter_problem: { type: 12, codes: {} },
-};
-
 export function runScript(text: string, opts: RunOptions): ScriptResult {
   const profile = opts.profile ?? FREEBSD_PROFILE;
   let script: Script;
@@ -140,7 +108,6 @@ export function runScript(text: string, opts: RunOptions): ScriptResult {
         relaxationsUsed: [],
         sysctls: { unsupported: [], unknown: [] },
         ignoredCommands: [],
-        warnings: [],
       };
     throw e;
   }
@@ -151,7 +118,7 @@ class ScriptRun {
   private now = 0;
   private host: Host | undefined;
   private readonly sysctls = new Map<string, string>();
-  private readonly fds = new FdTable();
+  private readonly sockets: SocketLayer;
   private readonly queue: QueuedPacket[] = [];
   private pending: PendingCall | undefined;
   private flow: Flow;
@@ -162,14 +129,9 @@ class ScriptRun {
   private readonly relaxations: ReadonlySet<RelaxationId>;
   private readonly used = new Set<RelaxationId>();
   private readonly ignoredCommands: string[] = [];
-  private readonly warnings: string[] = [];
-  /** Errors for connections no descriptor owns yet (not accepted): handed over on accept. */
-  private readonly orphanErrors = new Map<TcpConnection, SocketFd['error']>();
   private currentLine = 0;
   /** Flags, sequence number and length of every segment matched so far: repeats are retransmissions. */
   private readonly sentSegments = new Set<string>();
-  /** When a blocked poll() gives up and returns 0. */
-  private pollDeadline: number | undefined;
 
   constructor(
     private readonly script: Script,
@@ -180,6 +142,32 @@ class ScriptRun {
     this.mtu = Number(script.options['mtu'] ?? profile.defaultMtu);
     this.relaxations = new Set(profile.relaxations.map((r) => r.id));
     this.flow = this.newFlow(profile.bindPort, profile.remotePort);
+    // The socket layer sees the run through this narrow view.
+    const run = this;
+    this.sockets = new SocketLayer(
+      {
+        get now() {
+          return run.now;
+        },
+        host: (noOptions) => this.ensureHost(noOptions),
+        existingHost: () => this.host,
+        drain: () => this.drain(),
+        sysctl: (name) => sysctlValue(this.sysctls, name),
+        opened: (localPort, remotePort) => {
+          this.flow = this.newFlow(localPort, remotePort);
+        },
+        setUnderTest: (fd, conn) => {
+          this.underTest = conn ? { fd, conn } : { fd };
+        },
+        peerMss: () => {
+          const o = this.flow.peerSynOptions?.find((x) => x.kind === 'mss');
+          return o?.kind === 'mss' ? o.value : undefined;
+        },
+        fail: (line, message) => this.fail(line, message),
+      },
+      profile,
+      this.mtu,
+    );
   }
 
   run(): ScriptResult {
@@ -203,7 +191,6 @@ class ScriptRun {
       relaxationsUsed: [...this.used],
       sysctls: checkSysctls(this.sysctls),
       ignoredCommands: this.ignoredCommands,
-      warnings: this.warnings,
     };
     if (failure) {
       // Say so when the script asked for behaviour our stack does not offer at all.
@@ -266,24 +253,9 @@ class ScriptRun {
     return this.host;
   }
 
-  /** The next time the runner's own socket layer needs to act (TCP_KEEPINIT, a poll timeout). */
-  private runnerDeadline(): number | null {
-    let best: number | null = this.pollDeadline ?? null;
-    for (const s of this.fds.all()) {
-      if (s.conn?.state !== 'SYN-SENT' || s.connectAt === undefined) continue;
-      const t = s.connectAt + this.keepinitUs(s);
-      if (best === null || t < best) best = t;
-    }
-    return best;
-  }
-
-  private keepinitUs(s: SocketFd): number {
-    return s.keepinitUs ?? Number(sysctlValue(this.sysctls, 'net.inet.tcp.keepinit')) * 1000;
-  }
-
   private nextDeadline(): number | null {
     const h = this.host?.nextDeadline() ?? null;
-    const r = this.runnerDeadline();
+    const r = this.sockets.nextDeadline();
     if (h === null) return r;
     if (r === null) return h;
     return Math.min(h, r);
@@ -312,13 +284,7 @@ class ScriptRun {
   }
 
   private fireTimers(): void {
-    for (const s of this.fds.all()) {
-      if (s.conn?.state === 'SYN-SENT' && s.connectAt !== undefined && this.now >= s.connectAt + this.keepinitUs(s)) {
-        s.conn.abort(this.now);
-        s.error = 'ETIMEDOUT';
-        s.failed = 'ETIMEDOUT';
-      }
-    }
+    this.sockets.onTimer(this.now);
     this.host?.onTimer(this.now);
     this.drain();
   }
@@ -338,12 +304,7 @@ class ScriptRun {
       this.queue.push({ time: this.now, raw, bytes });
     }
     for (const ev of host.takeEvents()) {
-      if (ev.type !== 'connection' || ev.event.type !== 'error') continue;
-      const owner = this.fds.ownerOf(ev.conn);
-      if (owner) {
-        owner.error = ev.event.code;
-        owner.failed = ev.event.code;
-      } else this.orphanErrors.set(ev.conn, ev.event.code);
+      if (ev.type === 'connection' && ev.event.type === 'error') this.sockets.onError(ev.conn, ev.event.code);
     }
     this.tryCompletePending();
   }
@@ -383,14 +344,11 @@ class ScriptRun {
       const p = this.pending;
       this.fail(p.event.line, `${p.event.call.name}() never returned`);
     }
-    if (this.queue.length === 0) return;
-    const trailing = this.queue.map((p) => `'${formatActual(p.raw, this.flow)}' at ${fmtTime(p.time)}`);
-    if (this.relaxations.has('trailing-packets')) {
-      this.used.add('trailing-packets');
-      this.warnings.push(...trailing.map((t) => `unchecked packet after the last expected one: ${t}`));
-      return;
+    const extra = this.queue[0];
+    if (extra) {
+      const what = `'${formatActual(extra.raw, this.flow)}' at ${fmtTime(extra.time)}`;
+      this.fail(this.currentLine, `unexpected packet after the last expected one: ${what}`);
     }
-    this.fail(this.currentLine, `unexpected packet after the last expected one: ${trailing[0]}`);
   }
 
   private expectPacket(ev: ScriptEvent, spec: TcpPacketSpec, due: { start: number; end: number }): void {
@@ -418,11 +376,11 @@ class ScriptRun {
       earliest -= slop;
     }
     this.sentSegments.add(key);
-    if (!any && (got.time < earliest || got.time > latest))
-      this.fail(
-        ev.line,
-        `'${want}' expected at ${fmtTime(due.start)}${due.end !== due.start ? `~${fmtTime(due.end)}` : ''}, sent at ${fmtTime(got.time)} (tolerance ${this.tolerance / 1000} ms)`,
-      );
+    if (!any && (got.time < earliest || got.time > latest)) {
+      const range = due.end !== due.start ? `~${fmtTime(due.end)}` : '';
+      const tol = `tolerance ${this.tolerance / 1000} ms`;
+      this.fail(ev.line, `'${want}' expected at ${fmtTime(due.start)}${range}, sent at ${fmtTime(got.time)} (${tol})`);
+    }
     const tcp = got.raw.tcp!;
     learnTimestamps(spec, tcp, this.flow);
     if (tcp.flags & FLAG.SYN) this.flow.ourSynOptions = tcp.options;
@@ -456,22 +414,14 @@ class ScriptRun {
 
   private injectIcmp(line: number, spec: IcmpPacketSpec): void {
     const host = this.ensureHost();
-    const kind = ICMP_TYPES[spec.type];
-    if (!kind) this.fail(line, `unknown ICMP type '${spec.type}'`);
-    let code = 0;
-    if (spec.code !== undefined) {
-      const m = /^code_(\d+)$/.exec(spec.code);
-      const named = kind.codes[spec.code];
-      if (named !== undefined) code = named;
-      else if (m) code = Number(m[1]);
-      else this.fail(line, `unknown ICMP code '${spec.code}'`);
-    }
+    const tc = icmpTypeCode(spec.type, spec.code);
+    if (typeof tc === 'string') this.fail(line, tc);
     const flow = this.flow;
     const bytes = encodeIcmpError({
       src: flow.remoteAddr,
       dst: flow.localAddr,
-      type: kind.type,
-      code,
+      type: tc.type,
+      code: tc.code,
       ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
       quoted: {
         src: flow.localAddr,
@@ -489,7 +439,7 @@ class ScriptRun {
   private touchConnection(): void {
     const conn = this.host?.connections.get(tupleKey(this.tuple));
     if (!conn) return;
-    const fd = this.fds.ownerOf(conn);
+    const fd = this.sockets.ownerOf(conn);
     this.underTest = fd ? { fd, conn } : { conn };
   }
 
@@ -502,39 +452,18 @@ class ScriptRun {
     const sockstat = /^sockstat\b.*grep -c (\w+)\s*\|\s*grep (\d+)\s*$/.exec(cmd);
     if (sockstat) {
       const [, state, count] = sockstat;
-      const n = this.socketStates().filter((s) => s === state).length;
+      const n = this.sockets.socketStates().filter((s) => s === state).length;
       if (n !== Number(count)) this.fail(ev.line, `sockstat: ${n} socket(s) in ${state}, expected ${count}`);
       return;
     }
     const tcpdrop = /^tcpdrop\s+-s\s+(\w+)$/.exec(cmd);
     if (tcpdrop) {
-      for (const conn of this.allConnections())
+      for (const conn of this.sockets.allConnections())
         if (bsdStateName(conn.state) === tcpdrop[1]) conn.abort(this.now);
       this.drain();
       return;
     }
     this.ignoredCommands.push(cmd);
-  }
-
-  private allConnections(): TcpConnection[] {
-    const set = new Set<TcpConnection>(this.host?.connections.values() ?? []);
-    for (const s of this.fds.all()) if (s.conn) set.add(s.conn);
-    return [...set];
-  }
-
-  /** What `sockstat -s` would list: every descriptor's socket, plus connections without one. */
-  private socketStates(): string[] {
-    const states: string[] = [];
-    const owned = new Set<TcpConnection>();
-    for (const s of this.fds.all()) {
-      if (s.conn) {
-        owned.add(s.conn);
-        states.push(bsdStateName(s.conn.state));
-      } else states.push(s.listener ? 'LISTEN' : 'CLOSED');
-    }
-    for (const conn of this.host?.connections.values() ?? [])
-      if (!owned.has(conn)) states.push(bsdStateName(conn.state));
-    return states;
   }
 
   private code(ev: ScriptEvent & { type: 'code' }): void {
@@ -571,7 +500,7 @@ class ScriptRun {
 
   private syscall(ev: ScriptEvent & { type: 'syscall' }): void {
     const call = ev.call;
-    const attempt = this.prepareCall(ev.line, call);
+    const attempt = this.sockets.prepare(ev.line, call);
     const first = attempt();
     if (first !== WOULD_BLOCK) {
       this.checkOutcome(ev.line, call, first);
@@ -595,11 +524,11 @@ class ScriptRun {
       return;
     }
     this.checkOutcome(p.event.line, p.event.call, outcome);
-    if (Math.abs(this.now - p.expectedEnd) > this.tolerance)
-      this.fail(
-        p.event.line,
-        `${p.event.call.name}() returned at ${fmtTime(this.now)}, expected at ${fmtTime(p.expectedEnd)} (tolerance ${this.tolerance / 1000} ms)`,
-      );
+    if (Math.abs(this.now - p.expectedEnd) > this.tolerance) {
+      const tol = `tolerance ${this.tolerance / 1000} ms`;
+      const name = p.event.call.name;
+      this.fail(p.event.line, `${name}() returned at ${fmtTime(this.now)}, expected at ${fmtTime(p.expectedEnd)} (${tol})`);
+    }
   }
 
   private checkOutcome(line: number, call: SyscallSpec, got: CallOutcome): void {
@@ -612,273 +541,6 @@ class ScriptRun {
       if (want !== undefined && String(want) !== String(got.value))
         this.fail(line, `${call.name}(${argText(call.args[2])}) gave [${got.value}], expected [${want}]`);
     }
-  }
-
-  private sock(line: number, call: SyscallSpec): SocketFd {
-    const fdArg = call.args[0];
-    const fd = fdArg?.kind === 'number' ? fdArg.value : NaN;
-    const s = this.fds.get(fd);
-    if (!s) this.fail(line, `${call.name}() on unknown descriptor ${fd}`);
-    return s;
-  }
-
-  /** Turns a call into a function the runner can retry until it stops blocking. */
-  private prepareCall(line: number, call: SyscallSpec): () => Attempt {
-    const ok = (result = 0, value?: number | string): CallOutcome =>
-      value === undefined ? { result } : { result, value };
-    const err = (errno: string): CallOutcome => ({ result: -1, errno });
-    switch (call.name) {
-      case 'socket':
-        return () => {
-          const s = this.fds.open();
-          this.underTest = { fd: s };
-          return ok(s.fd);
-        };
-      case 'fcntl': {
-        const s = this.sock(line, call);
-        const cmd = argName(call.args[1]);
-        return () => {
-          if (cmd === 'F_GETFL') return ok(0x02 | (s.nonblocking ? 0x04 : 0));
-          if (cmd === 'F_SETFL') {
-            s.nonblocking = argNames(call.args[2]).includes('O_NONBLOCK');
-            return ok();
-          }
-          return err('EINVAL');
-        };
-      }
-      case 'setsockopt': {
-        const s = this.sock(line, call);
-        const opt = argName(call.args[2]);
-        const value = listNumber(call.args[3]);
-        return () => {
-          if (opt === 'TCP_NOOPT') s.noOptions = value !== 0;
-          else if (opt === 'TCP_KEEPINIT') s.keepinitUs = (value ?? 0) * 1_000_000;
-          else if (opt === 'TCP_NODELAY') s.conn?.setNoDelay(value !== 0);
-          return ok();
-        };
-      }
-      case 'getsockopt': {
-        const s = this.sock(line, call);
-        const opt = argName(call.args[2]);
-        return () => {
-          if (opt === 'SO_ERROR') {
-            const e = s.error;
-            s.error = undefined;
-            return ok(0, e ?? 0);
-          }
-          if (opt === 'SO_RCVBUF') return ok(0, this.receiveBufferOf(s));
-          if (opt === 'SO_SNDBUF') return ok(0, Number(sysctlValue(this.sysctls, 'net.inet.tcp.sendspace')));
-          return err('ENOPROTOOPT');
-        };
-      }
-      case 'bind': {
-        const s = this.sock(line, call);
-        return () => {
-          s.bound = true;
-          return ok();
-        };
-      }
-      case 'listen': {
-        const s = this.sock(line, call);
-        const backlog = call.args[1]?.kind === 'number' ? call.args[1].value : 1;
-        return () => {
-          const host = this.ensureHost(s.noOptions);
-          s.listener = host.listen(this.profile.localAddr, this.profile.bindPort, backlog);
-          this.flow = this.newFlow(this.profile.bindPort, this.profile.remotePort);
-          this.underTest = { fd: s };
-          return ok();
-        };
-      }
-      case 'connect':
-        return this.prepareConnect(line, call);
-      case 'accept': {
-        const s = this.sock(line, call);
-        return () => {
-          if (!s.listener) return err('EINVAL');
-          const conn = s.listener.accept();
-          if (!conn) return s.nonblocking ? err('EAGAIN') : WOULD_BLOCK;
-          const child = this.fds.adopt(conn);
-          const e = this.orphanErrors.get(conn);
-          if (e) {
-            child.error = e;
-            child.failed = e;
-          }
-          this.underTest = { fd: child, conn };
-          return ok(child.fd);
-        };
-      }
-      case 'read':
-      case 'recv': {
-        const s = this.sock(line, call);
-        const max = call.args[2]?.kind === 'number' ? call.args[2].value : Infinity;
-        const peek = call.name === 'recv' && argNames(call.args[3]).includes('MSG_PEEK');
-        return () => this.receive(s, max, peek);
-      }
-      case 'write':
-      case 'send': {
-        const s = this.sock(line, call);
-        const len = call.args[2]?.kind === 'number' ? call.args[2].value : 0;
-        return () => this.send(s, len);
-      }
-      case 'poll':
-        return this.preparePoll(line, call);
-      case 'shutdown': {
-        const s = this.sock(line, call);
-        const how = argName(call.args[1]);
-        return () => {
-          if (!s.conn) return err('ENOTCONN');
-          if (how === 'SHUT_WR' || how === 'SHUT_RDWR') {
-            s.shutWr = true;
-            s.conn.shutdown(this.now);
-            this.drain();
-          }
-          return ok();
-        };
-      }
-      case 'close': {
-        const s = this.sock(line, call);
-        return () => {
-          this.fds.close(s.fd);
-          if (s.listener) s.listener.close(this.now);
-          if (s.conn) s.conn.close(this.now);
-          this.drain();
-          return ok();
-        };
-      }
-      default:
-        this.fail(line, `unsupported system call ${call.name}()`);
-    }
-  }
-
-  private prepareConnect(line: number, call: SyscallSpec): () => Attempt {
-    const s = this.sock(line, call);
-    let started = false;
-    return () => {
-      if (!started) {
-        started = true;
-        const host = this.ensureHost(s.noOptions);
-        const overrides = s.noOptions ? { windowScale: null, sack: false, timestamps: false } : {};
-        const conn = host.connect(
-          this.now,
-          {
-            localAddr: this.profile.localAddr,
-            localPort: s.bound ? this.profile.bindPort : 0,
-            remoteAddr: this.profile.remoteAddr,
-            remotePort: this.profile.connectPort,
-          },
-          overrides,
-        );
-        s.conn = conn;
-        s.connectAt = this.now;
-        this.flow = this.newFlow(conn.tuple.localPort, conn.tuple.remotePort);
-        this.underTest = { fd: s, conn };
-        this.drain();
-        if (s.nonblocking) return { result: -1, errno: 'EINPROGRESS' };
-      }
-      const failed = s.error;
-      if (failed) {
-        s.error = undefined;
-        return { result: -1, errno: failed };
-      }
-      const state = s.conn!.state;
-      if (state === 'SYN-SENT' || state === 'SYN-RECEIVED') return WOULD_BLOCK;
-      return { result: 0 };
-    };
-  }
-
-  /** poll([{fd=N, events=..., revents=...}, ...], nfds, timeout_ms): the revents are checked. */
-  private preparePoll(line: number, call: SyscallSpec): () => Attempt {
-    const list = call.args[0];
-    const entries = list?.kind === 'list' ? list.items : [];
-    const timeoutMs = call.args[2]?.kind === 'number' ? call.args[2].value : 0;
-    const polls = entries.map((e) => {
-      if (e.kind !== 'struct') this.fail(line, 'poll() expects a list of {fd=..., events=...}');
-      const fd = e.fields['fd'];
-      return {
-        fd: fd?.kind === 'number' ? fd.value : -1,
-        events: pollMask(e.fields['events']),
-        revents: e.fields['revents'] ? pollMask(e.fields['revents']) : undefined,
-      };
-    });
-    let deadline: number | undefined;
-    return () => {
-      deadline ??= timeoutMs < 0 ? Infinity : this.now + timeoutMs * 1000;
-      const got = polls.map((p) => this.readiness(p.fd) & (p.events | POLL_BITS.POLLERR! | POLL_BITS.POLLHUP! | POLL_BITS.POLLNVAL!));
-      const ready = got.filter((r) => r !== 0).length;
-      if (ready === 0 && this.now < deadline) {
-        this.pollDeadline = deadline === Infinity ? undefined : deadline;
-        return WOULD_BLOCK;
-      }
-      this.pollDeadline = undefined;
-      polls.forEach((p, i) => {
-        if (p.revents !== undefined && p.revents !== got[i])
-          this.fail(line, `poll() revents for fd ${p.fd}: ${pollNames(got[i]!)}, expected ${pollNames(p.revents)}`);
-      });
-      return { result: ready };
-    };
-  }
-
-  private readiness(fd: number): number {
-    const s = this.fds.get(fd);
-    if (!s) return POLL_BITS.POLLNVAL!;
-    let r = 0;
-    if (s.listener) return s.listener.pendingCount > 0 ? POLL_BITS.POLLIN! | POLL_BITS.POLLRDNORM! : 0;
-    const conn = s.conn;
-    if (!conn) return POLL_BITS.POLLHUP!;
-    if (s.error) r |= POLL_BITS.POLLERR!;
-    if (conn.readableLength > 0 || conn.readEnded || s.failed) r |= POLL_BITS.POLLIN! | POLL_BITS.POLLRDNORM!;
-    const open = conn.state === 'ESTABLISHED' || conn.state === 'CLOSE-WAIT';
-    if (open && !s.shutWr && conn.writableSpace > 0) r |= POLL_BITS.POLLOUT!;
-    if (conn.state === 'CLOSED' || s.failed || (conn.readEnded && s.shutWr)) r |= POLL_BITS.POLLHUP!;
-    return r;
-  }
-
-  private receive(s: SocketFd, max: number, peek: boolean): Attempt {
-    const conn = s.conn;
-    if (!conn) return { result: -1, errno: 'ENOTCONN' };
-    const available = conn.readableLength;
-    if (available > 0) {
-      if (peek) return { result: Math.min(available, max) };
-      const data = conn.read(this.now, max === Infinity ? undefined : max);
-      this.drain();
-      return { result: data?.length ?? 0 };
-    }
-    if (s.error) {
-      const e = s.error;
-      s.error = undefined;
-      return { result: -1, errno: e };
-    }
-    if (conn.readEnded || s.failed) return { result: 0 };
-    if (conn.state === 'CLOSED') return { result: 0 };
-    return s.nonblocking ? { result: -1, errno: 'EAGAIN' } : WOULD_BLOCK;
-  }
-
-  private send(s: SocketFd, len: number): Attempt {
-    const conn = s.conn;
-    if (!conn) return { result: -1, errno: 'ENOTCONN' };
-    if (s.error) {
-      const e = s.error;
-      s.error = undefined;
-      return { result: -1, errno: e };
-    }
-    if (s.shutWr || s.failed) return { result: -1, errno: 'EPIPE' };
-    const taken = conn.write(this.now, new Uint8Array(len));
-    this.drain();
-    if (taken > 0) return { result: taken };
-    return s.nonblocking ? { result: -1, errno: 'EAGAIN' } : WOULD_BLOCK;
-  }
-
-  /**
-   * SO_RCVBUF as FreeBSD reports it: net.inet.tcp.recvspace until the handshake fixes the MSS,
-   * then rounded up to a whole number of segments.
-   */
-  private receiveBufferOf(s: SocketFd): number {
-    const space = Number(sysctlValue(this.sysctls, 'net.inet.tcp.recvspace'));
-    const conn = s.conn;
-    if (!conn || conn.state === 'SYN-SENT' || conn.state === 'CLOSED') return space;
-    const peerMss = this.flow.peerSynOptions?.find((o) => o.kind === 'mss');
-    const mss = Math.min(this.mtu - 40, peerMss?.kind === 'mss' ? peerMss.value : 536);
-    return roundUpToMss(space, mss);
   }
 }
 
@@ -896,60 +558,4 @@ function fmtTime(us: number): string {
 /** The action part of an event line (without its time), for messages. */
 function actionText(source: string): string {
   return source.replace(/^\s*(\*|\+?\s*[\d.]+(~\+?[\d.]+)?)\s*/, '').replace(/\s+/g, ' ');
-}
-
-function pollMask(a: SyscallArg | undefined): number {
-  return argNames(a).reduce((m, n) => m | (POLL_BITS[n] ?? 0), a?.kind === 'number' ? a.value : 0);
-}
-
-function pollNames(mask: number): string {
-  const names = Object.entries(POLL_BITS)
-    .filter(([n, b]) => mask & b && n !== 'POLLWRNORM')
-    .map(([n]) => n);
-  return names.length > 0 ? names.join('|') : '0';
-}
-
-function argName(a: SyscallArg | undefined): string | undefined {
-  return a?.kind === 'name' ? a.name : undefined;
-}
-
-function argNames(a: SyscallArg | undefined): string[] {
-  if (!a) return [];
-  if (a.kind === 'name') return [a.name];
-  if (a.kind === 'or') return a.operands.flatMap(argNames);
-  return [];
-}
-
-function listNumber(a: SyscallArg | undefined): number | undefined {
-  if (a?.kind === 'list' && a.items[0]?.kind === 'number') return a.items[0].value;
-  if (a?.kind === 'number') return a.value;
-  return undefined;
-}
-
-function argText(a: SyscallArg | undefined): string {
-  if (!a) return '';
-  switch (a.kind) {
-    case 'name':
-      return a.name;
-    case 'number':
-      return String(a.value);
-    default:
-      return '...';
-  }
-}
-
-/** getsockopt's expected value: the first item of the fourth argument, `[65536]` or `[ECONNRESET]`. */
-function expectedOutValue(call: SyscallSpec): number | string | undefined {
-  const a = call.args[3];
-  if (a?.kind !== 'list') return undefined;
-  const item = a.items[0];
-  if (item?.kind === 'number') return item.value;
-  if (item?.kind === 'name') return item.name;
-  return undefined;
-}
-
-/** FreeBSD defines EWOULDBLOCK as EAGAIN. */
-function errnoEquals(want: string, got: string | undefined): boolean {
-  const norm = (e: string | undefined): string | undefined => (e === 'EWOULDBLOCK' ? 'EAGAIN' : e);
-  return norm(want) === norm(got);
 }

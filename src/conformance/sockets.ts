@@ -1,6 +1,5 @@
-// The runner's stand-in for the BSD socket layer: file descriptors, blocking and non-blocking
-// calls, SO_ERROR, and the socket options the scripts set. It drives the sans-IO Host and its
-// TcpConnections directly; what each call returns is what FreeBSD's would.
+// The descriptors of the runner's socket layer: what each socket holds (listener or connection,
+// options, so_error) and the descriptor numbers FreeBSD would hand out (lowest free, from 3).
 
 import type { TcpListener } from '../stack/host-api.js';
 import type { TcpConnection, TcpErrorCode } from '../stack/tcp/api.js';
@@ -68,11 +67,6 @@ export class FdTable {
     for (const s of this.fds.values()) if (s.conn === conn) return s;
     return undefined;
   }
-}
-
-/** FreeBSD's errno for each error the core reports. */
-export function errnoOf(code: TcpErrorCode): string {
-  return code;
 }
 
 /** FreeBSD's sockstat/TCPI state names for our states. */

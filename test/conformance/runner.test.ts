@@ -120,18 +120,17 @@ describe('outbound packets', () => {
     expect(rst.r.failure?.message).toMatch(/flags R\., expected S\./);
   });
 
-  it('fails on a packet the script does not expect, or warns under the trailing-packets relaxation', () => {
+  it('fails on a packet the script does not expect, even after its last `>` line', () => {
     const script = `${LISTEN}+0.10 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n+0.50 close(3) = 0\n`;
     const reply: Reply = { delayUs: 100_000, extra: [{ afterUs: 200_000, flags: FLAG.RST, seqOffset: 1 }] };
-    const strict = run(script, reply, STRICT).r;
-    expect(strict.passed).toBe(false);
-    expect(strict.failure?.message).toBe("unexpected packet after the last expected one: 'R 1:1(0) win 65535 <mss 1460>' at 0.300s");
-    const relaxed = run(script, reply).r;
-    expect(relaxed.passed).toBe(true);
-    expect(relaxed.relaxationsUsed).toEqual(['trailing-packets']);
-    expect(relaxed.warnings).toEqual(["unchecked packet after the last expected one: 'R 1:1(0) win 65535 <mss 1460>' at 0.300s"]);
+    const trailing = run(script, reply).r;
+    expect(trailing.passed).toBe(false);
+    expect(trailing.failure).toEqual({
+      line: 8,
+      message: "unexpected packet after the last expected one: 'R 1:1(0) win 65535 <mss 1460>' at 0.300s",
+    });
     // A packet in between is caught by the next line that expects one.
-    const between = run(`${script}+0.00 > . 1:1(0) ack 1 win 65535\n`, reply, STRICT).r;
+    const between = run(`${script}+0.00 > . 1:1(0) ack 1 win 65535\n`, reply).r;
     expect(between.failure?.message).toMatch(/^expected '> \. 1:1\(0\) ack 1 win 65535', got 'R 1:1\(0\) win 65535 <mss 1460>'/);
   });
 
