@@ -7,7 +7,15 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { createHost } from '../stack/host.js';
 import { FREEBSD_PROFILE } from './profile.js';
-import { BASELINE_FILE, baselineOf, defaultSuiteDir, runSuite, type ScriptOutcome, type SuiteReport } from './suite.js';
+import {
+  BASELINE_FILE,
+  baselineOf,
+  defaultSuiteDir,
+  readBaseline,
+  runSuite,
+  type ScriptOutcome,
+  type SuiteReport,
+} from './suite.js';
 
 interface CliOptions {
   verbose: boolean;
@@ -15,6 +23,7 @@ interface CliOptions {
   suite: string;
   insecure: boolean;
   writeBaseline: boolean;
+  checkBaseline: boolean;
 }
 
 function pct(passed: number, total: number): string {
@@ -67,6 +76,7 @@ function main(argv: string[]): void {
     .option('--insecure', 'also list failures of the insecure (RFC 793) scripts with --verbose', false)
     .option('--suite <dir>', 'the suite directory', defaultSuiteDir())
     .option('--write-baseline', `record the secure pass count in ${path.basename(BASELINE_FILE)}`, false)
+    .option('--check-baseline', 'exit 1 when fewer secure scripts pass than the baseline records', false)
     .parse(argv);
   const opts = program.opts<CliOptions>();
   const filters = program.args.map((f) => {
@@ -74,6 +84,8 @@ function main(argv: string[]): void {
     const abs = path.resolve(f);
     return abs.startsWith(path.resolve(opts.suite) + path.sep) ? path.relative(opts.suite, abs) : f;
   });
+  if ((opts.writeBaseline || opts.checkBaseline) && filters.length > 0)
+    throw new Error('--write-baseline and --check-baseline need the whole suite (no filter)');
   const report = runSuite({ createHost, suiteDir: opts.suite, filter: filters });
   if (opts.json) {
     console.log(
@@ -89,8 +101,14 @@ function main(argv: string[]): void {
       ),
     );
   } else printText(report, opts);
+  if (opts.checkBaseline) {
+    const baseline = readBaseline();
+    if (report.secure.passed < baseline.securePassed) {
+      console.error(`conformance: ${report.secure.passed} secure scripts pass, the baseline is ${baseline.securePassed}`);
+      process.exitCode = 1;
+    }
+  }
   if (opts.writeBaseline) {
-    if (filters.length > 0) throw new Error('--write-baseline needs the whole suite (no filter)');
     writeFileSync(BASELINE_FILE, JSON.stringify(baselineOf(report), null, 2) + '\n');
   }
 }

@@ -1,6 +1,6 @@
 // Finding the scripts, running them, and summing up per directory under the secure policy.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FREEBSD_PROFILE, isInsecureScript, type ConformanceProfile } from './profile.js';
@@ -15,6 +15,8 @@ export function defaultSuiteDir(repoRoot = REPO_ROOT): string {
 }
 
 export function listScripts(suiteDir: string): string[] {
+  if (!existsSync(suiteDir))
+    throw new Error(`conformance suite not found at ${suiteDir} (expected ../shared/conformance beside the repository)`);
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {
