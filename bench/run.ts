@@ -26,7 +26,7 @@ const sides: Side[] = only === undefined ? ['linux', 'understudy'] : [only];
 
 const plan = quick
   ? { bulkSeconds: 2, bulkReps: 1, rrCount: 5_000, rrWarmup: 1_000, cpsSeconds: 1, cpsParallel: 8 }
-  : { bulkSeconds: 4, bulkReps: 3, rrCount: 20_000, rrWarmup: 2_000, cpsSeconds: 3, cpsParallel: 8 };
+  : { bulkSeconds: 5, bulkReps: 3, rrCount: 20_000, rrWarmup: 2_000, cpsSeconds: 3, cpsParallel: 8 };
 
 type ClientResult = Record<string, number | string | undefined> & { error?: string; seconds?: number };
 
@@ -93,6 +93,7 @@ const defs: BenchDef[] = [
 ];
 
 const started = Date.now();
+const loadAtStart = os.loadavg().map((v) => v.toFixed(2)).join(' ');
 function progress(msg: string): void {
   process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}\n`);
 }
@@ -194,7 +195,7 @@ function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: strin
     `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}${quick ? ' (quick)' : ''}`,
     '',
     `- command: \`npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
-    `- machine: ${machine()}`,
+    `- machine: ${machine()}; load average at start ${loadAtStart} (other work on the machine shows up as noise)`,
     `- lab: ${lab.describe}; Linux server on ${lab.serverIp}, understudy on VIP ${lab.vip}`,
     `- plan: bulk ${plan.bulkSeconds} s x ${plan.bulkReps}, ${plan.rrCount} round-trips after ${plan.rrWarmup} warm-up, connections ${plan.cpsSeconds} s per mode`,
     '',
@@ -212,7 +213,7 @@ function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: strin
 }
 
 async function main(): Promise<number> {
-  progress(`bench ${quick ? '(quick) ' : ''}on ${machine()}`);
+  progress(`bench ${quick ? '(quick) ' : ''}on ${machine()}, load average ${loadAtStart}`);
   const lab = await openBenchLab(f);
   const servers: Service[] = [];
   let understudyStats: string | undefined;
