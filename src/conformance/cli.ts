@@ -85,7 +85,7 @@ function main(argv: string[]): void {
     return abs.startsWith(path.resolve(opts.suite) + path.sep) ? path.relative(opts.suite, abs) : f;
   });
   if ((opts.writeBaseline || opts.checkBaseline) && filters.length > 0)
-    throw new Error('--write-baseline and --check-baseline need the whole suite (no filter)');
+    program.error('--write-baseline and --check-baseline need the whole suite (no filter)');
   const report = runSuite({ createHost, suiteDir: opts.suite, filter: filters });
   if (opts.json) {
     console.log(
