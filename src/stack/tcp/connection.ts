@@ -14,9 +14,11 @@ import { RecvBuffer } from './recv-buffer.js';
 import { ReassemblyQueue } from './reassembly.js';
 import { type TcbVars, initialVars, isSynchronized } from './state.js';
 import { acceptPeerSyn, processSynSent, sendSyn, sendSynAck, type CookieOptions, applyCookieOptions } from './handshake.js';
-import { processSynchronized, windowUpdateAfterRead } from './receiver.js';
-import { flush, sendRst, sendAckNow } from './sender.js';
-import { runTimers, nextDeadlineOf, armKeepalive, armFinWait2 } from './timers.js';
+import { windowUpdateAfterRead } from './receiver.js';
+import { processSynchronized } from './segment-arrives.js';
+import { flush, sendAckNow } from './sender.js';
+import { userAbort, userClose, userShutdown } from './close.js';
+import { runTimers, nextDeadlineOf, armKeepalive } from './timers.js';
 import { onIcmpError } from './icmp.js';
 import type { TcbSnapshot } from './snapshot.js';
 import { takeSnapshot } from './snapshot.js';
@@ -127,60 +129,17 @@ export class Connection implements TcpConnection {
 
   shutdown(now: Micros): void {
     this.now = now;
-    const v = this.v;
-    if (v.finQueued) return;
-    switch (v.state) {
-      case 'SYN-SENT':
-        this.enterClosed(null);
-        return;
-      case 'SYN-RECEIVED':
-        // RFC 9293 allows the FIN at once; like BSD (TF_NEEDFIN) we send it once the handshake
-        // completes, which then goes straight to FIN-WAIT-1.
-        v.finQueued = true;
-        return;
-      case 'ESTABLISHED':
-        v.finQueued = true;
-        v.state = 'FIN-WAIT-1';
-        break;
-      case 'CLOSE-WAIT':
-        v.finQueued = true;
-        v.state = 'LAST-ACK';
-        break;
-      default:
-        return;
-    }
-    flush(this);
+    userShutdown(this);
   }
 
   close(now: Micros): void {
     this.now = now;
-    const v = this.v;
-    if (v.state === 'CLOSED') return;
-    // RFC 9293 3.6 / RFC 2525 2.17: closing with unread received data must reset the connection so
-    // that the peer learns its data was not consumed.
-    if (this.rcvBuf.length > 0 || (v.state !== 'SYN-SENT' && !this.ooo.isEmpty)) {
-      this.abort(now);
-      return;
-    }
-    v.userClosed = true;
-    if (v.state === 'LISTEN') {
-      this.enterClosed(null);
-      return;
-    }
-    if (v.state === 'FIN-WAIT-2') armFinWait2(this);
-    this.shutdown(now);
+    userClose(this);
   }
 
   abort(now: Micros): void {
     this.now = now;
-    const s = this.v.state;
-    if (s === 'CLOSED') return;
-    // RFC 9293 3.10.5 ABORT: SYN-RECEIVED, ESTABLISHED, FIN-WAIT-*, CLOSE-WAIT send a reset;
-    // other states just delete the TCB.
-    if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2' || s === 'CLOSE-WAIT') {
-      sendRst(this, this.v.sndNxt, this.v.rcvNxt, true);
-    }
-    this.enterClosed(null);
+    userAbort(this);
   }
 
   setNoDelay(noDelay: boolean): void {

@@ -5,7 +5,8 @@ import type { Micros } from './api.js';
 import type { Connection } from './connection.js';
 import type { TcbVars } from './state.js';
 import { sendSyn, sendSynAck } from './handshake.js';
-import { onRetransmitTimeout, sendAckNow, sendKeepaliveProbe, sendRst, sendWindowProbe } from './sender.js';
+import { onRetransmitTimeout } from './recovery.js';
+import { sendAckNow, sendKeepaliveProbe, sendRst, sendWindowProbe } from './sender.js';
 
 export function nextDeadlineOf(v: TcbVars): Micros | null {
   return earlier(earlier(earlier(v.rtxDeadline, v.delAckDeadline), earlier(v.persistDeadline, v.keepaliveDeadline)), v.timeWaitDeadline);

@@ -1,0 +1,152 @@
+// Closing: the peer's FIN and the state it moves us to, TIME-WAIT's segment rules, and the
+// application's shutdown / close / abort (RFC 9293 3.6, 3.10.4, 3.10.5).
+
+import { seqAdd } from '../wire/seq.js';
+import { TCP_ACK, TCP_FIN, TCP_SYN, type TcpSegment } from '../wire/types.js';
+import type { Connection } from './connection.js';
+import { processSyn } from './segment-arrives.js';
+import { finAcked, flush, sendRst } from './sender.js';
+import { armFinWait2, enterTimeWait } from './timers.js';
+
+/**
+ * TIME-WAIT, as BSD's tcp_twcheck does it within RFC 9293's rules: RST is ignored (RFC 1337),
+ * segments without ACK are dropped, a retransmitted FIN is acknowledged and restarts 2MSL,
+ * anything else but an exact duplicate ACK is acknowledged. A SYN gets a challenge ACK (RFC 5961
+ * 4.2 covers every synchronized state, and the suite's STANDARD branch expects it): a peer that
+ * really starts a new connection answers it with a RST, which TIME-WAIT ignores, so the new
+ * connection waits for 2MSL -- the price of RFC 1337.
+ */
+export function processTimeWait(c: Connection, seg: TcpSegment, len: number): void {
+  const v = c.v;
+  const f = seg.flags;
+  if (f & TCP_SYN) {
+    processSyn(c);
+    return;
+  }
+  if ((f & TCP_ACK) === 0) return;
+  if (f & TCP_FIN && seqAdd(seg.seq, len) === v.rcvNxt) {
+    v.ackNow = true;
+    enterTimeWait(c);
+    return;
+  }
+  if (f !== TCP_ACK || seg.payload.length !== 0 || seg.seq !== v.rcvNxt || seg.ack !== v.sndNxt) v.ackNow = true;
+}
+
+/** Eighth step: the FIN is in order. */
+export function receiveFin(c: Connection): void {
+  const v = c.v;
+  if (v.peerFinReceived) return;
+  v.rcvNxt = seqAdd(v.rcvNxt, 1);
+  v.peerFinReceived = true;
+  v.peerFinSeq = null;
+  v.ackNow = true;
+  c.emit({ type: 'peer-fin' });
+  switch (v.state) {
+    case 'SYN-RECEIVED':
+    case 'ESTABLISHED':
+      v.state = 'CLOSE-WAIT';
+      break;
+    case 'FIN-WAIT-1':
+      // "If our FIN has been ACKed (perhaps in this segment), then enter TIME-WAIT ... otherwise,
+      // enter the CLOSING state."
+      if (finAcked(c)) enterTimeWait(c);
+      else v.state = 'CLOSING';
+      break;
+    case 'FIN-WAIT-2':
+      enterTimeWait(c);
+      break;
+    default:
+      break;
+  }
+}
+
+/**
+ * Fifth step, the closing states: what an ACK of our FIN does (RFC 9293 3.10.7.4). Returns false
+ * when the segment needs no further processing.
+ */
+export function afterOurFinAcked(c: Connection): boolean {
+  const v = c.v;
+  if (!finAcked(c)) return true;
+  switch (v.state) {
+    case 'FIN-WAIT-1':
+      // "In addition to the processing for the ESTABLISHED state, if the FIN segment is now
+      // acknowledged, then enter FIN-WAIT-2 and continue processing in that state."
+      v.state = 'FIN-WAIT-2';
+      armFinWait2(c);
+      return true;
+    case 'CLOSING':
+      // "if the ACK acknowledges our FIN, then enter the TIME-WAIT state; otherwise, ignore the
+      // segment": the peer's FIN is already acknowledged, so nothing more is sent (as in BSD).
+      enterTimeWait(c);
+      v.ackNow = false;
+      return false;
+    case 'LAST-ACK':
+      // "The only thing that can arrive in this state is an acknowledgment of our FIN. If our FIN
+      // is now acknowledged, delete the TCB, enter the CLOSED state, and return."
+      c.enterClosed(null);
+      return false;
+    default:
+      return true;
+  }
+}
+
+/** SHUTDOWN (half close): the FIN goes after the queued data (RFC 9293 3.10.4, CLOSE call). */
+export function userShutdown(c: Connection): void {
+  const v = c.v;
+  if (v.finQueued) return;
+  switch (v.state) {
+    case 'SYN-SENT':
+      // "Delete the TCB and return 'error: closing' responses to any queued SENDs"
+      c.enterClosed(null);
+      return;
+    case 'SYN-RECEIVED':
+      // RFC 9293 allows the FIN at once; like BSD (TF_NEEDFIN) we send it once the handshake
+      // completes, which then goes straight to FIN-WAIT-1.
+      v.finQueued = true;
+      return;
+    case 'ESTABLISHED':
+      v.finQueued = true;
+      v.state = 'FIN-WAIT-1';
+      break;
+    case 'CLOSE-WAIT':
+      v.finQueued = true;
+      v.state = 'LAST-ACK';
+      break;
+    default:
+      return;
+  }
+  flush(c);
+}
+
+/** CLOSE: shut down and stop reading; unread data turns it into an abort. */
+export function userClose(c: Connection): void {
+  const v = c.v;
+  if (v.state === 'CLOSED') return;
+  // RFC 9293 3.6 / RFC 2525 2.17: closing with unread received data must reset the connection so
+  // that the peer learns its data was not consumed.
+  if (c.rcvBuf.length > 0 || (v.state !== 'SYN-SENT' && !c.ooo.isEmpty)) {
+    userAbort(c);
+    return;
+  }
+  v.userClosed = true;
+  if (v.state === 'LISTEN') {
+    c.enterClosed(null);
+    return;
+  }
+  if (v.state === 'FIN-WAIT-2') armFinWait2(c);
+  userShutdown(c);
+}
+
+/**
+ * ABORT (RFC 9293 3.10.5): SYN-RECEIVED, ESTABLISHED, FIN-WAIT-*, CLOSE-WAIT send a reset
+ * <SEQ=SND.NXT><CTL=RST>; the other states just delete the TCB.
+ */
+export function userAbort(c: Connection): void {
+  const v = c.v;
+  const s = v.state;
+  if (s === 'CLOSED') return;
+  if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2' || s === 'CLOSE-WAIT') {
+    sendRst(c, v.sndNxt, v.rcvNxt, true);
+  }
+  c.enterClosed(null);
+}
