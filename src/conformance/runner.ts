@@ -82,6 +82,12 @@ const LATE_LOOKAHEAD_US = 60_000_000;
 /** How long the loop may spin on timers that do not move time forward before calling it a bug. */
 const MAX_TIMER_SPINS = 100_000;
 
+/** Timer firings one script may cause: far above any script's needs, it bounds a runaway stack. */
+const MAX_TIMER_FIRINGS = 1_000_000;
+
+/** How long a `*` line waits for its packet. */
+const ANY_TIME_LIMIT_US = 3_600_000_000;
+
 interface QueuedPacket {
   time: number;
   raw: RawPacket;
@@ -130,6 +136,7 @@ class ScriptRun {
   private readonly used = new Set<RelaxationId>();
   private readonly ignoredCommands: string[] = [];
   private currentLine = 0;
+  private timerFirings = 0;
   /** Flags, sequence number and length of every segment matched so far: repeats are retransmissions. */
   private readonly sentSegments = new Set<string>();
 
@@ -277,6 +284,8 @@ class ScriptRun {
       if (at === this.now && ++spins > MAX_TIMER_SPINS)
         this.fail(this.currentLine, `timers stay due at ${fmtTime(this.now)} without progress`);
       if (at > this.now) spins = 0;
+      if (++this.timerFirings > MAX_TIMER_FIRINGS)
+        this.fail(this.currentLine, `more than ${MAX_TIMER_FIRINGS} timer firings: runaway timers?`);
       this.now = at;
       this.fireTimers();
     }
@@ -353,7 +362,7 @@ class ScriptRun {
 
   private expectPacket(ev: ScriptEvent, spec: TcpPacketSpec, due: { start: number; end: number }): void {
     const any = ev.time.kind === 'any';
-    const latest = any ? Infinity : due.end + this.tolerance;
+    const latest = any ? this.now + ANY_TIME_LIMIT_US : due.end + this.tolerance;
     if (this.queue.length === 0) this.advanceTo(latest, true, true);
     // Looking past the deadline only serves the message: a late packet is reported as late.
     if (this.queue.length === 0 && !any) this.advanceTo(latest + LATE_LOOKAHEAD_US, true, true);
