@@ -2,10 +2,14 @@
 // below the figure recorded in conformance-baseline.json (raise the baseline when it improves:
 // `npm run conformance -- --write-baseline`).
 
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { icmpTypeCode } from '../../src/conformance/icmp-names.js';
 import { decodePacket, encodeIcmpError, encodeTcpPacket } from '../../src/conformance/packet-codec.js';
 import { checkSysctls, isInsecureScript, tcpConfigFor, windowScaleFor } from '../../src/conformance/profile.js';
-import { readBaseline, runSuite } from '../../src/conformance/suite.js';
+import { runScript } from '../../src/conformance/runner.js';
+import { defaultSuiteDir, readBaseline, runSuite } from '../../src/conformance/suite.js';
 import { createHost } from '../../src/stack/host.js';
 
 describe('the FreeBSD suite on our stack', () => {
@@ -29,6 +33,21 @@ describe('the FreeBSD suite on our stack', () => {
     expect(report.insecure.total).toBe(112);
     expect(report.secure.total + report.insecure.total).toBe(567);
     expect(report.outcomes.filter((o) => o.insecure).every((o) => o.script.includes('insecure'))).toBe(true);
+  });
+});
+
+describe('one script on our stack', () => {
+  const file = path.join(defaultSuiteDir(), 'rcv-data-segments/overlapping-050-075.pkt');
+  const text = readFileSync(file, 'utf8');
+
+  it('passes as written, and fails on the line whose expectation is changed', () => {
+    expect(runScript(text, { createHost }).failure).toBeUndefined();
+    const lines = text.split('\n');
+    const n = lines.findIndex((l) => l.includes('ack 800 win 64901'));
+    lines[n] = lines[n]!.replace('win 64901', 'win 64900');
+    const r = runScript(lines.join('\n'), { createHost });
+    expect(r.failure?.line).toBe(n + 1);
+    expect(r.failure?.message).toMatch(/got '\. 1:1\(0\) ack 800 win 64901 <nop,nop,sack 1:100>' \(win 64901, expected 64900\)/);
   });
 });
 
@@ -62,6 +81,14 @@ describe('profile', () => {
     expect(r.unsupported).toHaveLength(1);
     expect(r.unsupported[0]).toMatch(/^net\.inet\.tcp\.drop_synfin=1 /);
     expect(r.unknown).toEqual(['net.inet.tcp.frob=3']);
+  });
+
+  it("knows packetdrill's ICMP names", () => {
+    expect(icmpTypeCode('unreachable', 'port_unreachable')).toEqual({ type: 3, code: 3 });
+    expect(icmpTypeCode('unreachable', 'frag_needed')).toEqual({ type: 3, code: 4 });
+    expect(icmpTypeCode('parameter_problem', 'code_2')).toEqual({ type: 12, code: 2 });
+    expect(icmpTypeCode('source_quench', undefined)).toEqual({ type: 4, code: 0 });
+    expect(icmpTypeCode('unreachable', 'bogus')).toBe("unknown ICMP code 'bogus'");
   });
 
   it('classifies insecure scripts by name', () => {
