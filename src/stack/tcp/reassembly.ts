@@ -99,6 +99,10 @@ export class ReassemblyQueue {
     this.recent = this.recent.filter((b) => seqGt(b.right, seq)).map((b) => (seqLt(b.left, seq) ? { left: seq, right: b.right } : b));
   }
 
+  get sackBlockCount(): number {
+    return this.recent.length;
+  }
+
   /** The SACK blocks to report, most recent first, at most `max`. */
   sackBlocks(max: number): SackBlock[] {
     return this.recent.slice(0, max);

@@ -5,7 +5,7 @@
 import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLt } from '../wire/seq.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, type TcpOptions, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
-import { receiveWindowField, sackBlocksToSend } from './receiver.js';
+import { receiveWindowField, sackBlocksToSend, sackOptionBytes } from './receiver.js';
 import { sackRecoverySend } from './recovery.js';
 import { armRetransmit } from './timers.js';
 
@@ -22,7 +22,10 @@ export function sendSegment(c: Connection, seq: SeqNum, flags: number, payload: 
   const opts: TcpOptions = {};
   if (v.tsEnabled) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: v.tsRecent };
   if (v.sackEnabled) {
-    const blocks = sackBlocksToSend(c);
+    // Options and payload share the MSS (RFC 9293 3.7.1); data segments were sized for the SACK
+    // option, and one that was not (e.g. a retransmission) carries fewer blocks or none.
+    const room = Math.min(40, c.sendMss - payload.length);
+    const blocks = sackBlocksToSend(c, room);
     if (blocks.length > 0) opts.sack = blocks;
   }
   const window = receiveWindowField(c);
@@ -108,7 +111,7 @@ export function flush(c: Connection): void {
 /** New data (or data again after a timeout rewound SND.NXT) and the FIN. */
 export function sendNew(c: Connection): void {
   const v = c.v;
-  const maxSeg = c.maxSeg;
+  const maxSeg = c.maxSeg - sackOptionBytes(c);
   const fin = finSeq(c);
   const end = c.sndBufEnd;
   // Restart after idle (RFC 5681 4.1): the controller decides what that means for cwnd.

@@ -213,3 +213,19 @@ describe('loss recovery', () => {
     expect(c.takeEvents()).toEqual([{ type: 'error', code: 'ETIMEDOUT' }, { type: 'closed' }]);
   });
 });
+
+describe('options and payload share the MSS', () => {
+  it('established: with out-of-order data pending, data segments shrink to carry the SACK blocks', () => {
+    const cfg = plainConfig({ sack: true });
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, sackPermitted: true } }), cfg, testEnv(), 1000);
+    c.takeOutput();
+    c.onSegment(10 * MS, seg('.', 5001, 1001));
+    c.onSegment(20 * MS, seg('.', 5101, 1001, { data: 100 }));
+    c.takeOutput();
+    c.write(30 * MS, bytes(3000));
+    const sent = c.takeOutput();
+    // One SACK block: 4 + 8 = 12 option bytes, so 1448 bytes of payload (Nagle holds the tail).
+    expect(sent.map((s) => s.payload.length)).toEqual([1448, 1448]);
+    for (const s of sent) expect(s.options.sack).toEqual([{ left: 5101, right: 5201 }]);
+  });
+});
