@@ -40,6 +40,8 @@ export interface RawPacket {
   /** The two ECN bits of the TOS byte. */
   ecn: number;
   ttl: number;
+  /** IP header length in bytes: 20 unless the packet carries IP options. */
+  ipHeaderLength: number;
   ipChecksumOk: boolean;
   tcp?: RawTcp;
   icmp?: RawIcmp;
@@ -209,6 +211,7 @@ export function decodePacket(bytes: Uint8Array): RawPacket {
     protocol: dv.getUint8(9),
     ecn: dv.getUint8(1) & 3,
     ttl: dv.getUint8(8),
+    ipHeaderLength: ihl,
     ipChecksumOk: internetChecksum(bytes.subarray(0, ihl)) === 0xffff,
   };
   const body = bytes.subarray(ihl, total);

@@ -147,6 +147,7 @@ export function compareOutbound(spec: TcpPacketSpec, pkt: RawPacket, flow: Flow)
   if (tcp.srcPort !== flow.localPort || tcp.dstPort !== flow.remotePort)
     diffs.push(`ports ${tcp.srcPort}->${tcp.dstPort}, expected ${flow.localPort}->${flow.remotePort}`);
   if (!pkt.ipChecksumOk) diffs.push('bad IP checksum');
+  if (pkt.ipHeaderLength !== 20) diffs.push(`IP header of ${pkt.ipHeaderLength} bytes (IP options)`);
   if (!tcp.checksumOk) diffs.push('bad TCP checksum');
   const v = scriptViewOf(tcp, flow);
   const wantFlags = flagsFromLetters(spec.flags);
