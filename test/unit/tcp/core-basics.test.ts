@@ -153,3 +153,33 @@ suite('close', () => {
     expect(c.state).toBe('CLOSED');
   });
 });
+
+suite('sequence wrap-around', () => {
+  it('established: ISS and IRS near 2^32, data and ACKs cross the wrap', () => {
+    const iss = 0xfffffff0;
+    const irs = 0xffffffe0;
+    const c = createPassiveConnection(0, TUPLE, seg('S', irs, 0, { options: { mss: 1460 } }), plainConfig(), testEnv(), iss);
+    expect(out(c)).toEqual([`S. ${iss}:${iss}(0) ack ${irs + 1} win 65535`]);
+    c.onSegment(10 * MS, seg('.', irs + 1, iss + 1));
+    expect(c.state).toBe('ESTABLISHED');
+    c.setNoDelay(true);
+    c.write(20 * MS, bytes(100));
+    expect(out(c)).toEqual([`P. ${iss + 1}:${(iss + 101) >>> 0}(100) ack ${irs + 1} win 65535`]);
+    // The peer's 100 bytes go from 0xffffffe1 across 0 to 0x45.
+    c.onSegment(30 * MS, seg('.', irs + 1, (iss + 101) >>> 0, { data: 100 }));
+    c.onSegment(31 * MS, seg('.', (irs + 101) >>> 0, (iss + 101) >>> 0, { data: 100 }));
+    expect(out(c)).toEqual([`. ${(iss + 101) >>> 0}:${(iss + 101) >>> 0}(0) ack ${(irs + 201) >>> 0} win 65335`]);
+    expect(c.nextDeadline()).toBeNull();
+    expect(c.readableLength).toBe(200);
+  });
+
+  it('established: an out-of-order segment just after the wrap is held and delivered', () => {
+    const irs = 0xffffff00;
+    const c = established(plainConfig(), testEnv(), irs, 1000);
+    c.onSegment(20 * MS, seg('.', 0x10, 1001, { data: 16 }));
+    expect(c.readableLength).toBe(0);
+    c.onSegment(21 * MS, seg('.', irs + 1, 1001, { data: 0xff + 0x10 }));
+    expect(c.readableLength).toBe(0xff + 0x20);
+    expect(c.v.rcvNxt).toBe(0x20);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { plainConfig } from './harness.js';
-import { defaultTcpConfig } from '../../../src/stack/tcp/config.js';
+import { defaultTcpConfig, freebsdProfileConfig } from '../../../src/stack/tcp/config.js';
 import { Pair, concat, mulberry32, pattern, sameBytes, streamer } from './pair.js';
 
 const MS = 1000;
@@ -84,5 +84,21 @@ describe('two connections over a simulated link', () => {
       if (!reading && p.now > 5_000 * MS) reading = true;
     });
     expect(sameBytes(concat(got), data)).toBe('equal');
+  });
+
+  it('established: CUBIC as the congestion controller also recovers byte-exact under loss', () => {
+    const r = mulberry32(13);
+    const cfg = { ...defaultTcpConfig(), congestionControl: 'cubic' as const };
+    const p = new Pair(cfg, cfg, { delayUs: 10 * MS, drop: (n) => n > 2 && r() < 0.02 }, { delayUs: 10 * MS });
+    const data = transfer(p, 1_000_000, 14);
+    expect(sameBytes(concat(p.readB), data)).toBe('equal');
+    expect(p.a.cc.name).toBe('cubic');
+  });
+
+  it('established: FreeBSD profile on one side, Linux-like on the other, with loss', () => {
+    const r = mulberry32(17);
+    const p = new Pair(defaultTcpConfig(), freebsdProfileConfig(), { delayUs: 3 * MS, drop: (n) => n > 2 && r() < 0.01 }, { delayUs: 3 * MS, drop: (n) => n > 2 && r() < 0.01 });
+    const data = transfer(p, 500_000, 15);
+    expect(sameBytes(concat(p.readB), data)).toBe('equal');
   });
 });
