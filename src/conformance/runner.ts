@@ -91,7 +91,6 @@ const ANY_TIME_LIMIT_US = 3_600_000_000;
 interface QueuedPacket {
   time: number;
   raw: RawPacket;
-  bytes: Uint8Array;
 }
 
 interface PendingCall {
@@ -110,7 +109,7 @@ export function runScript(text: string, opts: RunOptions): ScriptResult {
     if (e instanceof ScriptParseError)
       return {
         passed: false,
-        failure: { line: e.line, message: `parse error: ${e.message}` },
+        failure: { line: e.line, message: `parse error: ${e.detail}` },
         relaxationsUsed: [],
         sysctls: { unsupported: [], unknown: [] },
         ignoredCommands: [],
@@ -310,7 +309,7 @@ class ScriptRun {
         if (e instanceof DecodeError) this.fail(this.currentLine, `the stack sent a malformed packet: ${e.message}`);
         throw e;
       }
-      this.queue.push({ time: this.now, raw, bytes });
+      this.queue.push({ time: this.now, raw });
     }
     for (const ev of host.takeEvents()) {
       if (ev.type === 'connection' && ev.event.type === 'error') this.sockets.onError(ev.conn, ev.event.code);

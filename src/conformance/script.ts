@@ -101,9 +101,10 @@ export interface Script {
 export class ScriptParseError extends Error {
   constructor(
     readonly line: number,
-    message: string,
+    /** What is wrong, without the line number. */
+    readonly detail: string,
   ) {
-    super(`line ${line}: ${message}`);
+    super(`line ${line}: ${detail}`);
     this.name = 'ScriptParseError';
   }
 }

@@ -144,6 +144,13 @@ describe('outbound packets', () => {
   });
 });
 
+describe('script errors', () => {
+  it('reports a parse error on its line', () => {
+    const r = runScript(`${LISTEN}+0.00 < S 0:0 win 1\n`, { createHost: synAckHost({ delayUs: 0 }).make });
+    expect(r.failure).toEqual({ line: 7, message: "parse error: expected '(' at 'win 1'" });
+  });
+});
+
 describe('system calls and the socket layer', () => {
   const HANDSHAKE = `${LISTEN}+0.10 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n`;
 
