@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { createHost } from '../stack/host.js';
-import { FREEBSD_PROFILE } from './profile.js';
+import { FREEBSD_PROFILE, type ConformanceProfile } from './profile.js';
 import {
   BASELINE_FILE,
   baselineOf,
@@ -24,6 +24,7 @@ interface CliOptions {
   insecure: boolean;
   writeBaseline: boolean;
   checkBaseline: boolean;
+  define?: string[];
 }
 
 function pct(passed: number, total: number): string {
@@ -35,7 +36,7 @@ function tallyLine(label: string, t: { passed: number; total: number }, width: n
   return `  ${label.padEnd(width)} ${counts} ${showPct ? pct(t.passed, t.total) : ''}`.trimEnd();
 }
 
-function printText(report: SuiteReport, opts: CliOptions): void {
+function printText(report: SuiteReport, opts: CliOptions, profile: ConformanceProfile): void {
   const out: string[] = [];
   const shown = (o: ScriptOutcome): boolean => opts.insecure || !o.insecure;
   if (opts.verbose) {
@@ -45,7 +46,7 @@ function printText(report: SuiteReport, opts: CliOptions): void {
     }
     if (out.length > 0) out.push('');
   }
-  out.push(`profile ${FREEBSD_PROFILE.name}, policy: RFC 5961 (secure)`);
+  out.push(`profile ${profile.name} (#ifdef ${profile.defines.join(', ')}), policy: RFC 5961 (secure)`);
   out.push('');
   const width = Math.max(28, ...Object.keys(report.groups).map((g) => g.length));
   for (const [group, t] of Object.entries(report.groups).sort()) out.push(tallyLine(group, t, width));
@@ -53,14 +54,14 @@ function printText(report: SuiteReport, opts: CliOptions): void {
   out.push(tallyLine('insecure (expected to fail)', report.insecure, width, false));
   out.push('');
   out.push('relaxations:');
-  if (FREEBSD_PROFILE.relaxations.length === 0) out.push('  (none)');
-  for (const r of FREEBSD_PROFILE.relaxations) {
+  if (profile.relaxations.length === 0) out.push('  (none)');
+  for (const r of profile.relaxations) {
     const uses = report.outcomes.filter((o) => o.relaxationsUsed.includes(r.id)).length;
     out.push(`  ${r.id} (used by ${uses} script(s)): ${r.description}`);
     out.push(`    why: ${r.reason}`);
   }
   out.push('emulated by the runner:');
-  for (const e of FREEBSD_PROFILE.emulations) out.push(`  ${e.id}: ${e.description}`);
+  for (const e of profile.emulations) out.push(`  ${e.id}: ${e.description}`);
   out.push('');
   out.push(`${report.outcomes.length} script(s) in ${(report.durationMs / 1000).toFixed(2)} s`);
   console.log(out.join('\n'));
@@ -77,6 +78,7 @@ function main(argv: string[]): void {
     .option('--suite <dir>', 'the suite directory', defaultSuiteDir())
     .option('--write-baseline', `record the secure pass count in ${path.basename(BASELINE_FILE)}`, false)
     .option('--check-baseline', 'exit 1 when fewer secure scripts pass than the baseline records', false)
+    .option('--define <names...>', `names for the scripts' #ifdef blocks (default: ${FREEBSD_PROFILE.defines.join(' ')})`)
     .parse(argv);
   const opts = program.opts<CliOptions>();
   const filters = program.args.map((f) => {
@@ -84,23 +86,25 @@ function main(argv: string[]): void {
     const abs = path.resolve(f);
     return abs.startsWith(path.resolve(opts.suite) + path.sep) ? path.relative(opts.suite, abs) : f;
   });
-  if ((opts.writeBaseline || opts.checkBaseline) && filters.length > 0)
-    program.error('--write-baseline and --check-baseline need the whole suite (no filter)');
-  const report = runSuite({ createHost, suiteDir: opts.suite, filter: filters });
+  if ((opts.writeBaseline || opts.checkBaseline) && (filters.length > 0 || opts.define))
+    program.error('--write-baseline and --check-baseline need the whole suite with the default profile');
+  const profile = opts.define ? { ...FREEBSD_PROFILE, defines: opts.define } : FREEBSD_PROFILE;
+  const report = runSuite({ createHost, suiteDir: opts.suite, filter: filters, profile });
   if (opts.json) {
     console.log(
       JSON.stringify(
         {
-          profile: FREEBSD_PROFILE.name,
-          relaxations: FREEBSD_PROFILE.relaxations,
-          emulations: FREEBSD_PROFILE.emulations,
+          profile: profile.name,
+          defines: profile.defines,
+          relaxations: profile.relaxations,
+          emulations: profile.emulations,
           ...report,
         },
         null,
         2,
       ),
     );
-  } else printText(report, opts);
+  } else printText(report, opts, profile);
   if (opts.checkBaseline) {
     const baseline = readBaseline();
     if (report.secure.passed < baseline.securePassed) {
