@@ -96,8 +96,14 @@ export function userShutdown(c: Connection): void {
   if (v.finQueued) return;
   switch (v.state) {
     case 'SYN-SENT':
-      // "Delete the TCB and return 'error: closing' responses to any queued SENDs"
-      c.enterClosed(null);
+      // RFC 9293: "Delete the TCB and return 'error: closing' responses to any queued SENDs".
+      // That loses data written before the handshake finished, so when there is some we do as
+      // BSD does (TF_NEEDFIN): the FIN follows it once the connection is established.
+      if (c.sndBuf.length === 0) {
+        c.enterClosed(null);
+        return;
+      }
+      v.finQueued = true;
       return;
     case 'SYN-RECEIVED':
       // RFC 9293 allows the FIN at once; like BSD (TF_NEEDFIN) we send it once the handshake

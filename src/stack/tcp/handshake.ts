@@ -185,7 +185,7 @@ export function processSynSent(c: Connection, seg: TcpSegment): void {
     c.sndDataStart = seg.ack;
     handshakeRtt(c);
     v.rtxDeadline = null;
-    v.state = 'ESTABLISHED';
+    v.state = v.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
     // The SYN-ACK's window is not scaled (RFC 7323 2.2).
     v.sndWnd = seg.window;
     v.maxSndWnd = Math.max(v.maxSndWnd, v.sndWnd);

@@ -172,3 +172,16 @@ describe('FIN-WAIT-2 timeout', () => {
     expect(c.nextDeadline()).toBeNull();
   });
 });
+
+describe('close in SYN-SENT', () => {
+  it('syn-sent: shutdown with data written keeps both; after the SYN-ACK data and FIN go out', () => {
+    const c = active();
+    c.takeOutput();
+    expect(c.write(5 * MS, bytes(100))).toBe(100);
+    c.shutdown(6 * MS);
+    expect(c.state).toBe('SYN-SENT');
+    c.onSegment(10 * MS, seg('S.', 500, 1001));
+    expect(c.state).toBe('FIN-WAIT-1');
+    expect(out(c)).toEqual(['FP. 1001:1101(100) ack 501 win 65535']);
+  });
+});
