@@ -25,6 +25,7 @@ interface CliOptions {
   writeBaseline: boolean;
   checkBaseline: boolean;
   define?: string[];
+  trace: boolean;
 }
 
 function pct(passed: number, total: number): string {
@@ -74,6 +75,7 @@ function main(argv: string[]): void {
     .argument('[filter...]', 'run only scripts whose path contains one of these strings (or a .pkt path)')
     .option('-v, --verbose', 'print why each failing script failed', false)
     .option('--json', 'machine-readable output', false)
+    .option('--trace', 'print every event and every packet the stack sends (use with a filter)', false)
     .option('--insecure', 'also list failures of the insecure (RFC 793) scripts with --verbose', false)
     .option('--suite <dir>', 'the suite directory', defaultSuiteDir())
     .option('--write-baseline', `record the secure pass count in ${path.basename(BASELINE_FILE)}`, false)
@@ -89,7 +91,8 @@ function main(argv: string[]): void {
   if ((opts.writeBaseline || opts.checkBaseline) && (filters.length > 0 || opts.define))
     program.error('--write-baseline and --check-baseline need the whole suite with the default profile');
   const profile = opts.define ? { ...FREEBSD_PROFILE, defines: opts.define } : FREEBSD_PROFILE;
-  const report = runSuite({ createHost, suiteDir: opts.suite, filter: filters, profile });
+  const trace = opts.trace ? (line: string): void => console.log(line) : undefined;
+  const report = runSuite({ createHost, suiteDir: opts.suite, filter: filters, profile, ...(trace ? { trace } : {}) });
   if (opts.json) {
     console.log(
       JSON.stringify(

@@ -50,6 +50,8 @@ export type HostFactory = (config: HostConfig) => Host;
 export interface RunOptions {
   createHost: HostFactory;
   profile?: ConformanceProfile;
+  /** Receives one line per script event and per packet the stack sends, for debugging. */
+  trace?: (line: string) => void;
 }
 
 export interface ScriptFailure {
@@ -116,7 +118,7 @@ export function runScript(text: string, opts: RunOptions): ScriptResult {
       };
     throw e;
   }
-  return new ScriptRun(script, profile, opts.createHost).run();
+  return new ScriptRun(script, profile, opts.createHost, opts.trace).run();
 }
 
 class ScriptRun {
@@ -143,6 +145,7 @@ class ScriptRun {
     private readonly script: Script,
     private readonly profile: ConformanceProfile,
     private readonly createHost: HostFactory,
+    private readonly trace?: (line: string) => void,
   ) {
     this.tolerance = Number(script.options['tolerance_usecs'] ?? profile.defaultToleranceUs);
     this.mtu = Number(script.options['mtu'] ?? profile.defaultMtu);
@@ -310,6 +313,7 @@ class ScriptRun {
         throw e;
       }
       this.queue.push({ time: this.now, raw });
+      this.trace?.(`${fmtTime(this.now)}          sent ${formatActual(raw, this.flow)}`);
     }
     for (const ev of host.takeEvents()) {
       if (ev.type === 'connection' && ev.event.type === 'error') this.sockets.onError(ev.conn, ev.event.code);
@@ -322,6 +326,7 @@ class ScriptRun {
 
   private execute(ev: ScriptEvent): void {
     const due = this.dueTime(ev);
+    this.trace?.(`${fmtTime(due.start)} line ${String(ev.line).padStart(3)} ${actionText(ev.source)}`);
     if (ev.type === 'packet' && ev.direction === 'outbound') {
       if (ev.packet.proto !== 'tcp') this.fail(ev.line, 'expecting outbound ICMP is not supported');
       this.expectPacket(ev, ev.packet, due);

@@ -58,6 +58,7 @@ export interface SuiteOptions {
   /** Substring (or several) a script's relative path must contain. */
   filter?: string[];
   profile?: ConformanceProfile;
+  trace?: (line: string) => void;
 }
 
 export function runSuite(opts: SuiteOptions): SuiteReport {
@@ -70,7 +71,8 @@ export function runSuite(opts: SuiteOptions): SuiteReport {
   const outcomes: ScriptOutcome[] = [];
   for (const script of scripts) {
     const text = readFileSync(path.join(suiteDir, script), 'utf8');
-    const result = runScript(text, { createHost: opts.createHost, profile });
+    opts.trace?.(`=== ${script}`);
+    const result = runScript(text, { createHost: opts.createHost, profile, ...(opts.trace ? { trace: opts.trace } : {}) });
     outcomes.push({ ...result, script, group: script.split('/')[0]!, insecure: isInsecureScript(script) });
   }
   return summarize(outcomes, performance.now() - started);
