@@ -60,7 +60,7 @@ export function parseKey(content: Uint8Array, source = 'replication key'): Repli
   let bytes: Uint8Array = content;
   if (text.length > 0 && text.length % 2 === 0 && /^[0-9a-fA-F]+$/.test(text)) bytes = Buffer.from(text, 'hex');
   if (bytes.length < MIN_KEY_BYTES) {
-    const form = bytes === content ? 'raw bytes' : 'hex-decoded bytes';
+    const form = bytes === content ? 'raw bytes' : 'bytes (read as hex: the file holds only hex digits)';
     throw new KeyError(`${source}: ${bytes.length} ${form}, at least ${MIN_KEY_BYTES} are needed; ${KEY_HINT}`);
   }
   return new ReplicationKey(bytes);

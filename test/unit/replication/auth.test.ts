@@ -28,7 +28,7 @@ describe('key files', () => {
   });
 
   it('refuse a key shorter than 32 bytes, saying how long it is and how to make one', async () => {
-    await expect(loadKeyFile(file('short-hex', 'ab'.repeat(31)))).rejects.toThrow(/31 hex-decoded bytes, at least 32.*openssl rand -hex 32/);
+    await expect(loadKeyFile(file('short-hex', 'ab'.repeat(31)))).rejects.toThrow(/31 bytes \(read as hex: the file holds only hex digits\), at least 32.*openssl rand -hex 32/);
     await expect(loadKeyFile(file('short-raw', 'not a key'))).rejects.toThrow(KeyError);
     await expect(loadKeyFile(file('empty', ''))).rejects.toThrow(/0 raw bytes/);
     expect(MIN_KEY_BYTES).toBe(32);
