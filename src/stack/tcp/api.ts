@@ -87,6 +87,8 @@ export interface TcpEnv {
   isn(tuple: FourTuple, now: Micros): SeqNum;
   /** RFC 7323 timestamp clock value (e.g. milliseconds) at a time. */
   tsClock(now: Micros): number;
+  /** Ticks per second of tsClock, for RTT measurement from timestamps (RFC 7323 4); 1000 when absent. */
+  tsClockHz?: number;
   /** Host-wide RFC 5961 challenge-ACK budget: returns false when the limit is reached. */
   allowChallengeAck(now: Micros): boolean;
 }

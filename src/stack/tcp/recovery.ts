@@ -31,7 +31,7 @@ export function processAck(c: Connection, seg: TcpSegment): boolean {
   const windowBefore = v.sndWnd;
   const scaledWnd = seg.window << v.sndShift;
   if (seqGt(ack, v.sndUna)) {
-    onNewAck(c, ack);
+    onNewAck(c, seg, ack);
   } else if (
     ack === v.sndUna &&
     seg.payload.length === 0 &&
@@ -68,7 +68,7 @@ export function acceptWindowFromPeer(c: Connection, seg: TcpSegment, unscaled: b
   }
 }
 
-function onNewAck(c: Connection, ack: SeqNum): void {
+function onNewAck(c: Connection, seg: TcpSegment, ack: SeqNum): void {
   const v = c.v;
   const acked = seqDiff(ack, v.sndUna);
   const fromBuf = Math.max(0, Math.min(c.sndBuf.length, seqDiff(ack, c.sndDataStart)));
@@ -78,10 +78,13 @@ function onNewAck(c: Connection, ack: SeqNum): void {
   }
   let rtt: number | null = null;
   if (v.rttSeq !== null && seqGe(ack, v.rttSeq)) {
+    // The timed segment (never a retransmitted one: Karn) is acknowledged: a sample in µs.
     rtt = Math.max(1, c.now - v.rttStart);
-    c.rto.sample(rtt);
     v.rttSeq = null;
+  } else if (v.rttSeq === null) {
+    rtt = timestampRtt(c, seg);
   }
+  if (rtt !== null) c.rto.sample(rtt);
   v.sndUna = ack;
   if (seqLt(v.sndNxt, ack)) v.sndNxt = ack;
   v.rtxCount = 0;
@@ -192,4 +195,20 @@ export function sackRecoverySend(c: Connection): void {
     const sent = seqAdd(s, n);
     if (seqGt(sent, v.highRxt)) v.highRxt = sent;
   }
+}
+
+/**
+ * RFC 7323 section 4 (RTTM): "the RTT measurement ... TSecr ... is the timestamp of the segment
+ * that caused the ACK", so it stays valid when the data was retransmitted, where Karn's rule
+ * leaves the timer without a sample. Used only then: the timed segment gives microseconds, the
+ * timestamp clock only its own ticks.
+ */
+function timestampRtt(c: Connection, seg: TcpSegment): number | null {
+  const ts = seg.options.timestamp;
+  if (!c.v.tsEnabled || !ts || ts.tsecr === 0) return null;
+  const ticks = (c.env.tsClock(c.now) - ts.tsecr) >>> 0;
+  // A TSecr from the future or from long ago is not one of ours.
+  if (ticks === 0 || ticks >= 0x80000000) return null;
+  const us = (ticks * 1_000_000) / (c.env.tsClockHz ?? 1000);
+  return us > c.cfg.maxRtoUs ? null : us;
 }

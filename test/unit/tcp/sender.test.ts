@@ -229,3 +229,33 @@ describe('options and payload share the MSS', () => {
     for (const s of sent) expect(s.options.sack).toEqual([{ left: 5101, right: 5201 }]);
   });
 });
+
+describe('RTT measurement', () => {
+  function tsEstablished() {
+    const cfg = { ...defaultTcpConfig(), windowScale: null, sack: false };
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, timestamp: { tsval: 1, tsecr: 0 } } }), cfg, testEnv(), 1000);
+    c.takeOutput();
+    c.onSegment(10 * MS, seg('.', 5001, 1001, { options: { timestamp: { tsval: 2, tsecr: 0 } } }));
+    return c;
+  }
+
+  it('established: the timed segment gives a sample in microseconds', () => {
+    const c = tsEstablished();
+    c.write(20 * MS, bytes(100));
+    c.onSegment(20 * MS + 3500, seg('.', 5001, 1101, { options: { timestamp: { tsval: 3, tsecr: 20 } } }));
+    // srtt: 10 ms from the handshake, then 7/8 * 10 + 1/8 * 3.5 ms.
+    expect(c.rto.srttUs).toBe(10_000 * 7 / 8 + 3500 / 8);
+  });
+
+  it('established: after a retransmission, TSecr still gives a sample (RFC 7323 RTTM) where Karn gives none', () => {
+    const c = tsEstablished();
+    c.write(20 * MS, bytes(100));
+    c.onTimer(220 * MS);
+    const [rtx] = c.takeOutput().slice(-1);
+    expect(rtx!.options.timestamp!.tsval).toBe(220);
+    const before = c.rto.srttUs!;
+    // The ACK echoes the retransmission's TSval: the sample is 30 ms, not 230 ms.
+    c.onSegment(250 * MS, seg('.', 5001, 1101, { options: { timestamp: { tsval: 3, tsecr: 220 } } }));
+    expect(c.rto.srttUs).toBe(before * 7 / 8 + 30_000 / 8);
+  });
+});
