@@ -49,7 +49,7 @@ export function parseEventLine(src: string, line = 1): ScriptEvent {
   const cur = new Cursor(src, line);
   const time = parseEventTime(cur);
   cur.skipSpace();
-  const action = parseAction(cur, line);
+  const action = parseAction(cur);
   if (action.type === 'packet') {
     if (time.kind === 'any' && action.direction !== 'outbound')
       throw new ScriptParseError(line, '`*` can only be used with outbound packets');
@@ -177,7 +177,7 @@ class Cursor {
 // ---------------------------------------------------------------------------------------------
 // Times
 
-const TIME_RE = /(?:\d+(?:\.\d*)?|\.\d+)/;
+const TIME_RE = /(?:\d+(?:\.\d+)?|\.\d+)/;
 
 function secondsToUsecs(s: string): number {
   return Math.round(Number(s) * 1_000_000);
@@ -207,7 +207,7 @@ function parseEventTime(cur: Cursor): EventTime {
 // ---------------------------------------------------------------------------------------------
 // Actions
 
-function parseAction(cur: Cursor, line: number): ScriptAction {
+function parseAction(cur: Cursor): ScriptAction {
   // `start...end syscall(...)`: the end time belongs to the system call.
   let end: EndTime | undefined;
   if (cur.startsWith('...')) {
@@ -226,7 +226,6 @@ function parseAction(cur: Cursor, line: number): ScriptAction {
   if (end) call.end = end;
   if (!cur.done) cur.skipSpace();
   if (!cur.done) cur.fail('trailing text after system call');
-  void line;
   return { type: 'syscall', call };
 }
 

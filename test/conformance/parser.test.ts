@@ -21,7 +21,10 @@ describe('timestamps', () => {
     expect(parseEventLine('*      > S  0:0(0) win 65535 <...>').time).toEqual({ kind: 'any' });
   });
 
-  it('gives a blocking call its `...end` time', () => {
+  it('gives a blocking call its `...end` time, absolute or relative, with or without decimals', () => {
+    const rel = parseEventLine('+0...+2 accept(3, ..., ...) = 4');
+    expect(rel.time).toEqual({ kind: 'relative', usecs: 0 });
+    expect(rel.type === 'syscall' && rel.call.end).toEqual({ kind: 'relative', usecs: 2_000_000 });
     const ev = parseEventLine(' 1.00...6.00 connect(3, ..., ...) = -1 ETIMEDOUT (Operation timed out)');
     expect(ev.time).toEqual({ kind: 'absolute', usecs: 1_000_000 });
     expect(ev.type === 'syscall' && ev.call.end).toEqual({ kind: 'absolute', usecs: 6_000_000 });
