@@ -98,6 +98,8 @@ export class ReplicationLog {
   /** Sorted by LSN; output commit appends in LSN order, so inserting is usually a push. */
   private waiters: Waiter[] = [];
   private closed = false;
+  private pumping = false;
+  private repump = false;
 
   constructor(opts: ReplicationLogOptions = {}) {
     this.maxBatchBytes = opts.maxBatchBytes ?? 256 * 1024;
@@ -132,7 +134,7 @@ export class ReplicationLog {
   append(record: NewRecord): Lsn {
     if (this.closed) throw new LogClosedError('append to a closed replication log');
     const lsn = this.nextLsn;
-    const encoded = encodeRecord({ ...record, lsn } as LogRecord);
+    const encoded = encodeRecord({ ...record, lsn });
     if (encoded.byteLength + BATCH_HEADER_BYTES > this.maxMessageBytes) {
       throw new RangeError(`a ${record.kind} record of ${encoded.byteLength} bytes exceeds the ${this.maxMessageBytes}-byte message limit; split it`);
     }
@@ -283,17 +285,29 @@ export class ReplicationLog {
   }
 
   private pump(): void {
-    if (this.sink === null) return;
-    for (const b of this.batches) {
-      if (this.inFlight >= this.window) break;
-      if (b.sent) continue;
-      b.sent = true;
-      this.inFlight++;
-      this.lastSent = b.lastLsn;
-      if (b.lastLsn > this.maxSent) this.maxSent = b.lastLsn;
-      // The sink may call back into onAck synchronously (tests, loopback); state is settled here.
-      this.sink(b);
-      if (this.sink === null) break;
+    // A sink may acknowledge synchronously (loopback, tests), which re-enters pump() through
+    // onAck() while batches shift underneath; the outer call then goes round again instead.
+    if (this.pumping) {
+      this.repump = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.repump = false;
+        for (let i = 0; i < this.batches.length && this.sink !== null && this.inFlight < this.window; i++) {
+          const b = this.batches[i];
+          if (b.sent) continue;
+          b.sent = true;
+          this.inFlight++;
+          this.lastSent = b.lastLsn;
+          if (b.lastLsn > this.maxSent) this.maxSent = b.lastLsn;
+          this.sink(b);
+          if (this.repump) break;
+        }
+      } while (this.repump);
+    } finally {
+      this.pumping = false;
     }
   }
 

@@ -88,6 +88,21 @@ describe('ReplicationLog (primary)', () => {
     expect(log.lag()).toMatchObject({ messagesInFlight: 1, messagesQueued: 0, records: 1, ackedLsn: 3 });
   });
 
+  it('sends every batch once, in order, when the sink acknowledges synchronously', () => {
+    const log = new ReplicationLog({ window: 1 });
+    const seen: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      log.append(input(1, 1));
+      log.flush();
+    }
+    log.attach((b) => {
+      seen.push(lsns(b));
+      expect(log.onAck(b.lastLsn)).toEqual({ ok: true });
+    }, 0);
+    expect(seen).toEqual([[1], [2], [3], [4]]);
+    expect(log.lag()).toMatchObject({ records: 0, messagesInFlight: 0, messagesQueued: 0 });
+  });
+
   it('releases output-commit callbacks in LSN order once a cumulative ack covers them', async () => {
     const { log } = primary();
     const order: number[] = [];
