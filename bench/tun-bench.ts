@@ -128,7 +128,7 @@ try {
   counter.last = 0;
   const cpu0 = process.cpuUsage();
 
-  const r = await lab.exec('client', 'python3', ['-c', SENDER, lab.addr.vip, String(seconds), String(size)], {
+  const r = await lab.exec('client', 'python3', ['-c', SENDER, lab.addr.vip, String(seconds), String(size), String(rate)], {
     timeoutMs: (seconds + 30) * 1000,
   });
   await new Promise((res) => setTimeout(res, 300));

@@ -45,10 +45,12 @@ const IFF_NO_PI = 0x1000;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
 const SIOCSIFMTU = 0x8922;
+const SIOCSIFTXQLEN = 0x8943;
 const IFF_UP = 0x1;
 const AF_INET = 2;
 const SOCK_DGRAM = 2;
 
+const DEFAULT_TX_QUEUE_LEN = 1000;
 /** Most packets read in one turn before yielding to the event loop (keeps timers and writes fair). */
 const MAX_BATCH = 256;
 /** Packets kept for retry when the kernel says EAGAIN on write; beyond this they are dropped. */
@@ -64,6 +66,12 @@ export interface TunOptions {
    * itself stays where it is; the fd keeps working from here.
    */
   netns?: string;
+  /**
+   * The kernel's queue of packets waiting for us to read (the interface's txqueuelen). Default
+   * 1000 instead of tun's 500: a JavaScript reader pauses now and then (GC, a long batch), and
+   * the queue has to cover the pause.
+   */
+  txQueueLen?: number;
 }
 
 export interface TunStats extends LinkStats {
@@ -86,27 +94,35 @@ export interface TunDevice extends Link {
 }
 
 export async function openTun(opts: TunOptions): Promise<TunDevice> {
+  const { fd, name, mtu } = createTunFd(opts, true);
+  return new TunDeviceImpl(fd, name, mtu);
+}
+
+/**
+ * The raw step under openTun: creates and configures the interface and returns its fd. Exposed
+ * for benchmarks that compare read strategies; everything else uses openTun.
+ */
+export function createTunFd(opts: TunOptions, nonBlocking: boolean): { fd: number; name: string; mtu: number } {
   const mtu = opts.mtu ?? 1500;
   if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new RangeError(`bad MTU ${mtu}`);
-  const { fd, name } = withNetns(opts.netns, () => {
-    const fd = sysOpen('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  return withNetns(opts.netns, () => {
+    const fd = sysOpen('/dev/net/tun', O_RDWR | O_CLOEXEC | (nonBlocking ? O_NONBLOCK : 0));
     try {
       const req = makeIfreq(opts.name);
       req.writeUInt16LE(IFF_TUN | IFF_NO_PI, 16);
       sysIoctl(fd, TUNSETIFF, req, `TUNSETIFF ${opts.name}`);
       const name = ifreqName(req);
-      configure(name, mtu);
-      return { fd, name };
+      configure(name, mtu, opts.txQueueLen ?? DEFAULT_TX_QUEUE_LEN);
+      return { fd, name, mtu };
     } catch (e) {
       sysClose(fd);
       throw e;
     }
   });
-  return new TunDeviceImpl(fd, name, mtu);
 }
 
 /** Sets the MTU and brings the interface up, without addresses: routes point at it by name. */
-function configure(name: string, mtu: number): void {
+function configure(name: string, mtu: number, txQueueLen: number): void {
   // IPv6 on a tun would only produce router solicitations and MLD reports for us to discard.
   try {
     writeFileSync(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1');
@@ -118,6 +134,9 @@ function configure(name: string, mtu: number): void {
     const mtuReq = makeIfreq(name);
     mtuReq.writeInt32LE(mtu, 16);
     sysIoctl(s, SIOCSIFMTU, mtuReq, `SIOCSIFMTU ${name} ${mtu}`);
+    const qlenReq = makeIfreq(name);
+    qlenReq.writeInt32LE(txQueueLen, 16);
+    sysIoctl(s, SIOCSIFTXQLEN, qlenReq, `SIOCSIFTXQLEN ${name} ${txQueueLen}`);
     const flagsReq = makeIfreq(name);
     sysIoctl(s, SIOCGIFFLAGS, flagsReq, `SIOCGIFFLAGS ${name}`);
     flagsReq.writeUInt16LE(flagsReq.readUInt16LE(16) | IFF_UP, 16);
