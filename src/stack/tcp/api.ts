@@ -70,6 +70,11 @@ export interface TcpConfig {
    * conformance scripts match. Undefined means off.
    */
   resendFinWithAck?: boolean;
+  /**
+   * From this SYN retransmission on, the SYN carries only MSS, in case a middlebox drops SYNs with
+   * other options. FreeBSD's net.inet.tcp.rexmit_drop_options=1 is 3; undefined means never.
+   */
+  dropSynOptionsAfterRetries?: number;
   /** Send no TCP options at all, not even MSS (FreeBSD's TCP_NOOPT socket option). */
   noOptions?: boolean;
   /**

@@ -37,7 +37,8 @@ export function sendSyn(c: Connection): void {
   const v = c.v;
   const cfg = c.cfg;
   const opts: TcpOptions = cfg.noOptions ? {} : { mss: ourMss(c), layout: cfg.optionLayout };
-  if (!cfg.noOptions) {
+  const onlyMss = cfg.dropSynOptionsAfterRetries !== undefined && v.rtxCount >= cfg.dropSynOptionsAfterRetries;
+  if (!cfg.noOptions && !onlyMss) {
     if (cfg.windowScale !== null) opts.wscale = Math.min(cfg.windowScale, MAX_WSCALE);
     if (cfg.sack) opts.sackPermitted = true;
     if (cfg.timestamps) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: 0 };

@@ -26,7 +26,7 @@ export function processAck(c: Connection, seg: TcpSegment): boolean {
     return false;
   }
   if (v.sackEnabled && seg.options.sack && seg.options.sack.length > 0) {
-    c.scoreboard.update(seqGt(ack, v.sndUna) ? ack : v.sndUna, seg.options.sack);
+    c.scoreboard.update(seqGt(ack, v.sndUna) ? ack : v.sndUna, seg.options.sack, v.sndMax);
   }
   const windowBefore = v.sndWnd;
   const scaledWnd = seg.window << v.sndShift;

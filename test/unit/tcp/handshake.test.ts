@@ -273,3 +273,18 @@ describe('handshake RTT', () => {
     expect(c.rto.rtoUs).toBe(3_000_000);
   });
 });
+
+describe('SYN retransmissions without options', () => {
+  it('syn-sent: from the configured retransmission on the SYN carries only MSS', () => {
+    const c = active({ ...defaultTcpConfig(), dropSynOptionsAfterRetries: 3 });
+    const opts: string[] = [];
+    let t = 0;
+    for (let i = 0; i < 5; i++) {
+      const segs = c.takeOutput();
+      opts.push(Object.keys(segs[0]!.options).filter((k) => k !== 'layout').join(','));
+      t = c.nextDeadline()!;
+      c.onTimer(t);
+    }
+    expect(opts).toEqual(['mss,wscale,sackPermitted,timestamp', 'mss,wscale,sackPermitted,timestamp', 'mss,wscale,sackPermitted,timestamp', 'mss', 'mss']);
+  });
+});
