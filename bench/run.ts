@@ -144,6 +144,7 @@ async function measure(lab: BenchLab, targets: Target[], def: BenchDef): Promise
   const cpus: Partial<Record<Side, number[]>> = {};
   for (let rep = 0; rep < def.reps; rep++) {
     for (const t of targets) {
+      if (interrupted) return rows;
       if (rows[0]!.errors[t.side] !== undefined) continue;
       const { result, cpu, error } = await runClient(lab, t, def);
       const tag = `${def.name.padEnd(24)} ${t.side.padEnd(10)} #${rep + 1}`;
@@ -212,10 +213,30 @@ function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: strin
   progress(`wrote ${path.relative(process.cwd(), file)}`);
 }
 
+/** What an interrupted run must take down: its servers and its lab (whose namespaces hold the rest). */
+const cleanup: { servers: Service[]; lab: BenchLab | undefined } = { servers: [], lab: undefined };
+let interrupted = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (interrupted) return;
+  interrupted = true;
+  progress(`${signal}: stopping servers and removing the lab`);
+  const force = setTimeout(() => process.exit(130), 10_000);
+  void Promise.allSettled(cleanup.servers.map((s) => s.stop(1000)))
+    .then(() => cleanup.lab?.destroy())
+    .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`))
+    .finally(() => {
+      clearTimeout(force);
+      process.exit(130);
+    });
+}
+
 async function main(): Promise<number> {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   progress(`bench ${quick ? '(quick) ' : ''}on ${machine()}, load average ${loadAtStart}`);
   const lab = await openBenchLab(f);
-  const servers: Service[] = [];
+  cleanup.lab = lab;
+  const servers = cleanup.servers;
   let understudyStats: string | undefined;
   let rows: Measurement[] = [];
   try {
@@ -257,6 +278,8 @@ async function main(): Promise<number> {
     progress(`servers up: ${targets.map((t) => `${t.side} ${t.down === undefined ? 'ready' : 'DOWN'}`).join(', ')}`);
     for (const def of defs) rows.push(...(await measure(lab, targets, def)));
   } finally {
+    // An interrupted run is taken down by onSignal, which also exits; report nothing half-done.
+    if (interrupted) await new Promise<never>(() => undefined);
     for (const s of servers) {
       await s.stop();
       if (s.name === 'understudy-server') understudyStats = s.stdout.split('\n').find((l) => l.startsWith('{"stats"'));
