@@ -78,7 +78,10 @@ export interface RefusalEvent {
 export interface ChannelEvents {
   'peer-up': [peer: PeerInfo];
   'peer-down': [info: { peer: PeerInfo; reason: string }];
-  /** A batch of records from the primary. */
+  /**
+   * A batch of records from the primary. Payloads are views into the received socket chunk: a
+   * handler that keeps bytes for long (retained ranges) should copy them so the chunk can go.
+   */
   message: [records: LogRecord[], peer: PeerInfo];
   ack: [lsn: Lsn, peer: PeerInfo];
   heartbeat: [hb: HeartbeatMessage, peer: PeerInfo];
@@ -413,7 +416,11 @@ export function bindPrimary(log: ReplicationLog, channel: ReplicationChannel): v
   });
 }
 
-/** Connects a backup's replica log to a channel: records in, acks out; a gap drops the session. */
+/**
+ * Connects a backup's replica log to a channel: records in, and a gap, duplicate or failing handler
+ * drops the session so that the primary resumes from lastApplied. The replica's `sendAck` should
+ * call `channel.sendAck`, and the channel's `lastLsn` should read `replica.lastApplied`.
+ */
 export function bindBackup(replica: ReplicaLog, channel: ReplicationChannel): void {
   channel.on('peer-up', () => replica.resetAck());
   channel.on('message', (records) => {

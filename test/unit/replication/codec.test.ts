@@ -9,7 +9,9 @@ import {
   encodeStructured,
   recordBytes,
 } from '../../../src/replication/codec.js';
-import { MAX_REASON_BYTES, type InputRecord, type LogRecord } from '../../../src/replication/log-records.js';
+import { MAX_REASON_BYTES, type InputRecord } from '../../../src/replication/log-records.js';
+import { restoreConnection, type TcbSnapshot } from '../../../src/stack/tcp/snapshot.js';
+import { MS, bytes, established, plainConfig, seg, testEnv } from '../tcp/harness.js';
 import { sampleRecords } from './records.js';
 
 /** A fresh, unpooled buffer, so that DataViews over `.buffer` start at offset 0. */
@@ -105,6 +107,24 @@ describe('record codec', () => {
   });
 });
 
+describe('snapshot records', () => {
+  it('carry a real TCB snapshot that restores to the same connection', () => {
+    const c = established();
+    c.write(20 * MS, bytes(3000));
+    c.onSegment(21 * MS, seg('.', 5001, 1001, { data: 100 }));
+    c.onSegment(22 * MS, seg('.', 5201, 1001, { data: 100 }));
+    const snap = c.snapshot();
+    const out = decodeRecord(recordBytes(encodeRecord({ kind: 'snapshot', lsn: 1, conn: 3, tcb: snap, retained: [{ stream: 'input', offset: 0, data: bytes(100, 5001) }] })));
+    if ('error' in out || out.kind !== 'snapshot') throw new Error('snapshot record did not decode');
+    expect(out.tcb).toEqual(snap);
+    const r = restoreConnection(out.tcb as TcbSnapshot, plainConfig(), testEnv());
+    expect(r.v).toEqual(c.v);
+    expect(r.nextDeadline()).toBe(c.nextDeadline());
+    expect(r.read(30 * MS)).toEqual(bytes(100, 5001));
+    expect(out.retained).toEqual([{ stream: 'input', offset: 0, data: bytes(100, 5001) }]);
+  });
+});
+
 describe('structured values', () => {
   it('round-trip nested data with bytes, nulls, undefined and non-finite numbers', () => {
     const v = { a: [1, -0.5, Infinity, null, undefined, 'é'], b: { c: new Uint8Array([1, 2]) }, d: true, e: false };
@@ -136,5 +156,3 @@ describe('structured values', () => {
     expect(decodeStructured(Uint8Array.from([7, 0xff, 0xff, 0xff, 0x7f]))).toEqual({ error: expect.stringMatching(/cannot fit/) });
   });
 });
-
-export type { LogRecord };
