@@ -12,6 +12,8 @@ export interface LinkModel {
   drop?: (n: number, seg: TcpSegment) => boolean;
   /** Extra delay for the n-th segment (reordering). */
   jitter?: (n: number) => number;
+  /** Returns true to deliver the n-th segment twice. */
+  duplicate?: (n: number) => boolean;
 }
 
 interface InFlight {
@@ -73,6 +75,7 @@ export class Pair {
     if (model.drop?.(n, seg)) return;
     const at = this.now + model.delayUs + (model.jitter?.(n) ?? 0);
     this.q.push({ at, order: this.order++, to, seg });
+    if (model.duplicate?.(n)) this.q.push({ at: at + (model.jitter?.(n) ?? 0) + 1, order: this.order++, to, seg });
   }
 
   private deliver(f: InFlight): void {
