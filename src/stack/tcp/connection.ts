@@ -213,6 +213,8 @@ export class Connection implements TcpConnection {
     const v = this.v;
     let m = Math.min(v.peerMss, this.cfg.mss);
     if (v.pmtuMss !== null) m = Math.min(m, v.pmtuMss);
+    // A peer announcing a tiny MSS would make us cut the stream into tiny segments, a known
+    // resource attack (CVE-2019-11479); like Linux's tcp_min_snd_mss we keep a floor.
     return Math.max(m, 64);
   }
 
@@ -228,15 +230,13 @@ export class Connection implements TcpConnection {
 
   /** Sequence number of the first byte after the send buffer: where our FIN goes. */
   get sndBufEnd(): SeqNum {
-    return seqAdd(this.sndBufStart, this.sndBuf.length);
+    return seqAdd(this.sndDataStart, this.sndBuf.length);
   }
 
-  /** Sequence number of the first byte in the send buffer (after the SYN). */
-  get sndBufStart(): SeqNum {
-    return this.v.state === 'SYN-SENT' || this.v.state === 'SYN-RECEIVED' ? seqAdd(this.v.iss, 1) : this.sndDataStart;
-  }
-
-  /** Sequence of send-buffer offset 0 once synchronized. Kept in step by the ACK processing. */
+  /**
+   * Sequence number of send-buffer offset 0: ISS + 1 until data is acknowledged, then moved
+   * along by the ACK processing as acknowledged bytes leave the buffer.
+   */
   sndDataStart: SeqNum = 0;
   /** A D-SACK block (RFC 2883) to report first on the next ACK. */
   pendingDsack: SackBlock | null = null;

@@ -9,7 +9,6 @@ import { sendRst } from './sender.js';
 import { receiveFin } from './close.js';
 import { enterTimeWait } from './timers.js';
 
-
 /** Free receive-buffer space: what the window may offer. Out-of-order data is not counted. */
 export function freeSpace(c: Connection): number {
   return Math.max(0, c.cfg.rcvBuf - c.rcvBuf.length);

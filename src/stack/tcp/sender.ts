@@ -9,7 +9,6 @@ import { receiveWindowField, sackBlocksToSend, sackOptionBytes } from './receive
 import { sackRecoverySend } from './recovery.js';
 import { armRetransmit } from './timers.js';
 
-
 const EMPTY = new Uint8Array(0);
 
 export function makeSegment(c: Connection, seq: SeqNum, ack: SeqNum, flags: number, window: number, options: TcpOptions, payload: Uint8Array): TcpSegment {
@@ -101,8 +100,9 @@ export function flush(c: Connection): void {
       sendSegment(c, fin, TCP_FIN, EMPTY);
     } else sendAckNow(c);
   }
-  // A retransmission timer runs whenever data or a FIN is outstanding (RFC 6298 5.1).
-  if (seqGt(v.sndNxt, v.sndUna) || seqGt(v.sndMax, v.sndUna) && v.persistDeadline === null) {
+  // A retransmission timer runs whenever data or a FIN is outstanding (RFC 6298 5.1); a lone
+  // window probe byte is the persist timer's business.
+  if (seqGt(v.sndNxt, v.sndUna) || (seqGt(v.sndMax, v.sndUna) && v.persistDeadline === null)) {
     if (v.rtxDeadline === null) armRetransmit(c);
   }
   armPersistIfNeeded(c);
@@ -125,7 +125,7 @@ export function sendNew(c: Connection): void {
         const pipe = c.scoreboard.pipe(v.sndUna, v.sndMax, v.highRxt, c.sendMss);
         usable = Math.min(usable, c.cc.cwnd - pipe);
       }
-      let len = Math.min(avail, maxSeg, usable);
+      const len = Math.min(avail, maxSeg, usable);
       if (len <= 0) return;
       const retransmitting = seqLt(v.sndNxt, v.sndMax);
       const outstanding = seqGt(v.sndNxt, v.sndUna);
