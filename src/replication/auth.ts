@@ -7,7 +7,8 @@
 // nonce. Every later frame is MAC'd under a key derived from both nonces and the direction, and its
 // header holds a per-direction counter the receiver expects to grow by exactly one. A message
 // replayed from an earlier session fails the MAC (other nonces); one replayed or reordered within a
-// session fails the counter.
+// session fails the counter. A side counts its peer as up only once the peer's first session
+// frame arrives, so a replayed hello alone never stands for a live peer.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

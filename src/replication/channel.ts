@@ -109,7 +109,10 @@ class Link {
   readonly sealer: FrameSealer;
   readonly decoder: FrameDecoder;
   readonly nonce = newNonce();
+  /** Set by the peer's hello. */
   peer: PeerInfo | null = null;
+  /** The peer has sent a frame under the session key: it is live, not a replayed hello. */
+  confirmed = false;
   lastHeard = Date.now();
   timer: NodeJS.Timeout | null = null;
   done = false;
@@ -299,7 +302,11 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
       this.finish(l, `silent for ${silent} ms (limit ${this.silenceMs} ms)`);
       return;
     }
-    if (l.peer !== null) this.write(l, { type: 'heartbeat', epoch: this.opts.epoch(), lsn: this.opts.lastLsn(), clockUs: this.clockUs() });
+    if (l.peer !== null) this.write(l, this.heartbeat());
+  }
+
+  private heartbeat(): HeartbeatMessage {
+    return { type: 'heartbeat', epoch: this.opts.epoch(), lsn: this.opts.lastLsn(), clockUs: this.clockUs() };
   }
 
   private onData(l: Link, chunk: Buffer): void {
@@ -328,7 +335,8 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
         if (!this.handshake(l, m)) return;
         continue;
       }
-      const peer = l.peer;
+      if (!l.confirmed && !this.confirm(l)) return;
+      const peer = l.peer as PeerInfo;
       switch (m.type) {
         case 'hello':
           this.refuse(l, { kind: 'protocol', error: 'second hello on an established session' });
@@ -359,17 +367,26 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     const listenerNonce = l.direction === 'dialer-to-listener' ? h.nonce : l.nonce;
     l.sealer.setMac(sessionMac(this.opts.key, l.direction, dialerNonce, listenerNonce));
     l.decoder.setMac(sessionMac(this.opts.key, reverse(l.direction), dialerNonce, listenerNonce));
-    const peer: PeerInfo = { nodeId: h.nodeId, role: h.role, epoch: h.epoch, lastLsn: h.lastLsn, address: l.address };
-    l.peer = peer;
+    l.peer = { nodeId: h.nodeId, role: h.role, epoch: h.epoch, lastLsn: h.lastLsn, address: l.address };
+    // Key confirmation: our first session frame proves to the peer that we hold the key and saw its
+    // nonce. The peer counts as up only when its own first session frame arrives (confirm), so a
+    // replayed hello from an earlier session can never displace the live one.
+    this.write(l, this.heartbeat());
+    return true;
+  }
+
+  private confirm(l: Link): boolean {
+    const peer = l.peer as PeerInfo;
+    l.confirmed = true;
     // One session at a time: a newer authenticated connection replaces a stale one (e.g. the
     // peer restarted before the old socket timed out).
     if (this.active !== null) this.finish(this.active, `replaced by a new session from ${l.address}`);
     this.active = l;
     this.backoff = this.backoffInitial;
     this.stats.sessions++;
-    this.say(`replication: session up with ${h.role} ${h.nodeId} at ${l.address} (epoch ${h.epoch}, LSN ${h.lastLsn})`);
+    this.say(`replication: session up with ${peer.role} ${peer.nodeId} at ${l.address} (epoch ${peer.epoch}, LSN ${peer.lastLsn})`);
     this.emit('peer-up', peer);
-    if (!l.done && h.epoch > this.opts.epoch()) this.emit('higher-epoch', h.epoch, peer);
+    if (!l.done && peer.epoch > this.opts.epoch()) this.emit('higher-epoch', peer.epoch, peer);
     return !l.done;
   }
 

@@ -5,7 +5,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseKey, type ReplicationKey } from '../../../src/replication/auth.js';
 import { ReplicationChannel, bindBackup, bindPrimary, type ChannelEvents, type ChannelOptions } from '../../../src/replication/channel.js';
-import { FRAME_VERSION } from '../../../src/replication/framing.js';
+import { helloMac } from '../../../src/replication/auth.js';
+import { FRAME_VERSION, FrameSealer } from '../../../src/replication/framing.js';
 import type { InputRecord, LogRecord } from '../../../src/replication/log-records.js';
 import { ReplicaLog, ReplicationLog } from '../../../src/replication/replication-log.js';
 
@@ -95,7 +96,7 @@ async function replicatedPair(window = 4): Promise<{
   const { ch: backup } = dialing(primary.port as number, { lastLsn: () => replica.lastApplied });
   backupCh = backup;
   bindBackup(replica, backup);
-  await primaryUp;
+  await Promise.all([primaryUp, next(backup, 'peer-up')]);
   return { log, replica, applied, primary, backup };
 }
 
@@ -181,6 +182,28 @@ describe('replication channel', () => {
     await next(primary, 'auth-failure', (ev) => ev.count >= 2);
     expect(ups).toBe(0);
     expect(primary.peer).toBeNull();
+  });
+
+  it('keeps the live session when a hello from an earlier session is replayed', async () => {
+    const { ch: primary, port } = await listening();
+    const up = next(primary, 'peer-up');
+    dialing(port);
+    await up;
+    let events = 0;
+    primary.on('peer-up', () => events++);
+    primary.on('peer-down', () => events++);
+    // What an eavesdropper could have captured: a valid hello, and it cannot MAC anything after it.
+    const captured = new FrameSealer(helloMac(KEY, 'dialer-to-listener'));
+    const hello = captured.seal({ type: 'hello', role: 'backup', epoch: 1, nodeId: 'node-b', nonce: new Uint8Array(16), lastLsn: 0 });
+    const follow = captured.seal({ type: 'ack', lsn: 1 });
+    const refusal = next(primary, 'auth-failure');
+    const raw = await rawClient(port);
+    raw.write(Buffer.concat([...hello, ...follow]));
+    const [ev] = await refusal;
+    expect(ev.error).toMatch(/bad MAC on a ack frame/);
+    expect(events).toBe(0);
+    expect(primary.peer?.nodeId).toBe('node-b');
+    expect(primary.stats.sessions).toBe(1);
   });
 
   it('refuses a garbage byte stream without crashing and still serves a real backup afterwards', async () => {
