@@ -8,9 +8,9 @@ import path from 'node:path';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** argv prefix that runs a TypeScript file of this repo with Node and the tsx loader. */
-export function tsNode(script: string, args: string[] = []): string[] {
-  return [process.execPath, '--import', 'tsx', path.resolve(REPO_ROOT, script), ...args];
+/** argv that runs a TypeScript file of this repo with Node and the tsx loader. */
+export function tsNode(script: string, args: string[] = [], nodeFlags: string[] = []): string[] {
+  return [process.execPath, ...nodeFlags, '--import', 'tsx', path.resolve(REPO_ROOT, script), ...args];
 }
 
 /** argv prefix that runs a command inside a network namespace (or here, when ns is undefined). */

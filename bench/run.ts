@@ -7,6 +7,7 @@
 // bench/RESULTS.md.
 //
 // Flags: --quick (about 30 s), --only linux|understudy, --no-write (leave RESULTS.md alone),
+//        --profile DIR (V8 CPU profile of the understudy server, for chrome://inspect or speedscope),
 //        --client-ns/--server-ns/--server-ip/--vip (use existing namespaces instead of a lab).
 
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -15,7 +16,7 @@ import path from 'node:path';
 import { flags } from './clients/common.js';
 import { cpuSeconds } from './cpu.js';
 import { openBenchLab, prepareClient, type BenchLab } from './lab-env.js';
-import { inNs, REPO_ROOT, run, Service, tsNode } from './proc.js';
+import { inNs, killTree, REPO_ROOT, run, Service, tsNode } from './proc.js';
 import { errorNotes, markdownTable, median, textTable, type Measurement, type Side } from './results.js';
 
 const argv = process.argv.slice(2);
@@ -23,6 +24,7 @@ const f = flags(argv);
 const quick = f.has('quick');
 const only = f.get('only') as Side | undefined;
 const sides: Side[] = only === undefined ? ['linux', 'understudy'] : [only];
+const profileDir = f.get('profile');
 
 const plan = quick
   ? { bulkSeconds: 2, bulkReps: 1, rrCount: 5_000, rrWarmup: 1_000, cpsSeconds: 1, cpsParallel: 8 }
@@ -206,7 +208,7 @@ function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: strin
     '',
     reps,
     ...(notes.length > 0 ? ['', 'Failures:', '', ...notes] : []),
-    ...(understudyStats !== undefined ? ['', `understudy server at exit: \`${understudyStats}\``] : []),
+    ...(understudyStats !== undefined ? ['', `understudy server at exit: \`${understudyStats}\``, '', batchSummary(understudyStats)] : []),
     '',
   ].join('\n');
   writeFileSync(file, `${header}\n${section}\n${older}`);
@@ -221,14 +223,25 @@ function onSignal(signal: NodeJS.Signals): void {
   if (interrupted) return;
   interrupted = true;
   progress(`${signal}: stopping servers and removing the lab`);
+  // Synchronous first steps: a wrapper (npm, tsx) may kill this process soon after the signal.
+  for (const s of cleanup.servers) killTree(s.child, 'SIGKILL');
   const force = setTimeout(() => process.exit(130), 10_000);
-  void Promise.allSettled(cleanup.servers.map((s) => s.stop(1000)))
-    .then(() => cleanup.lab?.destroy())
+  void Promise.resolve(cleanup.lab?.destroy())
     .catch((e: unknown) => process.stderr.write(`cleanup failed: ${String(e)}\n`))
     .finally(() => {
       clearTimeout(force);
       process.exit(130);
     });
+}
+
+/** Packets per TUN wake-up: the figure that decides how much per-packet cost is amortised. */
+function batchSummary(statsLine: string): string {
+  try {
+    const t = (JSON.parse(statsLine) as { stats: { tun: { rxPackets: number; rxBatches: number; txPackets: number; txDropped: number } } }).stats.tun;
+    return `TUN: ${t.rxPackets} packets read in ${t.rxBatches} wake-ups (${(t.rxPackets / Math.max(1, t.rxBatches)).toFixed(1)} per wake-up), ${t.txPackets} written, ${t.txDropped} dropped on write`;
+  } catch {
+    return '';
+  }
 }
 
 async function main(): Promise<number> {
@@ -257,13 +270,14 @@ async function main(): Promise<number> {
     if (sides.includes('understudy')) {
       const s = new Service(
         'understudy-server',
-        inNs(lab.serverNs, tsNode('bench/servers/understudy-server.ts', [
-            '--vip',
-            lab.vip,
-            '--tun',
-            'usbench0',
-            ...(lab.lanIface === undefined ? [] : ['--lan', lab.lanIface]),
-          ])),
+        inNs(
+          lab.serverNs,
+          tsNode(
+            'bench/servers/understudy-server.ts',
+            ['--vip', lab.vip, '--tun', 'usbench0', ...(lab.lanIface === undefined ? [] : ['--lan', lab.lanIface])],
+            profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`],
+          ),
+        ),
       );
       servers.push(s);
       const t: Target = { side: 'understudy', host: lab.vip, server: s };
@@ -288,7 +302,8 @@ async function main(): Promise<number> {
   }
   process.stdout.write(`\n${textTable(rows)}\n`);
   for (const n of errorNotes(rows)) process.stdout.write(`\nFAILED ${n.split('\n').slice(0, 6).join('\n  ')}\n`);
-  if (understudyStats !== undefined) process.stdout.write(`\nunderstudy server: ${understudyStats}\n`);
+  if (understudyStats !== undefined) process.stdout.write(`\nunderstudy server: ${understudyStats}\n${batchSummary(understudyStats)}\n`);
+  if (profileDir !== undefined) progress(`CPU profile of the understudy server in ${profileDir}`);
   if (!f.has('no-write')) writeResults(rows, lab, understudyStats);
   progress('done');
   return rows.some((r) => Object.keys(r.errors).length > 0) ? 1 : 0;
