@@ -25,6 +25,7 @@ export function processAck(c: Connection, seg: TcpSegment): boolean {
     c.challengeAck();
     return false;
   }
+  v.probesUnanswered = 0;
   if (v.sackEnabled && seg.options.sack && seg.options.sack.length > 0) {
     c.scoreboard.update(seqGt(ack, v.sndUna) ? ack : v.sndUna, seg.options.sack, v.sndMax);
   }

@@ -119,7 +119,10 @@ export function sendNew(c: Connection): void {
   for (;;) {
     const avail = seqDiff(end, v.sndNxt);
     if (avail > 0) {
-      const wnd = Math.min(v.sndWnd, v.inRecovery && v.sackEnabled ? Number.MAX_SAFE_INTEGER : c.cc.cwnd);
+      // Limited Transmit (RFC 3042): "the sender can transmit new data upon the arrival of the
+      // first two consecutive duplicate ACKs", keeping FlightSize <= cwnd + 2*SMSS.
+      const limited = v.inRecovery ? 0 : Math.min(v.dupAcks, 2) * c.sendMss;
+      const wnd = Math.min(v.sndWnd, v.inRecovery && v.sackEnabled ? Number.MAX_SAFE_INTEGER : c.cc.cwnd + limited);
       let usable = seqDiff(seqAdd(v.sndUna, wnd), v.sndNxt);
       if (v.inRecovery && v.sackEnabled) {
         const pipe = c.scoreboard.pipe(v.sndUna, v.sndMax, v.highRxt, c.sendMss);
@@ -205,6 +208,15 @@ export function sendWindowProbe(c: Connection): void {
   const avail = seqDiff(c.sndBufEnd, seq);
   if (avail > 0) {
     if (v.sndWnd === 0) {
+      // A peer that answers probes may keep its window closed forever (RFC 9293 3.8.6.1: "as
+      // long as the receiving TCP continues to send acknowledgments"); one that stops answering
+      // is given up on like an unanswered retransmission.
+      if (v.probesUnanswered >= c.cfg.maxRetransmits) {
+        sendRst(c, v.sndNxt, v.rcvNxt, true);
+        c.enterClosed('ETIMEDOUT');
+        return;
+      }
+      v.probesUnanswered++;
       const payload = c.sndBuf.slice(seqDiff(seq, c.sndDataStart), 1);
       sendSegment(c, seq, 0, payload);
       const after = seqAdd(seq, 1);

@@ -85,6 +85,8 @@ export interface TcbVars {
   /** Consecutive retransmission timeouts (SYN or data) without progress. */
   rtxCount: number;
   persistBackoff: number;
+  /** Zero-window probes sent since the peer last acknowledged anything. */
+  probesUnanswered: number;
   keepaliveProbes: number;
 
   noDelay: boolean;
@@ -142,6 +144,7 @@ export function initialVars(state: TcpState, iss: SeqNum, now: Micros, noDelay: 
     timeWaitDeadline: null,
     rtxCount: 0,
     persistBackoff: 0,
+    probesUnanswered: 0,
     keepaliveProbes: 0,
     noDelay,
     keepalive,

@@ -259,3 +259,35 @@ describe('RTT measurement', () => {
     expect(c.rto.srttUs).toBe(before * 7 / 8 + 30_000 / 8);
   });
 });
+
+describe('persist gives up on a silent peer', () => {
+  it('established: unanswered zero-window probes end with ETIMEDOUT; answered ones go on', () => {
+    const c = established(plainConfig({ maxRetransmits: 3 }));
+    c.onSegment(15 * MS, seg('.', 5001, 1001, { win: 0 }));
+    c.write(20 * MS, bytes(100));
+    for (let i = 0; i < 3; i++) {
+      c.onTimer(c.nextDeadline()!);
+      expect(c.takeOutput().length).toBe(1);
+    }
+    // An answer (window still zero) resets the count.
+    c.onSegment(c.now + 1, seg('.', 5001, 1001, { win: 0 }));
+    for (let i = 0; i < 3; i++) c.onTimer(c.nextDeadline()!);
+    expect(c.state).toBe('ESTABLISHED');
+    c.takeOutput();
+    c.onTimer(c.nextDeadline()!);
+    expect(out(c)).toEqual(['R. 1001:1001(0) ack 5001 win 0']);
+    expect(c.state).toBe('CLOSED');
+  });
+});
+
+describe('limited transmit (RFC 3042)', () => {
+  it('established: each of the first two duplicate ACKs lets one new segment out beyond cwnd', () => {
+    const c = established();
+    c.write(20 * MS, bytes(14 * 1460));
+    expect(c.takeOutput().length).toBe(10);
+    c.onSegment(30 * MS, seg('.', 5001, 1001));
+    expect(out(c)).toEqual(['. 15601:17061(1460) ack 5001 win 65535']);
+    c.onSegment(31 * MS, seg('.', 5001, 1001));
+    expect(out(c)).toEqual(['. 17061:18521(1460) ack 5001 win 65535']);
+  });
+});
