@@ -104,6 +104,9 @@ export interface ChannelStats {
   redials: number;
 }
 
+/** Connections at once, authenticated or not (the live session, a replacement, strays). */
+const MAX_LINKS = 8;
+
 /** One TCP connection and its handshake state. */
 class Link {
   readonly sealer: FrameSealer;
@@ -280,6 +283,16 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     if (this.closed) {
       socket.destroy();
       return;
+    }
+    if (this.links.size >= MAX_LINKS) {
+      // Only two nodes belong here, so a crowd of sockets is someone else's. Evicting the oldest
+      // stray rather than refusing the newcomer keeps the real peer from being locked out.
+      for (const old of this.links) {
+        if (old === this.active) continue;
+        this.say(`replication: ${this.links.size} connections open; dropping the oldest unestablished one, from ${old.address}`);
+        this.finish(old, 'evicted: too many connections');
+        break;
+      }
     }
     socket.setNoDelay(true);
     const l = new Link(socket, direction, address, this.opts.key, this.opts.maxFrameBody);

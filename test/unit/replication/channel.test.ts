@@ -241,6 +241,18 @@ describe('replication channel', () => {
     expect(raw.destroyed).toBe(true);
   });
 
+  it('evicts the oldest stray connection, so a crowd of silent sockets cannot lock the backup out', async () => {
+    const { ch: primary, port } = await listening({ silenceTimeoutMs: 60_000 });
+    const strays: Socket[] = [];
+    for (let i = 0; i < 10; i++) strays.push(await rawClient(port));
+    const up = next(primary, 'peer-up');
+    dialing(port);
+    await up;
+    // Ten strays plus the backup against eight places: the three oldest strays go.
+    await Promise.all(strays.slice(0, 3).map(closed));
+    expect(strays.map((s) => s.destroyed)).toEqual([true, true, true, false, false, false, false, false, false, false]);
+  });
+
   it('refuses a peer that claims the same role', async () => {
     const { ch: primary, port } = await listening();
     const refusal = next(primary, 'protocol-error');
