@@ -7,7 +7,7 @@
 // bench/RESULTS.md.
 //
 // Flags: --quick (about 30 s), --only linux|understudy, --no-write (leave RESULTS.md alone),
-//        --profile DIR (V8 CPU profile of the understudy server, for chrome://inspect or speedscope),
+//        --tests download,upload,rr,cps (a subset), --profile DIR (V8 CPU profile of the understudy server, for chrome://inspect or speedscope),
 //        --client-ns/--server-ns/--server-ip/--vip (use existing namespaces instead of a lab).
 
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -43,7 +43,7 @@ interface BenchDef {
   higherIsBetter: boolean;
 }
 
-const defs: BenchDef[] = [
+const allDefs: BenchDef[] = [
   {
     name: 'download',
     script: 'bench/clients/download.ts',
@@ -93,6 +93,17 @@ const defs: BenchDef[] = [
     higherIsBetter: true,
   },
 ];
+
+/** Short names for --tests. */
+const TEST_KEYS: Record<string, string[]> = {
+  download: ['download'],
+  upload: ['upload'],
+  rr: ['request/response'],
+  cps: ['connections, sequential', `connections, ${plan.cpsParallel} parallel`],
+};
+const wanted = f.get('tests')?.split(',');
+for (const w of wanted ?? []) if (TEST_KEYS[w] === undefined) throw new Error(`--tests: unknown ${w} (expected ${Object.keys(TEST_KEYS).join(', ')})`);
+const defs = wanted === undefined ? allDefs : allDefs.filter((d) => wanted.some((w) => TEST_KEYS[w]!.includes(d.name)));
 
 const started = Date.now();
 const loadAtStart = os.loadavg().map((v) => v.toFixed(2)).join(' ');
@@ -204,6 +215,7 @@ function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: strin
     '',
     markdownTable(rows),
     '',
+    ...(targetVerdict(rows) !== undefined ? [targetVerdict(rows)!, ''] : []),
     'Repetitions:',
     '',
     reps,
@@ -242,6 +254,18 @@ function batchSummary(statsLine: string): string {
   } catch {
     return '';
   }
+}
+
+/** The project's target: at least 1 Gbit/s per direction over one connection for understudy. */
+function targetVerdict(rows: Measurement[]): string | undefined {
+  const bulk = rows.filter((r) => r.label.startsWith('bulk '));
+  if (bulk.length === 0 || !sides.includes('understudy')) return undefined;
+  const parts = bulk.map((r) => {
+    const v = r.values.understudy;
+    const dir = r.label.split(',')[0]!.replace('bulk ', '');
+    return v === undefined ? `${dir} not measured` : `${dir} ${v.toFixed(2)} Gbit/s ${v >= 1 ? 'meets' : 'misses'} it`;
+  });
+  return `target >= 1 Gbit/s per direction over one connection: ${parts.join('; ')}`;
 }
 
 async function main(): Promise<number> {
@@ -301,6 +325,8 @@ async function main(): Promise<number> {
     await lab.destroy();
   }
   process.stdout.write(`\n${textTable(rows)}\n`);
+  const verdict = targetVerdict(rows);
+  if (verdict !== undefined) process.stdout.write(`\n${verdict}\n`);
   for (const n of errorNotes(rows)) process.stdout.write(`\nFAILED ${n.split('\n').slice(0, 6).join('\n  ')}\n`);
   if (understudyStats !== undefined) process.stdout.write(`\nunderstudy server: ${understudyStats}\n${batchSummary(understudyStats)}\n`);
   if (profileDir !== undefined) progress(`CPU profile of the understudy server in ${profileDir}`);
