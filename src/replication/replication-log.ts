@@ -100,6 +100,7 @@ export class ReplicationLog {
   private closed = false;
   private pumping = false;
   private repump = false;
+  private advanceListeners: ((acked: Lsn) => void)[] = [];
 
   constructor(opts: ReplicationLogOptions = {}) {
     this.maxBatchBytes = opts.maxBatchBytes ?? 256 * 1024;
@@ -236,6 +237,18 @@ export class ReplicationLog {
     ws.splice(lo, 0, w);
   }
 
+  /**
+   * Calls listener with the new acknowledged LSN whenever it advances, after the per-LSN callbacks:
+   * a driver holding many segments can release them in one pass instead of one callback each.
+   * Returns a function that removes the listener.
+   */
+  onAdvance(listener: (acked: Lsn) => void): () => void {
+    this.advanceListeners.push(listener);
+    return () => {
+      this.advanceListeners = this.advanceListeners.filter((l) => l !== listener);
+    };
+  }
+
   waitFor(lsn: Lsn): Promise<void> {
     return new Promise((resolve, reject) => this.onCommitted(lsn, (err) => (err ? reject(err) : resolve())));
   }
@@ -334,9 +347,8 @@ export class ReplicationLog {
     const ws = this.waiters;
     let n = 0;
     while (n < ws.length && ws[n].lsn <= this.acked) n++;
-    if (n === 0) return;
-    const ready = ws.splice(0, n);
-    for (const w of ready) w.run(null);
+    if (n > 0) for (const w of ws.splice(0, n)) w.run(null);
+    for (const l of this.advanceListeners) l(this.acked);
   }
 }
 

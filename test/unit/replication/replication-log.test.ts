@@ -126,6 +126,22 @@ describe('ReplicationLog (primary)', () => {
     expect(immediate).toBe(true);
   });
 
+  it('tells advance listeners each new acknowledged LSN, and stops after unsubscribe', () => {
+    const { log } = primary();
+    for (let i = 0; i < 3; i++) log.append(input(1, 1));
+    log.flush();
+    const seen: number[] = [];
+    const stop = log.onAdvance((acked) => seen.push(acked));
+    log.onAck(1);
+    log.onAck(1);
+    log.onAck(3);
+    stop();
+    log.append(input(1, 1));
+    log.flush();
+    log.onAck(4);
+    expect(seen).toEqual([1, 3]);
+  });
+
   it('ignores stale acks and refuses an ack beyond what was sent', () => {
     const { log } = primary();
     log.append(input(1, 1));
