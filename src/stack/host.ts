@@ -177,11 +177,11 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     if (seg.options.malformed) this.count('tcp.malformed-options');
     const c = this.demux.get(demuxKey(h.dst, seg.dstPort, h.src, seg.srcPort));
     if (c !== undefined) {
-      if (c.passive?.halfOpen && (seg.flags & (TCP_ACK | TCP_SYN | TCP_RST)) === TCP_ACK) {
-        const l = c.listenerRef as Listener;
+      const p = c.passive;
+      if (p !== undefined && p.halfOpen && (seg.flags & (TCP_ACK | TCP_SYN | TCP_RST)) === TCP_ACK) {
         // Linux drops the handshake-completing ACK while the accept queue is full; the peer
         // retransmits and the connection completes once the application catches up.
-        if (l.acceptQueueFull) {
+        if (p.listener.acceptQueueFull) {
           this.count('tcp.accept-queue-full');
           return;
         }
@@ -267,8 +267,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
   /** Files a connection the listener created into the host's tables. */
   private adopt(inner: TcpConnection, l: Listener, halfOpen: boolean): HostedConnection {
     const c = this.register(inner);
-    c.passive = { halfOpen, queued: false, accepted: false };
-    c.listenerRef = l;
+    c.passive = { listener: l, halfOpen, queued: false, accepted: false };
     c.heldEvents = [];
     if (halfOpen) l.halfOpen++;
     return c;
@@ -355,7 +354,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
   private onConnectionEvent(c: HostedConnection, ev: TcpEvent): void {
     const p = c.passive;
     if (p !== undefined) {
-      const l = c.listenerRef as Listener;
+      const l = p.listener;
       if (ev.type === 'connected' && !p.queued) {
         if (p.halfOpen) {
           p.halfOpen = false;
@@ -407,7 +406,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     // saw; a later segment from it meets the CLOSED-state reset).
     for (const c of l.drain()) c.abort(now);
     const halfOpen: HostedConnection[] = [];
-    for (const c of this.demux.values()) if (c.listenerRef === l && c.passive?.halfOpen) halfOpen.push(c);
+    for (const c of this.demux.values()) if (c.passive?.listener === l && c.passive.halfOpen) halfOpen.push(c);
     for (const c of halfOpen) {
       c.passive!.halfOpen = false;
       l.halfOpen--;

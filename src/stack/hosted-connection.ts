@@ -4,6 +4,7 @@
 // only the connections touched since its last call instead of scanning them all.
 
 import type { HeapSlot } from './deadline-heap.js';
+import type { Listener } from './listener.js';
 import type {
   IcmpErrorKind,
   Micros,
@@ -22,6 +23,7 @@ export interface ConnectionOwner {
 
 /** The listener-side bookkeeping of a passive connection. */
 export interface PassiveOrigin {
+  readonly listener: Listener;
   /** Counts toward the listener's half-open queue until it is established or gone. */
   halfOpen: boolean;
   /** Put in the accept queue (once established). */
@@ -41,8 +43,6 @@ export class HostedConnection implements TcpConnection, HeapSlot {
   removed = false;
   /** Set for connections created by a listener. */
   passive: PassiveOrigin | undefined;
-  /** The listener that created it, as an opaque handle the host interprets. */
-  listenerRef: unknown;
   /**
    * Events of a passive connection not yet accepted: nobody holds it, so they wait and are
    * replayed once accept() hands it out.
