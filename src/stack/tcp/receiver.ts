@@ -7,7 +7,6 @@ import { TCP_FIN, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { sendRst } from './sender.js';
 import { receiveFin } from './close.js';
-import { enterTimeWait } from './timers.js';
 
 /** Free receive-buffer space: what the window may offer. Out-of-order data is not counted. */
 export function freeSpace(c: Connection): number {
@@ -151,9 +150,10 @@ export function processText(c: Connection, seg: TcpSegment): void {
       c.pendingDsack = dsack;
       v.ackNow = true;
     }
-    if (trimmedRight) v.ackNow = true;
-    if (trimmedRight && seqGt(seqAdd(seq, payload.length), v.rcvNxt)) {
-      // The FIN (if any) lay beyond the window and was cut off with the data.
+    if (trimmedRight) {
+      // The FIN, if any, lay beyond the window and was cut off with the data: the peer sends it
+      // again once the window opens.
+      v.ackNow = true;
       return;
     }
   } else if (seg.payload.length > 0) {
@@ -164,12 +164,6 @@ export function processText(c: Connection, seg: TcpSegment): void {
     const finAt = seqAdd(seg.seq, seg.payload.length);
     if (s === 'CLOSE-WAIT' || s === 'CLOSING' || s === 'LAST-ACK') {
       v.ackNow = true;
-      return;
-    }
-    if (s === 'TIME-WAIT') {
-      // "Remain in the TIME-WAIT state. Acknowledge the FIN and restart the 2 MSL timeout."
-      v.ackNow = true;
-      enterTimeWait(c);
       return;
     }
     if (finAt === v.rcvNxt) receiveFin(c);
