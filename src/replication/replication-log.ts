@@ -140,7 +140,10 @@ export class ReplicationLog {
       throw new RangeError(`a ${record.kind} record of ${encoded.byteLength} bytes exceeds the ${this.maxMessageBytes}-byte message limit; split it`);
     }
     this.nextLsn++;
-    if (this.pendingBytes + encoded.byteLength + BATCH_HEADER_BYTES > this.maxMessageBytes) this.seal();
+    if (this.pendingBytes + encoded.byteLength + BATCH_HEADER_BYTES > this.maxMessageBytes) {
+      this.seal();
+      this.pump();
+    }
     this.pending.push(encoded);
     this.pendingBytes += encoded.byteLength;
     this.unackedBytes += encoded.byteLength;
