@@ -75,6 +75,8 @@ export interface TcpConfig {
    * other options. FreeBSD's net.inet.tcp.rexmit_drop_options=1 is 3; undefined means never.
    */
   dropSynOptionsAfterRetries?: number;
+  /** Silently drop segments with both SYN and FIN set (FreeBSD net.inet.tcp.drop_synfin). */
+  dropSynFin?: boolean;
   /** Send no TCP options at all, not even MSS (FreeBSD's TCP_NOOPT socket option). */
   noOptions?: boolean;
   /**

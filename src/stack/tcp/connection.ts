@@ -4,7 +4,7 @@
 
 import type { SeqNum } from '../wire/seq.js';
 import { seqAdd } from '../wire/seq.js';
-import type { FourTuple, SackBlock, TcpSegment } from '../wire/types.js';
+import { TCP_FIN, TCP_SYN, type FourTuple, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { IcmpErrorKind, Micros, TcpConfig, TcpConnection, TcpEnv, TcpErrorCode, TcpEvent, TcpState } from './api.js';
 import { type CongestionController, createCongestionController } from './congestion.js';
 import { RtoEstimator } from './rto.js';
@@ -57,6 +57,8 @@ export class Connection implements TcpConnection {
 
   onSegment(now: Micros, seg: TcpSegment): void {
     this.now = now;
+    // SYN+FIN is never legitimate; BSD can be told to drop it before any state processing.
+    if (this.cfg.dropSynFin && (seg.flags & (TCP_SYN | TCP_FIN)) === (TCP_SYN | TCP_FIN)) return;
     switch (this.v.state) {
       case 'CLOSED':
       case 'LISTEN':

@@ -102,3 +102,15 @@ describe('RST in the other synchronized states', () => {
     expect(c.state).toBe('CLOSED');
   });
 });
+
+describe('SYN+FIN', () => {
+  it('established: SYN+FIN gets a challenge ACK by default and is dropped silently with dropSynFin', () => {
+    const a = established();
+    a.onSegment(20 * MS, seg('SF', 5001, 0));
+    expect(out(a)).toEqual(['. 1001:1001(0) ack 5001 win 65535']);
+    const b = established(plainConfig({ dropSynFin: true }));
+    b.onSegment(20 * MS, seg('SF', 5001, 0));
+    expect(out(b)).toEqual([]);
+    expect(b.state).toBe('ESTABLISHED');
+  });
+});
