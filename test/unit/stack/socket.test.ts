@@ -55,7 +55,7 @@ async function settled(f: () => number): Promise<number> {
 }
 
 describe('http.Server over stack sockets', () => {
-  it('serves several keep-alive requests on one connection made by stack.connect', async () => {
+  it('ESTABLISHED via stack.connect, three requests through a keep-alive Agent: http.Server answers all on one connection', async () => {
     const { server, client } = pair();
     const httpServer = http.createServer((req, res) => {
       let body = '';
@@ -121,7 +121,7 @@ describe('socket data path', () => {
     expect(s.bytesRead).toBe(data.length);
   });
 
-  it('reader paused: the window closes and the writer stalls within the buffers, then resumes to completion', async () => {
+  it('ESTABLISHED with the reader paused: the window closes and the writer stalls within the buffers, then completes on resume', async () => {
     const buf = 64 * 1024;
     const { server, client } = pair({ rcvBuf: buf, sndBuf: buf });
     let serverSocket: Socket | undefined;
@@ -140,7 +140,7 @@ describe('socket data path', () => {
     expect((await got).equals(data)).toBe(true);
   });
 
-  it('allowHalfOpen false: the peer FIN ends our side after our writes, and both sockets close', async () => {
+  it('ESTABLISHED with allowHalfOpen false, peer FIN: our side ends after our writes and both sockets close', async () => {
     const { server, client } = pair();
     let serverEnded = false;
     server
@@ -158,7 +158,7 @@ describe('socket data path', () => {
     expect(s.readyState).toBe('closed');
   });
 
-  it('allowHalfOpen true: after the peer FIN the server still writes, and the client reads it', async () => {
+  it('CLOSE-WAIT with allowHalfOpen true: the server still writes after the peer FIN and the client reads it', async () => {
     const { server, client } = pair();
     server
       .createServer({ allowHalfOpen: true }, (s) => {
@@ -190,7 +190,7 @@ describe('socket errors', () => {
     expect(client.connectionCount).toBe(0);
   });
 
-  it('listen on a port in use: error EADDRINUSE', async () => {
+  it('LISTEN already on the port, second listen: error EADDRINUSE', async () => {
     const { server } = pair();
     server.createServer().listen(7);
     const second = server.createServer().listen(7);
@@ -200,7 +200,7 @@ describe('socket errors', () => {
 });
 
 describe('socket and server life cycle', () => {
-  it('setTimeout: an idle socket emits timeout and stays open', async () => {
+  it('ESTABLISHED and idle past setTimeout: timeout is emitted and the socket stays open', async () => {
     const { server, client } = pair();
     server.createServer((s) => s.resume()).listen(7);
     const s = client.connect({ host: SERVER, port: 7 });
@@ -210,7 +210,7 @@ describe('socket and server life cycle', () => {
     expect(s.readyState).toBe('open');
   });
 
-  it('server close: close is emitted only after the accepted connection closes', async () => {
+  it('LISTEN, server close with a connection open: new SYNs are refused and close waits for the connection', async () => {
     const { server, client } = pair();
     let accepted: Socket | undefined;
     const srv = server.createServer((s) => {
@@ -238,7 +238,7 @@ describe('socket and server life cycle', () => {
     expect(closed).toBe(true);
   });
 
-  it('exposes addresses and ports like net.Socket', async () => {
+  it('SYN-SENT then ESTABLISHED: readyState, addresses and ports read like net.Socket', async () => {
     const { server, client } = pair();
     let remote = '';
     server.createServer((s) => (remote = `${s.remoteAddress}:${s.remotePort} ${s.localAddress}:${s.localPort} ${s.remoteFamily}`)).listen(80);
