@@ -5,7 +5,7 @@ import { type SeqNum, seqAdd, seqGe, seqLe, seqLt } from '../wire/seq.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { afterOurFinAcked, processTimeWait } from './close.js';
-import { handshakeRtt } from './handshake.js';
+import { handshakeRtt, sendSynAck } from './handshake.js';
 import { deliverQueued, processText, receiveWindow } from './receiver.js';
 import { processAck } from './recovery.js';
 import { sendRst } from './sender.js';
@@ -58,6 +58,18 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
   if (v.state === 'SYN-RECEIVED' && (f & (TCP_SYN | TCP_ACK | TCP_RST)) === (TCP_SYN | TCP_ACK) && seg.seq === v.irs && seg.ack === v.sndMax) {
     seg = { ...seg, seq: v.rcvNxt, flags: f & ~TCP_SYN, payload: EMPTY };
     return processSynchronized(c, seg);
+  }
+
+  // The peer's SYN again while ours is unacknowledged: our SYN-ACK was probably lost. Linux
+  // (inet_rtx_syn_ack) and BSD's syncache answer with the SYN-ACK, which a challenge ACK would
+  // not replace -- an ACK without SYN means nothing to a peer in SYN-SENT.
+  if (v.state === 'SYN-RECEIVED' && (f & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN && seg.seq === v.irs) {
+    // The handshake RTT stays measured from the first SYN-ACK: an overestimate if the ACK
+    // answers this copy, never an underestimate.
+    const firstSent = v.rttStart;
+    sendSynAck(c);
+    v.rttStart = firstSent;
+    return;
   }
 
   const len = segLength(seg);

@@ -288,3 +288,20 @@ describe('SYN retransmissions without options', () => {
     expect(opts).toEqual(['mss,wscale,sackPermitted,timestamp', 'mss,wscale,sackPermitted,timestamp', 'mss,wscale,sackPermitted,timestamp', 'mss', 'mss']);
   });
 });
+
+describe('duplicate SYN', () => {
+  it('syn-rcvd: a retransmitted SYN is answered with the SYN-ACK again', async () => {
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), testEnv(), 1000);
+    c.takeOutput();
+    c.onSegment(1000 * MS, seg('S', 5000, 0));
+    expect(out(c)).toEqual(['S. 1000:1000(0) ack 5001 win 65535']);
+    expect(c.state).toBe('SYN-RECEIVED');
+  });
+
+  it('syn-rcvd: a SYN with another sequence number gets a challenge ACK', () => {
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), testEnv(), 1000);
+    c.takeOutput();
+    c.onSegment(10 * MS, seg('S', 9000, 0));
+    expect(out(c)).toEqual(['. 1001:1001(0) ack 5001 win 65535']);
+  });
+});
