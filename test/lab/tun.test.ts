@@ -136,6 +136,33 @@ describe('tun device in the lab', () => {
     }
   });
 
+  it('frees the interface on close, so the same name can be opened again', async () => {
+    const l = lab();
+    const netns = l.ns.primary;
+    const first = await openTun({ name: 'tun2', netns });
+    first.onReceive(() => undefined); // a poll is now parked on the thread pool
+    first.close();
+    first.close(); // idempotent
+    await first.closed;
+    const again = await openTun({ name: 'tun2', netns });
+    expect(again.name).toBe('tun2');
+    again.close();
+    await again.closed;
+  });
+
+  it('reports a deleted interface through onError and closes itself', async () => {
+    const l = lab();
+    const tun = await openTun({ name: 'tun3', netns: l.ns.primary });
+    tun.onReceive(() => undefined);
+    const failed = new Promise<Error>((resolve) => tun.onError(resolve));
+    await l.exec('primary', 'ip', ['link', 'del', 'tun3']);
+    const err = await failed;
+    expect(err.message).toMatch(/tun3/);
+    await tun.closed;
+    tun.send([new Uint8Array(20)]);
+    expect(tun.stats.txDropped).toBe(1);
+  });
+
   it('moves the client to the backup with a gratuitous ARP', async () => {
     const l = lab();
     // The client needs an entry for the VIP first: Linux only updates entries from gratuitous ARP.
