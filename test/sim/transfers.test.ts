@@ -35,6 +35,8 @@ interface Scenario {
   concurrency: number;
   faults: Partial<FaultSettings>;
   seed: number;
+  /** Half-open queue size on the server; 0 answers every SYN with a cookie. */
+  synBacklog?: number;
 }
 
 /** SIM_SEED=n replays the run with other seeds (the default run is fixed). */
@@ -44,7 +46,8 @@ const SCENARIOS: Scenario[] = [
   { name: 'clean', transfers: 250, concurrency: 25, seed: 1, faults: {} },
   { name: 'loss 1%, dup, reorder', transfers: 250, concurrency: 25, seed: 2, faults: { lossPct: 1, duplicatePct: 1, reorderPct: 2, reorderDistance: 3 } },
   { name: 'loss 5%, dup, reorder, corrupt', transfers: 250, concurrency: 25, seed: 3, faults: { lossPct: 5, duplicatePct: 2, reorderPct: 5, reorderDistance: 4, corruptPct: 0.5 } },
-  { name: 'loss 10%, dup, reorder', transfers: 250, concurrency: 25, seed: 4, faults: { lossPct: 10, duplicatePct: 2, reorderPct: 5, reorderDistance: 4 } },
+  { name: 'loss 10%, dup, reorder', transfers: 200, concurrency: 25, seed: 4, faults: { lossPct: 10, duplicatePct: 2, reorderPct: 5, reorderDistance: 4 } },
+  { name: 'SYN cookies only, loss 2%, reorder', transfers: 50, concurrency: 10, seed: 5, synBacklog: 0, faults: { lossPct: 2, reorderPct: 2, reorderDistance: 3 } },
 ];
 
 /** Mostly small sizes, some medium, a few up to 1 MiB. */
@@ -170,7 +173,7 @@ describe('simulated network: random transfers arrive byte-exact both ways', () =
       const seed = sc.seed + SEED_BASE;
       const la = new FaultLink(wa, { seed, out: sc.faults });
       const lb = new FaultLink(wb, { seed: seed + 1000, out: sc.faults });
-      const server = createStack({ link: la, addresses: [SERVER], tcp: FAST_TCP });
+      const server = createStack({ link: la, addresses: [SERVER], tcp: FAST_TCP, synBacklog: sc.synBacklog });
       const client = createStack({ link: lb, addresses: [CLIENT], tcp: FAST_TCP });
       const results = new Map<number, ServerResult>();
       server.createServer((s) => serve(s, results)).listen(PORT);
@@ -211,6 +214,10 @@ describe('simulated network: random transfers arrive byte-exact both ways', () =
         'checksum drops': sum(server, client, ['ip.bad-checksum', 'tcp.bad-checksum']),
         'RSTs to stale tuples': sum(server, client, ['tcp.no-connection-rst-sent', 'tcp.listen-ack-rst-sent']),
       });
+      if (sc.synBacklog === 0) {
+        expect(server.counters['tcp.syncookie-accepted']).toBe(jobs.length);
+        expect(server.counters['tcp.passive-open']).toBeUndefined();
+      }
       await client.close();
       await server.close();
     }, 170_000);

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { Connection } from '../../../src/stack/tcp/connection.js';
 import type { HostEvent } from '../../../src/stack/host-api.js';
 import type { TcpConnection } from '../../../src/stack/tcp/api.js';
 import { emitIcmpError, emitIcmpIpv4, parseIcmp, ICMP_UNREACH_PORT } from '../../../src/stack/wire/icmp.js';
@@ -310,6 +311,36 @@ describe('host, timers', () => {
     const resent = tcpOut(host.takePackets(due));
     expect(resent).toHaveLength(1);
     expect(resent[0]!.dstPort).toBe(20199);
+  });
+});
+
+describe('host, work per call', () => {
+  it('thousands of idle connections: nextDeadline, takePackets and an early onTimer touch none of them', () => {
+    const host = testHost({ synBacklog: 5000 });
+    host.listen(0, 80, 8);
+    for (let i = 0; i < 3000; i++) host.onPacket(0, tcpPacket({ srcPort: 10000 + i, flags: TCP_SYN }));
+    host.takePackets(0);
+    const due = host.nextDeadline()!;
+    const deadline = vi.spyOn(Connection.prototype, 'nextDeadline');
+    const output = vi.spyOn(Connection.prototype, 'takeOutput');
+    const timer = vi.spyOn(Connection.prototype, 'onTimer');
+    try {
+      for (let i = 0; i < 10; i++) {
+        expect(host.nextDeadline()).toBe(due);
+        host.onTimer(due - 1);
+        expect(host.takePackets(due - 1)).toHaveLength(0);
+      }
+      expect(deadline).not.toHaveBeenCalled();
+      expect(output).not.toHaveBeenCalled();
+      expect(timer).not.toHaveBeenCalled();
+      // One segment touches one connection: one look at its output and its deadline.
+      host.onPacket(1, tcpPacket({ srcPort: 10007, seq: 1001, flags: TCP_RST }));
+      host.takePackets(1);
+      expect(output).toHaveBeenCalledTimes(1);
+      expect(host.connections.size).toBe(2999);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });
 
