@@ -349,6 +349,12 @@ export class Socket extends Duplex {
     }
   }
 
+  /** Like net: 'close' carries whether the socket was closed because of an error. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close' && args.length === 0) return super.emit('close', this.errored !== null);
+    return super.emit(event, ...args);
+  }
+
   ref(): this {
     return this;
   }

@@ -153,7 +153,7 @@ describe('socket data path', () => {
     await once(s, 'connect');
     s.resume();
     s.end('bye');
-    await once(s, 'close');
+    expect(await once(s, 'close')).toEqual([false]);
     expect(serverEnded).toBe(true);
     expect(s.readyState).toBe('closed');
   });
@@ -185,8 +185,10 @@ describe('socket errors', () => {
     const { server, client } = pair();
     server.createServer((s) => s.resetAndDestroy()).listen(7);
     const s = client.connect({ host: SERVER, port: 7 });
+    const closed = new Promise((resolve) => s.once('close', (hadError: boolean) => resolve([hadError])));
     const [err] = (await once(s, 'error')) as [Error & { code: string }];
     expect(err.code).toBe('ECONNRESET');
+    expect(await closed).toEqual([true]);
     expect(client.connectionCount).toBe(0);
   });
 
