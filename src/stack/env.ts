@@ -2,7 +2,7 @@
 // timestamp clock and the host-wide RFC 5961 challenge-ACK budget. The core reads none of these
 // itself, so a test (or the backup, which must reproduce the primary's ISNs) can supply its own.
 
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt, webcrypto } from 'node:crypto';
 import { createIsnGenerator } from './tcp/isn.js';
 import type { Micros, TcpEnv } from './tcp/api.js';
 import type { FourTuple } from './wire/types.js';
@@ -28,8 +28,7 @@ function cryptoRandom32(): () => number {
   let next = 0;
   return () => {
     if (next >= pool.length) {
-      const bytes = randomBytes(POOL * 4);
-      pool = new Uint32Array(bytes.buffer, bytes.byteOffset, POOL);
+      pool = webcrypto.getRandomValues(new Uint32Array(POOL));
       next = 0;
     }
     return pool[next++]!;
