@@ -203,7 +203,7 @@ class LabImpl implements Lab {
 
   async exec(node: LabNode, cmd: string, args: readonly string[] = [], opts: LabExecOptions = {}): Promise<RunResult> {
     const full = ['netns', 'exec', this.netns(node), cmd, ...args];
-    const r = await runCommand('ip', full, { ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}), ...(opts.input !== undefined ? { input: opts.input } : {}) });
+    const r = await runCommand('ip', full, opts);
     if (r.code !== 0 && !opts.allowFailure) throw new CommandError([`[${node}]`, cmd, ...args], r.code, r.stdout, r.stderr);
     return r;
   }
@@ -218,8 +218,8 @@ class LabImpl implements Lab {
       cwd: opts.cwd ?? REPO_ROOT,
     });
     this.children.add(child);
+    // No 'error' listener here: a failed spawn must stay visible to the caller.
     child.once('exit', () => this.children.delete(child));
-    child.once('error', () => this.children.delete(child));
     return child;
   }
 
