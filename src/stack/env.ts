@@ -43,7 +43,7 @@ export function createTcpEnv(opts: TcpEnvOptions = {}): TcpEnv {
   // RFC 5961 section 7: "An implementation SHOULD include an ACK throttling mechanism to be
   // conservative." -- one budget shared by every connection, like Linux's
   // net.ipv4.tcp_challenge_ack_limit.
-  const allowChallengeAck = createRateLimiter(opts.challengeAckPerSecond ?? 1000);
+  const allowChallengeAck = createRateLimiter(opts.challengeAckPerSecond ?? 1000, random);
   return {
     random,
     isn: (tuple: FourTuple, now: Micros) => isn(tuple, now),

@@ -6,17 +6,24 @@ import type { Micros } from './tcp/api.js';
 
 const WINDOW_US = 1_000_000;
 
-/** Allows at most `perSecond` calls in each one-second window; returns false beyond it. */
-export function createRateLimiter(perSecond: number): (now: Micros) => boolean {
+/**
+ * Allows at most `perSecond` calls in each one-second window; returns false beyond it.
+ *
+ * With `random`, each window's budget is drawn from [perSecond/2, perSecond*1.5), as Linux does
+ * for challenge ACKs since CVE-2016-5696: an exact, host-wide budget lets an off-path attacker
+ * count the challenge ACKs another connection provoked, and so learn its sequence numbers.
+ */
+export function createRateLimiter(perSecond: number, random?: () => number): (now: Micros) => boolean {
   let windowStart = -Infinity;
-  let used = 0;
+  let budget = 0;
+  const half = Math.ceil(perSecond / 2);
   return (now) => {
     if (now - windowStart >= WINDOW_US) {
       windowStart = now;
-      used = 0;
+      budget = random && perSecond > 0 ? half + (random() % perSecond) : perSecond;
     }
-    if (used >= perSecond) return false;
-    used++;
+    if (budget <= 0) return false;
+    budget--;
     return true;
   };
 }
