@@ -75,6 +75,13 @@ export interface TcpConfig {
    * other options. FreeBSD's net.inet.tcp.rexmit_drop_options=1 is 3; undefined means never.
    */
   dropSynOptionsAfterRetries?: number;
+  /**
+   * A SYN that starts a new incarnation (sequence number above RCV.NXT, or a newer timestamp per
+   * RFC 6191) ends TIME-WAIT instead of getting a challenge ACK (RFC 9293 3.6.1; Linux and BSD do
+   * this). The connection then reports `endedBySyn` and the host hands the SYN to its listener.
+   * Undefined means off (RFC 5961 4.2, what the conformance suite's STANDARD branch expects).
+   */
+  timeWaitReuse?: boolean;
   /** Silently drop segments with both SYN and FIN set (FreeBSD net.inet.tcp.drop_synfin). */
   dropSynFin?: boolean;
   /** Send no TCP options at all, not even MSS (FreeBSD's TCP_NOOPT socket option). */
@@ -140,6 +147,11 @@ export interface TcpConnection {
   readonly writableSpace: number;
   /** The peer's FIN was received and every byte before it has been read. */
   readonly readEnded: boolean;
+  /**
+   * True when the segment just processed was a SYN that ended TIME-WAIT (TcpConfig.timeWaitReuse):
+   * the connection is CLOSED and the host should give that same SYN to the listener.
+   */
+  readonly endedBySyn?: boolean;
 
   /** Send FIN after the queued data (half-close). */
   shutdown(now: Micros): void;

@@ -1,15 +1,16 @@
 // Closing: the peer's FIN and the state it moves us to, TIME-WAIT's segment rules, and the
 // application's shutdown / close / abort (RFC 9293 3.6, 3.10.4, 3.10.5).
 
-import { seqAdd } from '../wire/seq.js';
-import { TCP_ACK, TCP_FIN, TCP_SYN, type TcpSegment } from '../wire/types.js';
+import { seqAdd, seqGt } from '../wire/seq.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { processSyn } from './segment-arrives.js';
 import { finAcked, flush, sendRst } from './sender.js';
 import { armFinWait2, enterTimeWait } from './timers.js';
 
 /**
- * TIME-WAIT, as BSD's tcp_twcheck does it within RFC 9293's rules: RST is ignored (RFC 1337),
+ * TIME-WAIT, as BSD's tcp_twcheck does it within RFC 9293's rules (and like it, without PAWS or
+ * the missing-timestamp rule, which would hide a new incarnation's SYN): RST is ignored (RFC 1337),
  * segments without ACK are dropped, a retransmitted FIN is acknowledged and restarts 2MSL,
  * anything else but an exact duplicate ACK is acknowledged. A SYN gets a challenge ACK (RFC 5961
  * 4.2 covers every synchronized state, and the suite's STANDARD branch expects it): a peer that
@@ -19,7 +20,14 @@ import { armFinWait2, enterTimeWait } from './timers.js';
 export function processTimeWait(c: Connection, seg: TcpSegment, len: number): void {
   const v = c.v;
   const f = seg.flags;
+  // RFC 1337: TIME-WAIT ignores RST, so that an old duplicate cannot assassinate it.
+  if (f & TCP_RST) return;
   if (f & TCP_SYN) {
+    if (c.cfg.timeWaitReuse && (f & (TCP_ACK | TCP_RST)) === 0 && isNewIncarnation(c, seg)) {
+      c.endedBySyn = true;
+      c.enterClosed(null);
+      return;
+    }
     processSyn(c);
     return;
   }
@@ -30,6 +38,19 @@ export function processTimeWait(c: Connection, seg: TcpSegment, len: number): vo
     return;
   }
   if (f !== TCP_ACK || seg.payload.length !== 0 || seg.seq !== v.rcvNxt || seg.ack !== v.sndNxt) v.ackNow = true;
+}
+
+/**
+ * RFC 9293 3.6.1: a new SYN may reopen a connection in TIME-WAIT "if its initial sequence number
+ * for the new incarnation is larger than the largest sequence number used on the previous
+ * connection incarnation"; RFC 6191 allows it instead when timestamps are in use and the SYN's
+ * TSval is larger than TS.Recent.
+ */
+function isNewIncarnation(c: Connection, seg: TcpSegment): boolean {
+  const v = c.v;
+  const ts = seg.options.timestamp;
+  if (v.tsEnabled && ts) return seqGt(ts.tsval, v.tsRecent);
+  return seqGt(seg.seq, v.rcvNxt);
 }
 
 /** Eighth step: the FIN is in order. */

@@ -30,6 +30,8 @@ export function defaultTcpConfig(): TcpConfig {
     initialWindowSegments: 10,
     challengeAckPerSecond: 1000,
     optionLayout: 'linux',
+    // Clients reuse ports faster than 2MSL under load (wrk, ab with Connection: close).
+    timeWaitReuse: true,
   };
 }
 
@@ -57,5 +59,6 @@ export function freebsdProfileConfig(): TcpConfig {
     keepaliveDefaults: { idleUs: 7200 * S, intervalUs: 75 * S, probes: 8 },
     optionLayout: 'freebsd',
     resendFinWithAck: true,
+    timeWaitReuse: false,
   };
 }

@@ -240,6 +240,8 @@ export class Connection implements TcpConnection {
    * along by the ACK processing as acknowledged bytes leave the buffer.
    */
   sndDataStart: SeqNum = 0;
+  /** See TcpConnection.endedBySyn. */
+  endedBySyn = false;
   /** A D-SACK block (RFC 2883) to report first on the next ACK. */
   pendingDsack: SackBlock | null = null;
 }

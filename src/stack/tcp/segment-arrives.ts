@@ -37,6 +37,11 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
   const isRst = (f & TCP_RST) !== 0;
   v.lastRecvAt = c.now;
 
+  if (v.state === 'TIME-WAIT') {
+    processTimeWait(c, seg, segLength(seg));
+    return;
+  }
+
   // RFC 7323 5.3 (PAWS), before the sequence number check.
   if (v.tsEnabled && !isRst) {
     const ts = seg.options.timestamp;
@@ -77,11 +82,6 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
 
   if (isRst) {
     processRst(c, seg, wnd);
-    return;
-  }
-
-  if (v.state === 'TIME-WAIT') {
-    processTimeWait(c, seg, len);
     return;
   }
 
@@ -145,11 +145,9 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
   armKeepalive(c);
 }
 
-/** RFC 5961 section 3.2 (and RFC 1337 in TIME-WAIT). */
+/** RFC 5961 section 3.2. */
 function processRst(c: Connection, seg: TcpSegment, wnd: number): void {
   const v = c.v;
-  // RFC 1337: TIME-WAIT ignores RST, so that an old duplicate cannot assassinate it.
-  if (v.state === 'TIME-WAIT') return;
   const inWindow = wnd === 0 ? seg.seq === v.rcvNxt : seqLe(v.rcvNxt, seg.seq) && seqLt(seg.seq, seqAdd(v.rcvNxt, wnd));
   if (!inWindow) return;
   if (seg.seq !== v.rcvNxt) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MS, active, bytes, established, out, seg } from './harness.js';
+import { MS, active, bytes, established, out, plainConfig, seg } from './harness.js';
 import { freebsdProfileConfig } from '../../../src/stack/tcp/config.js';
 
 describe('closing states', () => {
@@ -80,7 +80,7 @@ describe('closing states', () => {
 
   for (const [where, seq] of [['above', 100_000], ['at', 5002], ['below', 4000]] as const) {
     it(`time-wait: a SYN ${where} RCV.NXT gets a challenge ACK (RFC 5961 4.2) and TIME-WAIT stays`, () => {
-      const c = established();
+      const c = established(plainConfig({ timeWaitReuse: false }));
       c.shutdown(20 * MS);
       c.onSegment(30 * MS, seg('F.', 5001, 1002));
       c.takeOutput();
@@ -183,5 +183,56 @@ describe('close in SYN-SENT', () => {
     c.onSegment(10 * MS, seg('S.', 500, 1001));
     expect(c.state).toBe('FIN-WAIT-1');
     expect(out(c)).toEqual(['FP. 1001:1101(100) ack 501 win 65535']);
+  });
+});
+
+describe('TIME-WAIT reuse (timeWaitReuse)', () => {
+  function timeWait(over: Partial<import('../../../src/stack/tcp/api.js').TcpConfig> = {}) {
+    const c = established({ ...plainConfig(), timeWaitReuse: true, ...over });
+    c.shutdown(20 * MS);
+    c.onSegment(30 * MS, seg('F.', 5001, 1002));
+    c.takeOutput();
+    c.takeEvents();
+    return c;
+  }
+
+  it('time-wait: a SYN above RCV.NXT ends TIME-WAIT and is left for the listener', () => {
+    const c = timeWait();
+    c.onSegment(40 * MS, seg('S', 900_000, 0));
+    expect(c.state).toBe('CLOSED');
+    expect(c.endedBySyn).toBe(true);
+    expect(out(c)).toEqual([]);
+    expect(c.takeEvents()).toEqual([{ type: 'closed' }]);
+  });
+
+  it('time-wait: a SYN at RCV.NXT still gets a challenge ACK', () => {
+    const c = timeWait();
+    c.onSegment(40 * MS, seg('S', 5002, 0));
+    expect(c.state).toBe('TIME-WAIT');
+    expect(c.endedBySyn).toBe(false);
+    expect(out(c)).toEqual(['. 1002:1002(0) ack 5002 win 65535']);
+  });
+
+  it('time-wait: with timestamps the SYN must carry a newer TSval (RFC 6191), whatever its sequence number', async () => {
+    const { createPassiveConnection } = await import('../../../src/stack/tcp/connection.js');
+    const { TUPLE, testEnv } = await import('./harness.js');
+    const { defaultTcpConfig } = await import('../../../src/stack/tcp/config.js');
+    const cfg = { ...defaultTcpConfig(), windowScale: null, sack: false };
+    const ts = (v: number) => ({ timestamp: { tsval: v, tsecr: 0 } });
+    const mk = () => {
+      const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, ...ts(100) } }), cfg, testEnv(), 1000);
+      c.onSegment(10 * MS, seg('.', 5001, 1001, { options: ts(101) }));
+      c.shutdown(20 * MS);
+      c.onSegment(30 * MS, seg('F.', 5001, 1002, { options: ts(102) }));
+      c.takeOutput();
+      return c;
+    };
+    const older = mk();
+    older.onSegment(40 * MS, seg('S', 900_000, 0, { options: ts(50) }));
+    expect(older.state).toBe('TIME-WAIT');
+    const newer = mk();
+    newer.onSegment(40 * MS, seg('S', 10, 0, { options: ts(500) }));
+    expect(newer.state).toBe('CLOSED');
+    expect(newer.endedBySyn).toBe(true);
   });
 });
