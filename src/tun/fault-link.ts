@@ -326,3 +326,53 @@ export class FaultLink implements Link {
     handler(batch);
   }
 }
+
+const SPEC_KEYS: Record<string, keyof FaultSettings> = {
+  loss: 'lossPct',
+  delay: 'delayMs',
+  jitter: 'jitterMs',
+  dup: 'duplicatePct',
+  duplicate: 'duplicatePct',
+  reorder: 'reorderPct',
+  'reorder-distance': 'reorderDistance',
+  'reorder-hold': 'reorderMaxHoldMs',
+  corrupt: 'corruptPct',
+  partition: 'partition',
+};
+
+/**
+ * Parses the command-line form `loss=5,delay=20,jitter=5,dup=1,reorder=2,reorder-distance=3,
+ * corrupt=0.1,partition` (percentages and milliseconds; `partition` alone means on). The empty
+ * string means no faults. Throws RangeError naming the bad part.
+ */
+export function parseFaultSpec(spec: string): Partial<FaultSettings> {
+  const out: Partial<FaultSettings> = {};
+  for (const part of spec.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const [rawKey, rawValue] = part.split('=', 2) as [string, string | undefined];
+    const key = SPEC_KEYS[rawKey.trim()];
+    if (key === undefined) throw new RangeError(`unknown fault "${rawKey}" (known: ${Object.keys(SPEC_KEYS).join(', ')})`);
+    if (key === 'partition') {
+      const v = rawValue?.trim();
+      if (v !== undefined && !['on', 'off', 'true', 'false', '1', '0'].includes(v)) throw new RangeError(`partition takes on/off, got "${v}"`);
+      out.partition = v === undefined || v === 'on' || v === 'true' || v === '1';
+      continue;
+    }
+    const n = Number(rawValue);
+    if (rawValue === undefined || rawValue.trim() === '' || !Number.isFinite(n)) throw new RangeError(`fault "${rawKey}" needs a number, got "${rawValue ?? ''}"`);
+    out[key] = n;
+  }
+  validate({ ...noFaults(), ...out });
+  return out;
+}
+
+/** The inverse of parseFaultSpec for display: only settings that differ from no faults. */
+export function formatFaultSpec(s: FaultSettings): string {
+  const base = noFaults();
+  const parts: string[] = [];
+  for (const [name, key] of Object.entries(SPEC_KEYS)) {
+    if (name === 'duplicate') continue; // alias of dup
+    if (s[key] === base[key]) continue;
+    parts.push(key === 'partition' ? 'partition' : `${name}=${s[key]}`);
+  }
+  return parts.join(',');
+}

@@ -4,7 +4,7 @@
 
 export { copyPacket, emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
 export { createMemoryLinkPair } from './memory-link.js';
-export { FaultLink, noFaults, type FaultCounters, type FaultDirection, type FaultLinkOptions, type FaultSettings } from './fault-link.js';
+export { FaultLink, formatFaultSpec, noFaults, parseFaultSpec, type FaultCounters, type FaultDirection, type FaultLinkOptions, type FaultSettings } from './fault-link.js';
 export { createPrng, type Prng } from './prng.js';
 export { createTunFd, openTun, type TunDevice, type TunOptions, type TunStats } from './tun-device.js';
 export { addRoute, removeRoute } from './route.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { FaultLink, type FaultLinkOptions } from '../../../src/tun/fault-link.js';
+import { FaultLink, formatFaultSpec, noFaults, parseFaultSpec, type FaultLinkOptions } from '../../../src/tun/fault-link.js';
 import { emptyLinkStats, type Link, type ReceiveHandler } from '../../../src/tun/link.js';
 import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
 
@@ -196,5 +196,34 @@ describe('FaultLink', () => {
     faulty.close();
     faulty.send([numbered(1)]);
     expect(a.stats.txPackets).toBe(got.length);
+  });
+});
+
+describe('fault specs for the command line', () => {
+  it('parses every kind and round-trips through formatting', () => {
+    const s = parseFaultSpec('loss=5, delay=20,jitter=5,dup=1,reorder=2,reorder-distance=3,corrupt=0.5,partition');
+    expect(s).toEqual({
+      lossPct: 5,
+      delayMs: 20,
+      jitterMs: 5,
+      duplicatePct: 1,
+      reorderPct: 2,
+      reorderDistance: 3,
+      corruptPct: 0.5,
+      partition: true,
+    });
+    const full = { ...noFaults(), ...s };
+    expect(parseFaultSpec(formatFaultSpec(full))).toEqual(s);
+    expect(formatFaultSpec(noFaults())).toBe('');
+    expect(parseFaultSpec('')).toEqual({});
+    expect(parseFaultSpec('partition=off')).toEqual({ partition: false });
+  });
+
+  it('rejects unknown kinds, missing numbers and out-of-range values', () => {
+    expect(() => parseFaultSpec('lose=5')).toThrow(/unknown fault "lose"/);
+    expect(() => parseFaultSpec('loss=')).toThrow(/needs a number/);
+    expect(() => parseFaultSpec('loss=abc')).toThrow(/needs a number/);
+    expect(() => parseFaultSpec('loss=150')).toThrow(RangeError);
+    expect(() => parseFaultSpec('partition=maybe')).toThrow(/on\/off/);
   });
 });
