@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createStack, type Stack } from '../../../src/stack/stack.js';
+import { createStack, type Stack, type StackLogEvent } from '../../../src/stack/stack.js';
 import type { Socket } from '../../../src/stack/socket.js';
 import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
 
@@ -253,5 +253,24 @@ describe('socket and server life cycle', () => {
     expect(s.localAddress).toBe(CLIENT);
     await new Promise((r) => setTimeout(r, 10));
     expect(remote).toBe(`${CLIENT}:${s.localPort} ${SERVER}:80 IPv4`);
+  });
+
+  it('ESTABLISHED, stack.close on one side: the peer sees its FIN and the log tells the story', async () => {
+    const [a, b] = createMemoryLinkPair(1500);
+    const events: StackLogEvent[] = [];
+    const server = createStack({ link: a, addresses: [SERVER], log: (e) => events.push(e) });
+    const client = createStack({ link: b, addresses: [CLIENT] });
+    stacks.push(client);
+    server.createServer((s) => s.resume()).listen(7);
+    const s = client.connect({ host: SERVER, port: 7 });
+    s.resume();
+    await once(s, 'connect');
+    await new Promise((r) => setTimeout(r, 10));
+    const ended = once(s, 'end');
+    await server.close();
+    await ended;
+    expect(events.map((e) => e.type)).toEqual(['listen', 'accept', 'unlisten', 'closed']);
+    expect(events[1]).toEqual({ type: 'accept', local: `${SERVER}:7`, remote: `${CLIENT}:${s.localPort}` });
+    expect(() => server.connect({ host: CLIENT, port: 1 })).toThrow();
   });
 });
