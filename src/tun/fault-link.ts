@@ -254,10 +254,6 @@ export class FaultLink implements Link {
     };
     if (opts.in) this.setFaults('in', opts.in);
     if (opts.out) this.setFaults('out', opts.out);
-    inner.onReceive((batch) => {
-      if (this.closed) return;
-      this.stats.rxDropped += this.pipes.in.push(batch);
-    });
   }
 
   get mtu(): number {
@@ -295,7 +291,16 @@ export class FaultLink implements Link {
   }
 
   onReceive(handler: ReceiveHandler): void {
+    const first = this.handler === undefined;
     this.handler = handler;
+    // Subscribe only now, so the wrapped link keeps its own behaviour before anyone listens (the
+    // memory link holds packets, the tun device leaves them in the kernel).
+    if (first && !this.closed) {
+      this.inner.onReceive((batch) => {
+        if (this.closed) return;
+        this.stats.rxDropped += this.pipes.in.push(batch);
+      });
+    }
   }
 
   close(): void {

@@ -227,3 +227,15 @@ describe('fault specs for the command line', () => {
     expect(() => parseFaultSpec('partition=maybe')).toThrow(/on\/off/);
   });
 });
+
+describe('FaultLink subscription', () => {
+  it('leaves packets with the wrapped link until someone listens', async () => {
+    const [a, b] = createMemoryLinkPair(1500);
+    const faulty = new FaultLink(b);
+    a.send([numbered(1)]);
+    await new Promise((r) => setImmediate(r));
+    const got = await new Promise<number[]>((resolve) => faulty.onReceive((batch) => resolve(batch.map(idOf))));
+    expect(got).toEqual([1]);
+    expect(faulty.stats.rxDropped).toBe(0);
+  });
+});
