@@ -61,10 +61,9 @@ export function acceptWindowFromPeer(c: Connection, seg: TcpSegment, unscaled: b
     v.sndWl2 = seg.ack;
     if (w > v.maxSndWnd) v.maxSndWnd = w;
     if (opened) {
+      // An unacknowledged probe byte is simply sent again with the data that follows it.
       v.persistDeadline = null;
       v.persistBackoff = 0;
-      // A probe byte beyond the old window may be outstanding: send from SND.UNA again.
-      if (seqGt(v.sndMax, v.sndNxt) && v.sndNxt === v.sndUna && v.rtxDeadline === null) v.sndMax = v.sndNxt;
     }
   }
 }
@@ -107,7 +106,8 @@ function onNewAck(c: Connection, seg: TcpSegment, ack: SeqNum): void {
     v.dupAcks = 0;
     c.cc.onAck(c.now, acked, rtt, inFlight);
   }
-  if (v.sackEnabled && v.inRecovery === false) c.scoreboard.update(ack, []);
+  // SACK information below the new SND.UNA is history.
+  if (v.sackEnabled) c.scoreboard.update(ack, []);
   // RFC 6298 5.2/5.3: stop the timer when all is acknowledged, else restart it.
   v.rtxDeadline = null;
   if (seqGt(v.sndMax, v.sndUna) && v.persistDeadline === null) armRetransmit(c);
@@ -121,7 +121,7 @@ function onDupAck(c: Connection): void {
   if (!v.inRecovery) {
     const lossBySack = v.sackEnabled && c.scoreboard.isLost(v.sndUna, mss);
     // RFC 6582 section 4.1: no new recovery until the previous recovery point is acknowledged.
-    // RFC 6582 section 4.1 asks for an ACK covering more than "recover"; an ACK exactly at
+    // It asks for an ACK covering more than "recover"; an ACK exactly at
     // recover already acknowledges everything sent before the last recovery or timeout, so its
     // duplicates can only be about newer data, and a new recovery is safe.
     if ((v.dupAcks === 3 || lossBySack) && seqGe(v.sndUna, v.recover)) {
