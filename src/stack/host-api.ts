@@ -17,11 +17,6 @@ export interface HostConfig {
   synBacklog: number;
   /** Secret for SYN cookies; random when omitted (only this host ever checks its cookies). */
   synCookieKey?: Uint8Array;
-  /**
-   * Drop SYN+FIN segments arriving at a listener, as Linux always does and FreeBSD does with
-   * net.inet.tcp.drop_synfin=1. Default false: RFC 9293 processes them like any SYN.
-   */
-  dropSynFin?: boolean;
   /** Answer ICMP echo requests to our addresses. */
   icmpEcho: boolean;
 }

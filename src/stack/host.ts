@@ -187,7 +187,11 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
         }
       }
       c.onSegment(now, seg);
-      return;
+      if (c.inner.endedBySyn !== true) return;
+      // RFC 9293 3.6.1: a SYN of a new incarnation ended TIME-WAIT. The old connection leaves the
+      // tables now (its last events still go out) and the SYN meets the listener like any other.
+      this.count('tcp.time-wait-reused');
+      this.unlink(c);
     }
     const l = this.listeners.get(listenerKey(h.dst, seg.dstPort)) ?? this.listeners.get(listenerKey(0, seg.dstPort));
     if (l === undefined) {
@@ -243,7 +247,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
       this.count('tcp.listen-no-syn-dropped');
       return;
     }
-    if ((seg.flags & TCP_FIN) !== 0 && this.config.dropSynFin === true) {
+    if ((seg.flags & TCP_FIN) !== 0 && this.tcp.dropSynFin === true) {
       this.count('tcp.listen-synfin-dropped');
       return;
     }
@@ -387,8 +391,13 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
 
   private remove(c: HostedConnection): void {
     c.removed = true;
-    this.demux.delete(c.demuxKey);
-    this.byTuple.delete(c.publicKey);
+    this.unlink(c);
+  }
+
+  /** Takes `c` out of the tables, unless a new incarnation already holds its tuple there. */
+  private unlink(c: HostedConnection): void {
+    if (this.demux.get(c.demuxKey) === c) this.demux.delete(c.demuxKey);
+    if (this.byTuple.get(c.publicKey) === c) this.byTuple.delete(c.publicKey);
     this.heap.remove(c);
   }
 

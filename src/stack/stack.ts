@@ -79,7 +79,8 @@ class StackImpl implements Stack, SocketContext, ServerContext {
   constructor(opts: StackOptions) {
     this.link = opts.link;
     this.log = opts.log;
-    const tcp: TcpConfig = { ...defaultTcpConfig(), ...opts.tcp };
+    // Linux discards SYN+FIN at a listener (tcp_rcv_state_process); no real client sends one.
+    const tcp: TcpConfig = { ...defaultTcpConfig(), dropSynFin: true, ...opts.tcp };
     const env = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond });
     this.host = createHost({
       addresses: opts.addresses.map(parseAddress),
@@ -87,8 +88,6 @@ class StackImpl implements Stack, SocketContext, ServerContext {
       tcp,
       env,
       synBacklog: opts.synBacklog ?? DEFAULT_SYN_BACKLOG,
-      // Linux discards SYN+FIN at a listener (tcp_rcv_state_process); no real client sends one.
-      dropSynFin: true,
       icmpEcho: opts.icmpEcho ?? true,
     });
     this.driver = new Driver({ host: this.host, link: opts.link, clock: opts.clock, onEvents: (evs) => this.onEvents(evs) });

@@ -16,6 +16,7 @@ import {
   type TcpSegment,
 } from '../../../src/stack/wire/types.js';
 import { emitTcp } from '../../../src/stack/wire/tcp.js';
+import { defaultTcpConfig } from '../../../src/stack/tcp/config.js';
 import { LOCAL, OTHER, PEER, tcpOut, tcpPacket, testHost, type OutSegment } from './helpers.js';
 
 const enc = new TextEncoder();
@@ -107,7 +108,7 @@ describe('host, LISTEN (RFC 9293 3.10.7.2)', () => {
   });
 
   it('a SYN-FIN is dropped when dropSynFin is set, and answered with a SYN-ACK when not', () => {
-    const dropping = testHost({ dropSynFin: true });
+    const dropping = testHost({ tcp: { ...defaultTcpConfig(), dropSynFin: true } });
     dropping.listen(0, 80, 8);
     dropping.onPacket(0, tcpPacket({ seq: 17, flags: TCP_SYN | TCP_FIN }));
     expect(dropping.takePackets(0)).toHaveLength(0);
@@ -200,6 +201,29 @@ describe('host, demultiplexing', () => {
     // The tuple is free again: a new segment there meets the listener, not the old connection.
     host.onPacket(6, tcpPacket({ seq: 1, ack: 99, flags: TCP_ACK }));
     expect(tcpOut(host.takePackets(6))[0]).toMatchObject({ seq: 99, flags: TCP_RST });
+  });
+
+  it('TIME-WAIT, SYN of a new incarnation: the old connection closes and the listener answers the SYN', () => {
+    const host = testHost();
+    const l = host.listen(0, 80, 8);
+    const synAck = handshake(host, 40000);
+    host.takeEvents();
+    const old = l.accept()!;
+    old.close(1);
+    const [fin] = tcpOut(host.takePackets(1));
+    expect(fin!.flags & TCP_FIN).toBe(TCP_FIN);
+    host.onPacket(2, tcpPacket({ seq: 1001, ack: (synAck.seq + 2) >>> 0, flags: TCP_FIN | TCP_ACK }));
+    host.takePackets(2);
+    expect(old.state).toBe('TIME-WAIT');
+    host.takeEvents();
+    host.onPacket(3, tcpPacket({ seq: 90000, flags: TCP_SYN }));
+    const out = tcpOut(host.takePackets(3));
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({ flags: TCP_SYN | TCP_ACK, ack: 90001 });
+    expect(host.takeEvents()).toContainEqual({ type: 'connection', conn: old, event: { type: 'closed' } });
+    expect(host.counters['tcp.time-wait-reused']).toBe(1);
+    expect(host.connections.size).toBe(1);
+    expect([...host.connections.values()][0]!.state).toBe('SYN-RECEIVED');
   });
 
   it('connect with port 0 picks distinct ephemeral ports from 32768-60999', () => {
