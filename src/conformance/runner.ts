@@ -138,6 +138,7 @@ class ScriptRun {
   private readonly ignoredCommands: string[] = [];
   private currentLine = 0;
   private timerFirings = 0;
+  private hostWithoutOptions = false;
   /** Flags, sequence number and length of every segment matched so far: repeats are retransmissions. */
   private readonly sentSegments = new Set<string>();
 
@@ -247,8 +248,15 @@ class ScriptRun {
     return { start, end: t.endUsecs !== undefined ? base + t.endUsecs : start };
   }
 
+  /**
+   * The Host, built at first need from the sysctls set so far. A listener with TCP_NOOPT needs it
+   * built without options, since listeners take the host's TcpConfig.
+   */
   private ensureHost(noOptions = false): Host {
+    if (this.host && noOptions && !this.hostWithoutOptions)
+      this.fail(this.currentLine, 'TCP_NOOPT on a listener after the host was built: not supported by the runner');
     if (!this.host) {
+      this.hostWithoutOptions = noOptions;
       const tcp = tcpConfigFor(this.sysctls, this.mtu, { noOptions });
       this.host = this.createHost({
         addresses: [this.profile.localAddr],

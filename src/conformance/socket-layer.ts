@@ -13,7 +13,7 @@ import { argName, argNames, listNumber, pollMask, pollNames, POLL_BITS } from '.
 export interface SocketContext {
   /** The virtual clock, in microseconds. */
   readonly now: number;
-  /** The Host, built on first use from the script's sysctls (and TCP_NOOPT of that socket). */
+  /** The Host, built on first use from the script's sysctls; `noOptions` for a TCP_NOOPT listener. */
   host(noOptions: boolean): Host;
   existingHost(): Host | undefined;
   /** Collects what the host produced since the last call. */
@@ -244,7 +244,7 @@ export class SocketLayer {
     return () => {
       if (!started) {
         started = true;
-        const host = this.ctx.host(s.noOptions);
+        const host = this.ctx.host(false);
         const overrides = s.noOptions ? { windowScale: null, sack: false, timestamps: false } : {};
         const conn = host.connect(
           this.ctx.now,
