@@ -47,6 +47,7 @@ const SCENARIOS: Scenario[] = [
   { name: 'loss 1%, dup, reorder', transfers: 250, concurrency: 25, seed: 2, faults: { lossPct: 1, duplicatePct: 1, reorderPct: 2, reorderDistance: 3 } },
   { name: 'loss 5%, dup, reorder, corrupt', transfers: 250, concurrency: 25, seed: 3, faults: { lossPct: 5, duplicatePct: 2, reorderPct: 5, reorderDistance: 4, corruptPct: 0.5 } },
   { name: 'loss 10%, dup, reorder', transfers: 200, concurrency: 25, seed: 4, faults: { lossPct: 10, duplicatePct: 2, reorderPct: 5, reorderDistance: 4 } },
+  { name: 'delay 2 ms, jitter 1 ms, loss 2%', transfers: 100, concurrency: 25, seed: 6, faults: { lossPct: 2, delayMs: 2, jitterMs: 1 } },
   { name: 'SYN cookies only, loss 2%, reorder', transfers: 50, concurrency: 10, seed: 5, synBacklog: 0, faults: { lossPct: 2, reorderPct: 2, reorderDistance: 3 } },
 ];
 
