@@ -82,6 +82,11 @@ export interface TcpConfig {
    * Undefined means off (RFC 5961 4.2, what the conformance suite's STANDARD branch expects).
    */
   timeWaitReuse?: boolean;
+  /**
+   * Accept non-RST segments without TSopt on a connection that negotiated timestamps (FreeBSD
+   * net.inet.tcp.tolerate_missing_ts=1, Linux). Undefined means drop them, as RFC 7323 3.2 says.
+   */
+  tolerateMissingTimestamps?: boolean;
   /** Silently drop segments with both SYN and FIN set (FreeBSD net.inet.tcp.drop_synfin). */
   dropSynFin?: boolean;
   /** Send no TCP options at all, not even MSS (FreeBSD's TCP_NOOPT socket option). */

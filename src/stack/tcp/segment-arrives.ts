@@ -47,9 +47,8 @@ export function processSynchronized(c: Connection, seg: TcpSegment): void {
     const ts = seg.options.timestamp;
     if (!ts) {
       // RFC 7323 3.2: "If a non-RST segment is received without a TSopt, a TCP SHOULD silently drop the segment."
-      return;
-    }
-    if (seqLt(ts.tsval, v.tsRecent) && c.now - v.tsRecentAt <= PAWS_IDLE_US) {
+      if (!c.cfg.tolerateMissingTimestamps) return;
+    } else if (seqLt(ts.tsval, v.tsRecent) && c.now - v.tsRecentAt <= PAWS_IDLE_US) {
       // "If SEG.TSval < TS.Recent and the RST bit is off: ... send an acknowledgment in reply as
       // specified in RFC 793 page 69 and drop the segment."
       if (v.state !== 'SYN-RECEIVED') v.ackNow = true;

@@ -232,3 +232,13 @@ describe('close with unread data (RFC 9293 3.6, RFC 2525)', () => {
     expect(c.readableLength).toBe(10);
   });
 });
+
+describe('missing timestamps tolerated on request', () => {
+  it('established: tolerateMissingTimestamps accepts a segment without TSopt', () => {
+    const cfg = { ...defaultTcpConfig(), windowScale: null, sack: false, tolerateMissingTimestamps: true };
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, timestamp: { tsval: 100, tsecr: 0 } } }), cfg, testEnv(1000), 1000);
+    c.onSegment(10 * MS, seg('.', 5001, 1001, { options: { timestamp: { tsval: 101, tsecr: 0 } } }));
+    c.onSegment(20 * MS, seg('.', 5001, 1001, { data: 10 }));
+    expect(c.readableLength).toBe(10);
+  });
+});
