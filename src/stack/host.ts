@@ -7,7 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { DeadlineHeap } from './deadline-heap.js';
-import { HostedConnection, type ConnectionOwner } from './hosted-connection.js';
+import { HostedConnection, type ConnectionOwner, type PassiveOrigin } from './hosted-connection.js';
 import type { Counters, Host, HostConfig, HostEvent, TcpListener } from './host-api.js';
 import { handleIcmp, reassemblyTimeExceeded, type IcmpContext } from './icmp-handler.js';
 import { createRateLimiter } from './rate-limit.js';
@@ -187,6 +187,9 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
         }
       }
       c.onSegment(now, seg);
+      // Queue it as soon as the handshake completes, not at the next settle: the next segment of
+      // the same batch must already see the accept queue with it.
+      if (p !== undefined && !p.queued && c.inner.state !== 'SYN-RECEIVED' && c.inner.state !== 'CLOSED') this.promote(c, p);
       if (c.inner.endedBySyn !== true) return;
       // RFC 9293 3.6.1: a SYN of a new incarnation ended TIME-WAIT. The old connection leaves the
       // tables now (its last events still go out) and the SYN meets the listener like any other.
@@ -232,7 +235,8 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
         if (inner !== null) {
           this.count('tcp.syncookie-accepted');
           // The core took the ACK (and any data on it) while creating the connection.
-          this.adopt(inner, l, false);
+          const c = this.adopt(inner, l, false);
+          this.promote(c, c.passive!);
           return;
         }
         this.count('tcp.syncookie-invalid');
@@ -359,18 +363,8 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     const p = c.passive;
     if (p !== undefined) {
       const l = p.listener;
-      if (ev.type === 'connected' && !p.queued) {
-        if (p.halfOpen) {
-          p.halfOpen = false;
-          l.halfOpen--;
-        }
-        p.queued = true;
-        if (l.closed) {
-          c.abort(this.lastNow);
-        } else {
-          l.enqueue(c);
-          this.events.push({ type: 'accept-ready', listener: l });
-        }
+      if (ev.type === 'connected') {
+        this.promote(c, p);
       } else if (ev.type === 'closed') {
         if (p.halfOpen) {
           p.halfOpen = false;
@@ -387,6 +381,23 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
       return;
     }
     this.events.push({ type: 'connection', conn: c, event: ev });
+  }
+
+  /** A passive connection reached ESTABLISHED: from the half-open queue into the accept queue. */
+  private promote(c: HostedConnection, p: PassiveOrigin): void {
+    if (p.queued) return;
+    const l = p.listener;
+    if (p.halfOpen) {
+      p.halfOpen = false;
+      l.halfOpen--;
+    }
+    p.queued = true;
+    if (l.closed) {
+      c.abort(this.lastNow);
+      return;
+    }
+    l.enqueue(c);
+    this.events.push({ type: 'accept-ready', listener: l });
   }
 
   private remove(c: HostedConnection): void {

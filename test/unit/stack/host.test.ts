@@ -297,6 +297,31 @@ describe('host, SYN cookies', () => {
     expect(host.counters['tcp.syncookie-invalid']).toBe(1);
   });
 
+  it('accept queue of 2, five cookie ACKs in one batch (no settle between): two are queued, the rest dropped', () => {
+    const host = testHost({ synBacklog: 0 });
+    const l = host.listen(0, 80, 2);
+    const synAcks: OutSegment[] = [];
+    for (let i = 0; i < 5; i++) {
+      host.onPacket(0, tcpPacket({ srcPort: 41000 + i, seq: 100, flags: TCP_SYN }));
+      synAcks.push(tcpOut(host.takePackets(0))[0]!);
+    }
+    for (let i = 0; i < 5; i++) host.onPacket(1, tcpPacket({ srcPort: 41000 + i, seq: 101, ack: synAcks[i]!.seq + 1, flags: TCP_ACK }));
+    expect(l.pendingCount).toBe(2);
+    expect(host.connections.size).toBe(2);
+    expect(host.counters['tcp.accept-queue-full']).toBe(3);
+  });
+
+  it('accept queue of 2, five handshake ACKs in one batch: two are queued, three stay half-open', () => {
+    const host = testHost();
+    const l = host.listen(0, 80, 2);
+    const synAcks: OutSegment[] = [];
+    for (let i = 0; i < 5; i++) host.onPacket(0, tcpPacket({ srcPort: 42000 + i, seq: 100, flags: TCP_SYN }));
+    synAcks.push(...tcpOut(host.takePackets(0)));
+    for (const sa of synAcks) host.onPacket(1, tcpPacket({ srcPort: sa.dstPort, seq: 101, ack: sa.seq + 1, flags: TCP_ACK }));
+    expect(l.pendingCount).toBe(2);
+    expect([...host.connections.values()].filter((c) => c.state === 'SYN-RECEIVED')).toHaveLength(3);
+  });
+
   it('cookies start only once the half-open queue holds synBacklog connections', () => {
     const host = testHost({ synBacklog: 2 });
     host.listen(0, 80, 8);
