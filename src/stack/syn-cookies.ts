@@ -37,8 +37,9 @@ export class SynCookieJar {
     const so = syn.options;
     const mssIndex = synCookieMssIndex(so.mss ?? DEFAULT_MSS);
     const iss = encodeSynCookie(this.key, tuple, syn.seq, mssIndex, now);
-    const options: TcpOptions = { mss: cfg.mss, layout: cfg.optionLayout };
-    if (cfg.timestamps && so.timestamp !== undefined) {
+    // TCP_NOOPT: not even the MSS option, as the core does on its own SYN-ACKs.
+    const options: TcpOptions = cfg.noOptions === true ? {} : { mss: cfg.mss, layout: cfg.optionLayout };
+    if (cfg.noOptions !== true && cfg.timestamps && so.timestamp !== undefined) {
       const wscale = so.wscale !== undefined && cfg.windowScale !== null ? so.wscale : null;
       const sackPermitted = cfg.sack && so.sackPermitted === true;
       if (wscale !== null) options.wscale = cfg.windowScale!;
@@ -74,7 +75,7 @@ export class SynCookieJar {
     let sackPermitted = false;
     let timestamps = false;
     const ts = ack.options.timestamp;
-    if (cfg.timestamps && ts !== undefined) {
+    if (cfg.noOptions !== true && cfg.timestamps && ts !== undefined) {
       const o = decodeSynCookieTsecr(ts.tsecr);
       if (o !== null) {
         wscale = o.wscale;
