@@ -198,9 +198,17 @@ function machine(): string {
 
 function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: string | undefined): void {
   const file = path.join(REPO_ROOT, 'bench', 'RESULTS.md');
-  const header = '# Benchmark results\n\nNewest first. Each run: `npm run bench` (bench/run.ts); the figures are medians over the repetitions listed under the table; server CPU is the server process\'s CPU time over the measured interval, in percent of one core.\n';
+  const header = [
+    '# Benchmark results',
+    '',
+    'Newest first. Each run: `npm run bench` (bench/run.ts); the figures are medians over the repetitions listed under the table.',
+    '',
+    "Server CPU is the server process's user+system time over the measured interval, in percent of one core. It is not a like-for-like cost: a write() to the TUN device runs the kernel's forwarding and delivery of that packet inside understudy's system call, so understudy is charged for kernel work that for Linux TCP mostly runs in softirq context, charged to nobody here.",
+    '',
+  ].join('\n');
   const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const older = previous.includes('\n## ') ? previous.slice(previous.indexOf('\n## ') + 1) : '';
+  // The header is rewritten each time, so edits to it above reach old files too.
   const reps = rows
     .map((m) => `- ${m.label}: ${sides.map((s) => `${s} ${(m.runs[s] ?? []).map((v) => v.toFixed(3)).join(', ') || '-'}`).join('; ')}`)
     .join('\n');
