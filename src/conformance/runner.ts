@@ -5,8 +5,8 @@
 // the line's time; relative times count from when the previous event actually completed; system
 // calls run at their time, and a blocking one that cannot complete yet keeps running while later
 // lines execute, and must return at its `...end` time. Sequence numbers are relative to each
-// side's ISN. Unlike packetdrill, a packet sent after the last `>` line fails the script too: no
-// packet may leave unasked.
+// side's ISN. Unlike packetdrill, a packet sent after the last `>` line fails the script too,
+// unless the script's final close() sent it (the close-at-end relaxation).
 
 import type { Host, HostConfig } from '../stack/host-api.js';
 import type { TcpConnection } from '../stack/tcp/api.js';
@@ -26,6 +26,7 @@ import { parseScript } from './parser.js';
 import {
   checkSysctls,
   FREEBSD_PROFILE,
+  shapesTcpConfig,
   sysctlValue,
   tcpConfigFor,
   type ConformanceProfile,
@@ -67,6 +68,8 @@ export interface ScriptResult {
   sysctls: SysctlReport;
   /** Shell commands the runner does not emulate (treated as succeeding). */
   ignoredCommands: string[];
+  /** What a relaxation let pass unchecked in this script. */
+  notes: string[];
 }
 
 class ScriptFailed extends Error {
@@ -93,6 +96,8 @@ const ANY_TIME_LIMIT_US = 3_600_000_000;
 interface QueuedPacket {
   time: number;
   raw: RawPacket;
+  /** Sent by a close() call rather than by a timer or an arriving segment. */
+  byClose: boolean;
 }
 
 interface PendingCall {
@@ -115,6 +120,7 @@ export function runScript(text: string, opts: RunOptions): ScriptResult {
         relaxationsUsed: [],
         sysctls: { unsupported: [], unknown: [] },
         ignoredCommands: [],
+        notes: [],
       };
     throw e;
   }
@@ -138,6 +144,9 @@ class ScriptRun {
   private readonly ignoredCommands: string[] = [];
   private currentLine = 0;
   private timerFirings = 0;
+  /** A close() call is running: what the host sends now is that call's doing. */
+  private inClose = false;
+  private readonly notes: string[] = [];
   private hostWithoutOptions = false;
   /** Flags, sequence number and length of every segment matched so far: repeats are retransmissions. */
   private readonly sentSegments = new Set<string>();
@@ -201,6 +210,7 @@ class ScriptRun {
       relaxationsUsed: [...this.used],
       sysctls: checkSysctls(this.sysctls),
       ignoredCommands: this.ignoredCommands,
+      notes: this.notes,
     };
     if (failure) {
       // Say so when the script asked for behaviour our stack does not offer at all.
@@ -303,9 +313,12 @@ class ScriptRun {
   }
 
   private fireTimers(): void {
+    const inClose = this.inClose;
+    this.inClose = false;
     this.sockets.onTimer(this.now);
     this.host?.onTimer(this.now);
     this.drain();
+    this.inClose = inClose;
   }
 
   /** Collects what the host produced: packets into the queue, events onto the sockets. */
@@ -320,7 +333,7 @@ class ScriptRun {
         if (e instanceof DecodeError) this.fail(this.currentLine, `the stack sent a malformed packet: ${e.message}`);
         throw e;
       }
-      this.queue.push({ time: this.now, raw });
+      this.queue.push({ time: this.now, raw, byClose: this.inClose });
       this.trace?.(`${fmtTime(this.now)}          sent ${formatActual(raw, this.flow)}`);
     }
     for (const ev of host.takeEvents()) {
@@ -347,7 +360,12 @@ class ScriptRun {
         else this.injectIcmp(ev.line, ev.packet);
         return;
       case 'syscall':
-        this.syscall(ev);
+        this.inClose = ev.call.name === 'close';
+        try {
+          this.syscall(ev);
+        } finally {
+          this.inClose = false;
+        }
         return;
       case 'shell':
         this.shell(ev);
@@ -365,10 +383,13 @@ class ScriptRun {
       const p = this.pending;
       this.fail(p.event.line, `${p.event.call.name}() never returned`);
     }
-    const extra = this.queue[0];
-    if (extra) {
-      const what = `'${formatActual(extra.raw, this.flow)}' at ${fmtTime(extra.time)}`;
-      this.fail(this.currentLine, `unexpected packet after the last expected one: ${what}`);
+    const describe = (p: QueuedPacket): string => `'${formatActual(p.raw, this.flow)}' at ${fmtTime(p.time)}`;
+    const closing = this.relaxations.has('close-at-end');
+    const extra = this.queue.find((p) => !(closing && p.byClose));
+    if (extra) this.fail(this.currentLine, `unexpected packet after the last expected one: ${describe(extra)}`);
+    if (this.queue.length > 0) {
+      this.used.add('close-at-end');
+      this.notes.push(...this.queue.map((p) => `not checked, sent by the closing close(): ${describe(p)}`));
     }
   }
 
@@ -466,7 +487,11 @@ class ScriptRun {
 
   private shell(ev: ScriptEvent & { type: 'shell' }): void {
     if (ev.sysctl) {
-      this.sysctls.set(ev.sysctl.name, ev.sysctl.value);
+      const { name, value } = ev.sysctl;
+      // The Host's TcpConfig is fixed once built; say so rather than pretend a late change applies.
+      if (this.host && shapesTcpConfig(name) && sysctlValue(this.sysctls, name) !== value)
+        this.ignoredCommands.push(`${ev.command} (after the host was built)`);
+      this.sysctls.set(name, value);
       return;
     }
     const cmd = ev.command;

@@ -4,7 +4,7 @@
 
 import type { Host } from '../stack/host-api.js';
 import type { TcpConnection, TcpErrorCode } from '../stack/tcp/api.js';
-import { roundUpToMss, type ConformanceProfile } from './profile.js';
+import { NO_OPTIONS, roundUpToMss, type ConformanceProfile } from './profile.js';
 import type { SyscallSpec } from './script.js';
 import { bsdStateName, FdTable, WOULD_BLOCK, type Attempt, type CallOutcome, type SocketFd } from './sockets.js';
 import { argName, argNames, listNumber, pollMask, pollNames, POLL_BITS } from './syscall-args.js';
@@ -245,7 +245,7 @@ export class SocketLayer {
       if (!started) {
         started = true;
         const host = this.ctx.host(false);
-        const overrides = s.noOptions ? { windowScale: null, sack: false, timestamps: false } : {};
+        const overrides = s.noOptions ? NO_OPTIONS : {};
         const conn = host.connect(
           this.ctx.now,
           {

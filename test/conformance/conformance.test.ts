@@ -73,13 +73,42 @@ describe('profile', () => {
       72,
     );
     expect(set).toMatchObject({ mss: 32, windowScale: null, timestamps: false, sack: false, delayedAckUs: 40_000, initialRtoUs: 1_000_000 });
-    expect(tcpConfigFor(new Map(), 1500, { noOptions: true })).toMatchObject({ windowScale: null, sack: false, timestamps: false });
+    expect(tcpConfigFor(new Map(), 1500, { noOptions: true })).toMatchObject({
+      noOptions: true,
+      windowScale: null,
+      sack: false,
+      timestamps: false,
+    });
+    const switches = tcpConfigFor(
+      new Map([
+        ['net.inet.tcp.drop_synfin', '1'],
+        ['net.inet.tcp.rexmit_drop_options', '1'],
+        ['net.inet.tcp.tolerate_missing_ts', '0'],
+        ['net.inet.tcp.icmp_may_rst', '0'],
+      ]),
+      1500,
+    );
+    expect(switches).toMatchObject({
+      dropSynFin: true,
+      dropSynOptionsAfterRetries: 3,
+      tolerateMissingTimestamps: false,
+      icmpMayReset: false,
+    });
+    expect(tcpConfigFor(new Map(), 1500).dropSynFin).toBeUndefined();
   });
 
   it('names sysctls our stack cannot follow', () => {
-    const r = checkSysctls(new Map([['net.inet.tcp.drop_synfin', '1'], ['net.inet.tcp.insecure_rst', '0'], ['net.inet.tcp.frob', '3']]));
+    const r = checkSysctls(
+      new Map([
+        ['net.inet.tcp.insecure_rst', '1'],
+        ['net.inet.tcp.insecure_syn', '0'],
+        ['net.inet.tcp.ecn.enable', '2'],
+        ['net.inet.tcp.drop_synfin', '1'],
+        ['net.inet.tcp.frob', '3'],
+      ]),
+    );
     expect(r.unsupported).toHaveLength(1);
-    expect(r.unsupported[0]).toMatch(/^net\.inet\.tcp\.drop_synfin=1 /);
+    expect(r.unsupported[0]).toMatch(/^net\.inet\.tcp\.insecure_rst=1 \(ours: 0; /);
     expect(r.unknown).toEqual(['net.inet.tcp.frob=3']);
   });
 

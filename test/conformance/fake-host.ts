@@ -12,6 +12,8 @@ export class FakeConnection implements TcpConnection {
   writableSpace = 65536;
   readEnded = false;
   closedAt: number | undefined;
+  /** Runs on close(), e.g. to send a FIN through the host. */
+  onClose: () => void = () => {};
   constructor(readonly tuple: FourTuple) {}
   onSegment(_now: Micros, _seg: TcpSegment): void {}
   onTimer(_now: Micros): void {}
@@ -28,6 +30,7 @@ export class FakeConnection implements TcpConnection {
   shutdown(): void {}
   close(now: Micros): void {
     this.closedAt = now;
+    this.onClose();
   }
   abort(): void {
     this.state = 'CLOSED';

@@ -65,6 +65,8 @@ const LISTEN = `
 +0.00 < S 0:0(0) win 65535 <mss 1460,sackOK,eol,eol>
 `;
 
+const HANDSHAKE = `${LISTEN}+0.10 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n`;
+
 function run(script: string, reply: Reply, profile: ConformanceProfile = P): { r: ScriptResult; host: FakeHost } {
   const { make, hosts } = synAckHost(reply);
   const r = runScript(script, { createHost: make, profile });
@@ -134,6 +136,49 @@ describe('outbound packets', () => {
     expect(between.failure?.message).toMatch(/^expected '> \. 1:1\(0\) ack 1 win 65535', got 'R 1:1\(0\) win 65535 <mss 1460>'/);
   });
 
+  it("lets the final close() send its FIN unlisted only under the close-at-end relaxation", () => {
+    const script = `${HANDSHAKE}+0.01 < . 1:1(0) ack 1 win 65535\n+0.00 accept(3, ..., ...) = 4\n+0.10 close(4) = 0\n`;
+    const finOnClose = (host: FakeHost): void => {
+      const conn = host.lastConn!;
+      conn.onClose = () =>
+        host.sendNow(
+          encodeTcpPacket({
+            src: P.localAddr,
+            dst: P.remoteAddr,
+            srcPort: P.bindPort,
+            dstPort: P.remotePort,
+            seq: OUR_ISN + 1,
+            ack: P.remoteIsn + 1,
+            flags: FLAG.FIN | FLAG.ACK,
+            window: 65535,
+            options: [],
+            payload: new Uint8Array(0),
+          }),
+        );
+    };
+    const runWith = (profile: ConformanceProfile): ScriptResult => {
+      const { make } = synAckHost({ delayUs: 100_000 });
+      const wrapped = (c: HostConfig): FakeHost => {
+        const h = make(c);
+        const complete = h.completeHandshake.bind(h);
+        h.completeHandshake = (t) => {
+          const conn = complete(t);
+          finOnClose(h);
+          return conn;
+        };
+        return h;
+      };
+      return runScript(script, { createHost: wrapped, profile });
+    };
+    const relaxed = runWith(P);
+    expect(relaxed.failure).toBeUndefined();
+    expect(relaxed.relaxationsUsed).toEqual(['close-at-end']);
+    expect(relaxed.notes).toEqual(["not checked, sent by the closing close(): 'F. 1:1(0) ack 1 win 65535' at 0.210s"]);
+    expect(runWith(STRICT).failure?.message).toBe(
+      "unexpected packet after the last expected one: 'F. 1:1(0) ack 1 win 65535' at 0.210s",
+    );
+  });
+
   it('accepts a retransmission up to rexmit_slop early only under the rto-slop relaxation', () => {
     const script = `${LISTEN}+0.10 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n+1.20 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n`;
     const reply: Reply = { delayUs: 100_000, extra: [{ afterUs: 1_000_000, flags: FLAG.SYN | FLAG.ACK }] };
@@ -152,7 +197,6 @@ describe('script errors', () => {
 });
 
 describe('system calls and the socket layer', () => {
-  const HANDSHAKE = `${LISTEN}+0.10 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n`;
 
   it('lets a blocking accept() return when the connection arrives, at its `...end` time', () => {
     const script = `${LISTEN} 0.05...0.30 accept(3, ..., ...) = 4\n 0.10 > S. 0:0(0) ack 1 win 65535 <mss 1460>\n 0.30 < . 1:1(0) ack 1 win 65535\n 0.40 close(4) = 0\n`;
