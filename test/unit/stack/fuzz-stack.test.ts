@@ -387,7 +387,9 @@ describe('fuzz: sans-IO host with a virtual clock', () => {
     const seed = fuzzSeed(baseSeed);
     it(`seed ${seed}: 7000 random and mutated packets never throw, each is counted under the drop the oracle expects, output stays well-formed and memory returns to empty`, () => {
       const r = createPrng(seed);
-      const host = makeHost(r);
+      const host = makeHost(r, {
+        tcp: { ...fuzzTcpConfig(), timeWaitReuse: r.chance(50), tolerateMissingTimestamps: r.chance(50), dropSynFin: r.chance(50), congestionControl: pick(r, ['newreno', 'cubic'] as const) },
+      });
       const rig = new HostRig(host, seed);
       rig.listeners.push(host.listen(0, 80, ACCEPT_BACKLOG), host.listen(LOCAL2, 443, ACCEPT_BACKLOG));
       const victims: Victim[] = [];
@@ -863,6 +865,14 @@ function coreConfig(r: Prng): TcpConfig {
     timeWaitUs: 1 * S,
     congestionControl: pick(r, ['newreno', 'cubic'] as const),
     keepaliveDefaults: { idleUs: 5 * S, intervalUs: 1 * S, probes: 3 },
+    optionLayout: r.chance(50) ? 'linux' : 'freebsd',
+    resendFinWithAck: r.chance(30),
+    dropSynOptionsAfterRetries: r.chance(30) ? 1 + r.int(3) : undefined,
+    timeWaitReuse: r.chance(50),
+    tolerateMissingTimestamps: r.chance(30),
+    dropSynFin: r.chance(30),
+    noOptions: r.chance(10),
+    icmpMayReset: r.chance(80),
   };
 }
 
@@ -1071,6 +1081,16 @@ function coreRun(seed: number): CoreRun {
     else if (a < 78) call('abort', () => c.abort(now));
     else if (a < 80) call('setNoDelay', () => c.setNoDelay(r.chance(50)));
     else if (a < 81) call('setKeepAlive', () => c.setKeepAlive(r.chance(70), r.chance(50) ? 2 * S : undefined));
+    else if (a < 83) {
+      const v = c.v;
+      const quoted = r.chance(50) ? seqAdd(v.sndUna, r.int(Math.max(1, seqDiff(v.sndMax, v.sndUna)))) : r.chance(50) ? undefined : r.next();
+      const err = pick(r, [
+        { kind: 'unreachable' as const, code: r.int(16) },
+        { kind: 'frag-needed' as const, mtu: pick(r, [0, 1, 68, 296, 576, 1280, 1500, 65535]) },
+        { kind: 'time-exceeded' as const },
+      ]);
+      call(`icmp ${JSON.stringify(err)} quoting ${quoted}`, () => c.onIcmpError(now, err, quoted));
+    }
     else runTimer();
   }
 
