@@ -110,6 +110,41 @@ export interface TcpEnv {
   tsClockHz?: number;
   /** Host-wide RFC 5961 challenge-ACK budget: returns false when the limit is reached. */
   allowChallengeAck(now: Micros): boolean;
+  /**
+   * Called once per connection the factories create (passive, SYN-cookie and active opens), after
+   * the peer's SYN options are known and before any segment is queued or text processed, so that
+   * replication can install its observer before the first event it must log.
+   */
+  onConnectionCreated?(c: ObservableConnection): void;
+}
+
+/** Why a connection reached CLOSED: orderly (null), aborted by the application, or an error. */
+export type CloseReason = TcpErrorCode | 'aborted' | null;
+
+/**
+ * Replication's view of one connection (docs/replication.md, "capture at the core"). Called
+ * synchronously while the TCB changes, so a record can be logged before any segment depending on
+ * it leaves the host.
+ */
+export interface ConnectionObserver {
+  /** RCV.NXT moved over these in-order peer bytes (possibly none) and, when fin, the peer's FIN. */
+  onAccepted(data: Uint8Array, rcvNxt: SeqNum, fin: boolean): void;
+  /** The application queued bytes (write) or its FIN (shutdown, close), in stream order. */
+  onQueued(data: Uint8Array, fin: boolean): void;
+  /** SND.UNA advanced: the peer's cumulative ACK, with its window in bytes (scaled). */
+  onSndUna(sndUna: SeqNum, sndWnd: number): void;
+  onClosed(reason: CloseReason): void;
+}
+
+/** A connection that takes an observer and exposes what replication reads at open and heartbeat. */
+export interface ObservableConnection extends TcpConnection {
+  setObserver(o: ConnectionObserver | null): void;
+  /** The TCB variables (read-only for observers). */
+  readonly vars: Readonly<import('./state.js').TcbVars>;
+  readonly config: Readonly<TcpConfig>;
+  readonly environment: TcpEnv;
+  /** Congestion window, slow-start threshold and RTT estimate, for heartbeats. */
+  congestionHint(): { cwnd: number; ssthresh: number; srttUs: number | null; rttvarUs: number };
 }
 
 export type TcpErrorCode = 'ECONNRESET' | 'ECONNREFUSED' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPIPE';

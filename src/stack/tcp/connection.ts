@@ -5,7 +5,7 @@
 import type { SeqNum } from '../wire/seq.js';
 import { seqAdd } from '../wire/seq.js';
 import { TCP_FIN, TCP_SYN, type FourTuple, type SackBlock, type TcpSegment } from '../wire/types.js';
-import type { IcmpErrorKind, Micros, TcpConfig, TcpConnection, TcpEnv, TcpErrorCode, TcpEvent, TcpState } from './api.js';
+import type { CloseReason, ConnectionObserver, IcmpErrorKind, Micros, ObservableConnection, TcpConfig, TcpConnection, TcpEnv, TcpErrorCode, TcpEvent, TcpState } from './api.js';
 import { type CongestionController, createCongestionController } from './congestion.js';
 import { RtoEstimator } from './rto.js';
 import { SackScoreboard } from './sack-scoreboard.js';
@@ -23,7 +23,7 @@ import { onIcmpError } from './icmp.js';
 import type { TcbSnapshot } from './snapshot.js';
 import { takeSnapshot } from './snapshot.js';
 
-export class Connection implements TcpConnection {
+export class Connection implements TcpConnection, ObservableConnection {
   readonly tuple: FourTuple;
   readonly cfg: TcpConfig;
   readonly env: TcpEnv;
@@ -36,6 +36,10 @@ export class Connection implements TcpConnection {
   readonly scoreboard = new SackScoreboard();
   /** The time of the input being processed: lets helpers stamp segments without threading it. */
   now: Micros;
+  /** Replication's observer; null (the common case) costs one comparison per event. */
+  observer: ConnectionObserver | null = null;
+  /** Inside close() or abort(): a CLOSED reached now is the application's doing. */
+  private inUserClose = false;
   private out: TcpSegment[] = [];
   private events: TcpEvent[] = [];
 
@@ -59,6 +63,12 @@ export class Connection implements TcpConnection {
     this.now = now;
     // SYN+FIN is never legitimate; BSD can be told to drop it before any state processing.
     if (this.cfg.dropSynFin && (seg.flags & (TCP_SYN | TCP_FIN)) === (TCP_SYN | TCP_FIN)) return;
+    const o = this.observer;
+    // Every SND.UNA advance and in-order FIN happens while a segment is processed, in one of
+    // several modules; comparing before and after here observes them all in one place. The
+    // accepted bytes themselves are reported by the receive buffer (setObserver).
+    const una = this.v.sndUna;
+    const fin = this.v.peerFinReceived;
     switch (this.v.state) {
       case 'CLOSED':
       case 'LISTEN':
@@ -69,7 +79,14 @@ export class Connection implements TcpConnection {
       default:
         processSynchronized(this, seg);
     }
+    if (o !== null) this.reportSegmentEffects(o, una, fin);
     if (this.isOpen()) flush(this);
+  }
+
+  private reportSegmentEffects(o: ConnectionObserver, una: SeqNum, fin: boolean): void {
+    const v = this.v;
+    if (v.peerFinReceived && !fin) o.onAccepted(EMPTY, v.rcvNxt, true);
+    if (v.sndUna !== una) o.onSndUna(v.sndUna, v.sndWnd);
   }
 
   onTimer(now: Micros): void {
@@ -97,7 +114,9 @@ export class Connection implements TcpConnection {
     const room = this.writableSpace;
     const n = Math.min(room, data.length);
     if (n === 0) return 0;
-    this.sndBuf.append(n === data.length ? data : data.subarray(0, n));
+    const taken = n === data.length ? data : data.subarray(0, n);
+    this.sndBuf.append(taken);
+    if (this.observer !== null) this.observer.onQueued(taken, false);
     flush(this);
     return n;
   }
@@ -131,17 +150,31 @@ export class Connection implements TcpConnection {
 
   shutdown(now: Micros): void {
     this.now = now;
+    const fin = this.v.finQueued;
     userShutdown(this);
+    if (this.observer !== null && this.v.finQueued && !fin) this.observer.onQueued(EMPTY, true);
   }
 
   close(now: Micros): void {
     this.now = now;
-    userClose(this);
+    const fin = this.v.finQueued;
+    this.inUserClose = true;
+    try {
+      userClose(this);
+    } finally {
+      this.inUserClose = false;
+    }
+    if (this.observer !== null && this.v.finQueued && !fin) this.observer.onQueued(EMPTY, true);
   }
 
   abort(now: Micros): void {
     this.now = now;
-    userAbort(this);
+    this.inUserClose = true;
+    try {
+      userAbort(this);
+    } finally {
+      this.inUserClose = false;
+    }
   }
 
   setNoDelay(noDelay: boolean): void {
@@ -177,6 +210,31 @@ export class Connection implements TcpConnection {
     return takeSnapshot(this);
   }
 
+  // ---- observation (replication) --------------------------------------------------------------
+
+  setObserver(o: ConnectionObserver | null): void {
+    this.observer = o;
+    // Every in-order byte passes through the receive buffer just before RCV.NXT moves over it
+    // (receiver.ts pushes, then advances), hence RCV.NXT after it is the current one plus its length.
+    this.rcvBuf.onPush = o === null ? null : (d) => o.onAccepted(d, seqAdd(this.v.rcvNxt, d.length), false);
+  }
+
+  get vars(): Readonly<TcbVars> {
+    return this.v;
+  }
+
+  get config(): Readonly<TcpConfig> {
+    return this.cfg;
+  }
+
+  get environment(): TcpEnv {
+    return this.env;
+  }
+
+  congestionHint(): { cwnd: number; ssthresh: number; srttUs: number | null; rttvarUs: number } {
+    return { cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, srttUs: this.rto.srttUs, rttvarUs: this.rto.rttvarUs };
+  }
+
   // ---- internal helpers used by the modules ------------------------------------------------
 
   /** Queues a segment for transmission. */
@@ -197,6 +255,11 @@ export class Connection implements TcpConnection {
     const v = this.v;
     if (v.state === 'CLOSED') return;
     v.state = 'CLOSED';
+    if (this.observer !== null) {
+      // CLOSED inside a user close() or abort() without an error means we reset (or dropped) it.
+      const reason: CloseReason = error ?? (this.inUserClose ? 'aborted' : null);
+      this.observer.onClosed(reason);
+    }
     v.rtxDeadline = v.delAckDeadline = v.persistDeadline = v.keepaliveDeadline = v.timeWaitDeadline = null;
     if (error) {
       v.error = error;
@@ -255,6 +318,7 @@ export function createActiveConnection(now: Micros, tuple: FourTuple, config: Tc
   v.activeOpen = true;
   const c = new Connection(now, tuple, config, env, v);
   c.sndDataStart = seqAdd(s, 1);
+  env.onConnectionCreated?.(c);
   sendSyn(c);
   return c;
 }
@@ -266,6 +330,7 @@ export function createPassiveConnection(now: Micros, tuple: FourTuple, synSegmen
   const c = new Connection(now, tuple, config, env, v);
   c.sndDataStart = seqAdd(s, 1);
   acceptPeerSyn(c, synSegment);
+  env.onConnectionCreated?.(c);
   sendSynAck(c);
   return c;
 }
@@ -287,6 +352,7 @@ export function createCookieConnection(
   const c = new Connection(now, tuple, config, env, v);
   c.sndDataStart = ackSegment.ack;
   applyCookieOptions(c, ackSegment, cookie);
+  env.onConnectionCreated?.(c);
   c.emit({ type: 'connected' });
   processSynchronized(c, ackSegment);
   flush(c);
@@ -294,3 +360,5 @@ export function createCookieConnection(
 }
 
 export type { CookieOptions };
+
+const EMPTY = new Uint8Array(0);

@@ -10,8 +10,12 @@ export class RecvBuffer {
     return this.total;
   }
 
+  /** Told of every non-empty push (replication's capture of accepted bytes, Connection.setObserver). */
+  onPush: ((data: Uint8Array) => void) | null = null;
+
   push(data: Uint8Array): void {
     if (data.length === 0) return;
+    if (this.onPush !== null) this.onPush(data);
     this.chunks.push(data);
     this.total += data.length;
   }
