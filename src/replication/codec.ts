@@ -4,6 +4,7 @@
 // Decoding never throws: whatever arrives, the answer is records or `{ error }` with a reason.
 
 import type {
+  AckRecord,
   CongestionHint,
   LogRecord,
   Lsn,
@@ -65,6 +66,8 @@ const FIXED_BYTES: Record<RecordKind, number> = {
 };
 
 const HINT_BYTES = 32;
+/** An ack record's optional variable part: the peer's TS.Recent. */
+const ACK_TS_BYTES = 4;
 const RANGE_HEADER_BYTES = 16;
 const TWO_32 = 0x1_0000_0000;
 
@@ -177,9 +180,15 @@ export function encodeRecord(r: LogRecord): EncodedRecord {
     case 'ack': {
       assertU32(r.ack, 'ack');
       assertU32(r.window, 'window');
-      const { buf, dv } = header(r, FIXED_BYTES.ack, 0, 0);
+      // TS.Recent, when known, is the whole variable part: older decoders saw none there.
+      const ts = r.tsRecent;
+      if (ts !== undefined) assertU32(ts, 'tsRecent');
+      const { buf, dv } = header(r, FIXED_BYTES.ack + (ts !== undefined ? ACK_TS_BYTES : 0), 0, 0);
+      dv.setUint16(2, FIXED_BYTES.ack, true);
+      dv.setUint32(16, ts !== undefined ? ACK_TS_BYTES : 0, true);
       dv.setUint32(F, r.ack, true);
       dv.setUint32(F + 4, r.window, true);
+      if (ts !== undefined) dv.setUint32(F + FIXED_BYTES.ack, ts, true);
       return { lsn: r.lsn, chunks: [buf], byteLength: buf.length };
     }
     case 'boundary': {
@@ -337,9 +346,10 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       return { record: { kind, lsn, conn, offset, data: variable, fin }, next };
     }
     case 'ack': {
-      const bad = noVariable();
-      if (bad) return bad;
-      return { record: { kind, lsn, conn, ack: dv.getUint32(F, true), window: dv.getUint32(F + 4, true) }, next };
+      if (varLen !== 0 && varLen !== ACK_TS_BYTES) return fail(`ack: ${varLen} variable bytes, expected 0 or ${ACK_TS_BYTES} (TS.Recent)`);
+      const ack: AckRecord = { kind, lsn, conn, ack: dv.getUint32(F, true), window: dv.getUint32(F + 4, true) };
+      if (varLen === ACK_TS_BYTES) ack.tsRecent = new DataView(variable.buffer, variable.byteOffset, ACK_TS_BYTES).getUint32(0, true);
+      return { record: ack, next };
     }
     case 'boundary': {
       const bad = noVariable();

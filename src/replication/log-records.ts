@@ -95,6 +95,11 @@ export interface AckRecord {
   ack: SeqNum;
   /** The client's window in bytes, already scaled. */
   window: number;
+  /**
+   * The client's latest TSval we hold (TS.Recent, RFC 7323), when timestamps are on: the promoted
+   * connection echoes it and applies PAWS from it instead of from nothing.
+   */
+  tsRecent?: number;
 }
 
 /** An input offset where the service's per-connection state is empty (5.5). */
