@@ -191,13 +191,15 @@ class HostRig {
   }
 
   /** A full handshake from PEER:port to LOCAL:dstPort, accepted; the connection's numbers. */
-  handshake(port: number, dstPort = 80, peerIss = 1000): Victim {
-    this.feed(rawTcpPacket({ src: PEER, dst: LOCAL, srcPort: port, dstPort, seq: peerIss, flags: TCP_SYN, options: new Uint8Array([2, 4, 0x05, 0xb4]) }));
+  handshake(port: number, dstPort = 80, peerIss = 1000, options = new Uint8Array([2, 4, 0x05, 0xb4])): Victim {
+    this.feed(rawTcpPacket({ src: PEER, dst: LOCAL, srcPort: port, dstPort, seq: peerIss, flags: TCP_SYN, options }));
     const synAck = this.step(0).find((o) => o.tcp && o.tcp.dstPort === port && o.tcp.flags === (TCP_SYN | TCP_ACK));
     if (!synAck?.tcp) throw new Error(`seed ${this.seed}: no SYN-ACK for port ${port}`);
     const hostIss = synAck.tcp.seq;
     const before = this.accepted.length;
-    this.feed(rawTcpPacket({ src: PEER, dst: LOCAL, srcPort: port, dstPort, seq: peerIss + 1, ack: hostIss + 1, flags: TCP_ACK }));
+    // With timestamps on the SYN, the handshake's ACK carries one too (RFC 7323 3.2).
+    const ts = options.length > 4 ? new Uint8Array([1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 0]) : undefined;
+    this.feed(rawTcpPacket({ src: PEER, dst: LOCAL, srcPort: port, dstPort, seq: peerIss + 1, ack: hostIss + 1, flags: TCP_ACK, options: ts }));
     this.step(0);
     const conn = this.accepted.slice(before).find((c) => c.tuple.remotePort === port);
     if (!conn) throw new Error(`seed ${this.seed}: handshake on port ${port} not accepted`);
@@ -394,7 +396,9 @@ describe('fuzz: sans-IO host with a virtual clock', () => {
       const rig = new HostRig(host, seed);
       rig.listeners.push(host.listen(0, 80, ACCEPT_BACKLOG), host.listen(LOCAL2, 443, ACCEPT_BACKLOG));
       const victims: Victim[] = [];
-      for (let i = 0; i < 6; i++) victims.push(rig.handshake(41000 + i, 80, r.next()));
+      const SYN_TS = new Uint8Array([2, 4, 5, 0xb4, 1, 3, 3, 7, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0]);
+      const newVictim = (port: number): Victim => rig.handshake(port, 80, r.next(), r.chance(50) ? SYN_TS : undefined);
+      for (let i = 0; i < 6; i++) victims.push(newVictim(41000 + i));
       const real: FourTuple[] = victims.map((v) => v.conn.tuple);
       const seqs = new Map(victims.map((v) => [`80/${v.port}`, v.sndNxt]));
       const avoid = new Set([LOCAL, LOCAL2, PEER]);
@@ -447,8 +451,15 @@ describe('fuzz: sans-IO host with a virtual clock', () => {
           if (a === 0) c.write(rig.now, randomBytes(r, r.int(3000)));
           else if (a === 1) while (c.read(rig.now) !== null);
           else if (a === 2) c.shutdown(rig.now);
-          else if (a === 3 && !victims.some((v) => v.conn === c)) c.close(rig.now);
+          else if (a === 3) c.close(rig.now);
           else if (!victims.some((v) => v.conn === c)) c.abort(rig.now);
+        }
+        // Fresh established targets now and then, as the old ones get closed.
+        if (i % 700 === 699) {
+          const v = newVictim(42000 + i);
+          victims.push(v);
+          real.push(v.conn.tuple);
+          seqs.set(`80/${v.port}`, v.sndNxt);
         }
         // Memory: half-open entries and the accept queue stay within the configured backlogs.
         const bound = rig.accepted.length + 2 * (SYN_BACKLOG + ACCEPT_BACKLOG);
