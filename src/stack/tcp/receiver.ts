@@ -50,20 +50,28 @@ export function receiveWindowField(c: Connection): number {
   return field;
 }
 
-/** SACK blocks for the next segment: a pending D-SACK block first, then the queue's blocks. */
-export function sackBlocksToSend(c: Connection, room = 40): SackBlock[] {
+/**
+ * The SACK blocks the next segment would carry within `room` option bytes (a pending D-SACK
+ * block first, then the queue's blocks), leaving the D-SACK block pending: the sender sizes a
+ * segment's payload by them before deciding to send it.
+ */
+export function sackBlocksPending(c: Connection, room = 40): SackBlock[] {
   // 40 option bytes; timestamps take 12 (with padding); a SACK option 2 + 8n, padded to 4 + 8n.
   const max = Math.min(c.v.tsEnabled ? 3 : 4, Math.floor((room - (c.v.tsEnabled ? 12 : 0) - 4) / 8));
   if (max <= 0) return [];
   const out: SackBlock[] = [];
-  if (c.pendingDsack) {
-    out.push(c.pendingDsack);
-    c.pendingDsack = null;
-  }
+  if (c.pendingDsack) out.push(c.pendingDsack);
   for (const b of c.ooo.sackBlocks(max)) {
     if (out.length >= max) break;
     out.push(b);
   }
+  return out;
+}
+
+/** SACK blocks for the next segment: a pending D-SACK block first (reported once), then the queue's blocks. */
+export function sackBlocksToSend(c: Connection, room = 40): SackBlock[] {
+  const out = sackBlocksPending(c, room);
+  if (out.length > 0 && out[0] === c.pendingDsack) c.pendingDsack = null;
   return out;
 }
 
@@ -204,14 +212,3 @@ export function noteInOrderSegment(c: Connection, seg: TcpSegment): void {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * Option bytes the SACK blocks will take on our next segments, so that data segments shrink to
- * keep header + options + payload within the MSS (as Linux's tcp_current_mss does).
- */
-export function sackOptionBytes(c: Connection): number {
-  if (!c.v.sackEnabled || (c.ooo.isEmpty && c.pendingDsack === null)) return 0;
-  const max = c.v.tsEnabled ? 3 : 4;
-  const n = Math.min(max, c.ooo.sackBlockCount + (c.pendingDsack ? 1 : 0));
-  return n === 0 ? 0 : 4 + 8 * n;
-}

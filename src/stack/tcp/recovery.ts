@@ -2,7 +2,7 @@
 // RFC 5961 5.2), duplicate ACKs and fast retransmit / NewReno recovery (RFC 5681, RFC 6582),
 // SACK-based recovery (RFC 6675) and the retransmission timeout (RFC 6298).
 
-import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMin } from '../wire/seq.js';
+import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from '../wire/seq.js';
 import { TCP_FIN, TCP_SYN, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { retransmitAt, sendNew, sendRst } from './sender.js';
@@ -172,12 +172,19 @@ function flushAfterTimeout(c: Connection): void {
   const v = c.v;
   const before = v.sndNxt;
   sendNew(c);
-  if (v.sndNxt === before) {
-    // Window closed: still retransmit one segment so the peer answers (RFC 6298 5.4).
+  if (v.sndNxt === before && seqGt(v.sndMax, v.sndUna)) {
+    // The peer's window is closed (it may have shrunk it over data in flight), so sendNew sent
+    // nothing. RFC 6298 5.4: "Retransmit the earliest segment that has not been acknowledged by
+    // the TCP receiver" -- a segment that was sent, i.e. at most SND.MAX - SND.UNA of it
+    // (retransmitAt stops at SND.MAX). Bytes never sent stay queued: a closed window is probed
+    // by the persist timer with one octet that advances SND.MAX (RFC 9293 3.8.6.1).
     const n = retransmitAt(c, v.sndUna, c.maxSeg);
-    if (n > 0) v.sndNxt = seqMin(seqAdd(v.sndUna, n), v.sndMax);
+    if (n > 0) v.sndNxt = seqAdd(v.sndUna, n);
   }
-  armRetransmit(c);
+  // RFC 6298 5.5/5.6 restart the timer for what is outstanding; with nothing outstanding the
+  // output loop arms the persist timer instead (RFC 6298 5.2: "When all outstanding data has been
+  // acknowledged, turn off the retransmission timer").
+  if (seqGt(v.sndMax, v.sndUna)) armRetransmit(c);
 }
 
 /** RFC 6675 section 5, step (C): send while cwnd - pipe >= 1 SMSS, retransmitting lost data first. */

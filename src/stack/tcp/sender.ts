@@ -4,8 +4,9 @@
 
 import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLt } from '../wire/seq.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, type TcpOptions, type TcpSegment } from '../wire/types.js';
+import { tcpOptionsLength } from '../wire/tcp.js';
 import type { Connection } from './connection.js';
-import { receiveWindowField, sackBlocksToSend, sackOptionBytes } from './receiver.js';
+import { receiveWindowField, sackBlocksPending, sackBlocksToSend } from './receiver.js';
 import { sackRecoverySend } from './recovery.js';
 import { armRetransmit } from './timers.js';
 
@@ -15,14 +16,36 @@ export function makeSegment(c: Connection, seq: SeqNum, ack: SeqNum, flags: numb
   return { srcPort: c.tuple.localPort, dstPort: c.tuple.remotePort, seq, ack, flags, window, urgent: 0, options, payload };
 }
 
+/**
+ * The largest payload the next segment may carry: the effective send MSS less the options that
+ * segment will have. RFC 9293 3.7.1: "if there are any IP or TCP options to be sent in a packet,
+ * then the sender must decrease the size of the TCP data accordingly" (Eff.snd.MSS =
+ * min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize, TCPhdrsize counting the options); RFC 6691
+ * section 2: "the sender MUST reduce the TCP data length to account for any IP or TCP options
+ * that it is including in the packets that it sends". The options are the ones sendSegment will
+ * build: TSopt, and every SACK block waiting to be reported, so a segment sized here carries all
+ * of them and still fits the MTU. Without SACK blocks this is maxSeg, the full size.
+ */
+export function dataRoom(c: Connection): number {
+  const v = c.v;
+  if (!v.sackEnabled) return c.maxSeg;
+  const blocks = sackBlocksPending(c);
+  if (blocks.length === 0) return c.maxSeg;
+  const opts: TcpOptions = { sack: blocks };
+  if (v.tsEnabled) opts.timestamp = { tsval: 0, tsecr: 0 };
+  // tcpOptionsLength is at most 40 and sendMss at least 64 (its floor), so this stays positive.
+  return c.sendMss - tcpOptionsLength(opts, TCP_ACK);
+}
+
 /** Any segment of a synchronized connection: carries ACK, our window, TSopt and SACK blocks. */
 export function sendSegment(c: Connection, seq: SeqNum, flags: number, payload: Uint8Array): void {
   const v = c.v;
   const opts: TcpOptions = {};
   if (v.tsEnabled) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: v.tsRecent };
   if (v.sackEnabled) {
-    // Options and payload share the MSS (RFC 9293 3.7.1); data segments were sized for the SACK
-    // option, and one that was not (e.g. a retransmission) carries fewer blocks or none.
+    // Options and payload share the MSS (RFC 9293 3.7.1). Data segments are sized by dataRoom()
+    // and so carry every pending block; this bound only guards a payload sized some other way,
+    // which then carries fewer blocks rather than exceed the MTU.
     const room = Math.min(40, c.sendMss - payload.length);
     const blocks = sackBlocksToSend(c, room);
     if (blocks.length > 0) opts.sack = blocks;
@@ -57,14 +80,22 @@ export function finAcked(c: Connection): boolean {
 }
 
 /**
- * Sends `len` bytes of the send buffer starting at seq (plus FIN when it reaches the FIN's place)
- * without moving SND.NXT: used by fast retransmit and SACK recovery.
+ * Sends up to maxLen bytes of the send buffer starting at seq (plus FIN when it reaches the FIN's
+ * place) without moving SND.NXT: used by fast retransmit, partial-ACK and SACK recovery, and the
+ * retransmission timeout. Returns the sequence space sent.
+ *
+ * Only what was sent before is sent again: never past SND.MAX. Bytes beyond it are new data,
+ * subject to the peer's window and accounted for by advancing SND.MAX (sendNew, or a window
+ * probe); sent from here, the peer's ACK of them would be one that "acks something not yet sent
+ * (SEG.ACK > SND.NXT)" and is dropped (RFC 9293 3.10.7.4). A retransmitted segment is sized by
+ * the options it carries (dataRoom), like a new one.
  */
 export function retransmitAt(c: Connection, seq: SeqNum, maxLen: number): number {
   const v = c.v;
   const end = c.sndBufEnd;
-  const avail = Math.max(0, seqDiff(end, seq));
-  const len = Math.min(avail, maxLen);
+  // SND.MAX counts the FIN once it was sent, so a sent FIN leaves the whole buffer in range.
+  const avail = Math.max(0, Math.min(seqDiff(end, seq), seqDiff(v.sndMax, seq)));
+  const len = Math.min(avail, maxLen, dataRoom(c));
   let flags = 0;
   const fin = finSeq(c);
   if (fin !== null && seqAdd(seq, len) === fin && seqGt(v.sndMax, fin)) flags |= TCP_FIN;
@@ -111,7 +142,6 @@ export function flush(c: Connection): void {
 /** New data (or data again after a timeout rewound SND.NXT) and the FIN. */
 export function sendNew(c: Connection): void {
   const v = c.v;
-  const maxSeg = c.maxSeg - sackOptionBytes(c);
   const fin = finSeq(c);
   const end = c.sndBufEnd;
   // Restart after idle (RFC 5681 4.1): the controller decides what that means for cwnd.
@@ -119,6 +149,8 @@ export function sendNew(c: Connection): void {
   for (;;) {
     const avail = seqDiff(end, v.sndNxt);
     if (avail > 0) {
+      // Per segment: the first one may take a pending D-SACK block that later ones do not carry.
+      const maxSeg = dataRoom(c);
       // Limited Transmit (RFC 3042): "the sender can transmit new data upon the arrival of the
       // first two consecutive duplicate ACKs", keeping FlightSize <= cwnd + 2*SMSS.
       const limited = v.inRecovery ? 0 : Math.min(v.dupAcks, 2) * c.sendMss;
@@ -225,7 +257,7 @@ export function sendWindowProbe(c: Connection): void {
       v.persistDeadline = c.now + persistInterval(c);
       return;
     }
-    const len = Math.min(avail, v.sndWnd, c.maxSeg);
+    const len = Math.min(avail, v.sndWnd, dataRoom(c));
     sendSegment(c, seq, len === avail ? TCP_PSH : 0, c.sndBuf.slice(seqDiff(seq, c.sndDataStart), len));
     v.sndNxt = seqAdd(seq, len);
     if (seqGt(v.sndNxt, v.sndMax)) v.sndMax = v.sndNxt;
