@@ -1,12 +1,26 @@
-// `understudy node`: serve one service on a VIP until SIGINT/SIGTERM. Replication options
-// (--role, --replication, --peer, --key-file) slot in beside these with their own validators.
+// `understudy node`: serve one service on a VIP until SIGINT/SIGTERM. Options come from the
+// command line and from --config; the command line wins. Replication options (--role,
+// --replication, --peer, --key-file) slot in beside these with their own validators.
 
 import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { ServiceSpec } from '../services/spec.js';
-import { createLogger, type Logger, type LogLevel } from './log.js';
+import { ConfigFileError, readConfigFile, type NodeFileConfig } from './config-file.js';
+import { defaultControlPath } from './control-path.js';
+import { createLogger, type LogFormat, type Logger, type LogLevel } from './log.js';
 import type { NodeConfig, NodeDeps, NodeHandle } from './node-runner.js';
-import { parseInterfaceName, parseIpv4, parseLogLevel, parseMtu, parsePort, parseService, parseTunName } from './options.js';
+import {
+  parseHostPort,
+  parseInterfaceName,
+  parseIpv4,
+  parseLogFormat,
+  parseLogLevel,
+  parseMtu,
+  parsePort,
+  parseService,
+  parseTunName,
+  type HostPort,
+} from './options.js';
 import type { CommandContext } from './program.js';
 import { EXIT_FAILURE, UsageError } from './usage-error.js';
 
@@ -15,33 +29,97 @@ export interface NodeCommandOptions {
   port: number;
   service: ServiceSpec;
   tun: string;
-  lan?: string;
+  lan?: string | undefined;
   mtu: number;
   logLevel: LogLevel;
+  /** Default json. */
+  logFormat?: LogFormat | undefined;
+  /** Default /run/understudy/<tun name>.sock. */
+  control?: string | undefined;
+  metrics?: HostPort | undefined;
 }
 
 export const DEFAULT_TUN_NAME = 'understudy%d';
+const DEFAULTS = { tun: DEFAULT_TUN_NAME, mtu: 1500, logLevel: 'info' as LogLevel, logFormat: 'json' as LogFormat };
+
+/** What commander hands the action: anything may be missing until the config file is merged in. */
+interface RawNodeOptions extends Partial<NodeCommandOptions> {
+  config?: string;
+}
+
+/** Option attribute name (commander's camelCase) for each config file key. */
+const FILE_KEY: Record<keyof NodeFileConfig, keyof NodeCommandOptions> = {
+  vip: 'vip',
+  port: 'port',
+  service: 'service',
+  tun: 'tun',
+  lan: 'lan',
+  mtu: 'mtu',
+  'log-level': 'logLevel',
+  'log-format': 'logFormat',
+  control: 'control',
+  metrics: 'metrics',
+};
 
 export function registerNodeCommand(program: Command, ctx: CommandContext): void {
-  program
+  const cmd = program
     .command('node')
     .description('serve a service on a virtual IP routed into a TUN device (runs until SIGINT/SIGTERM)')
-    .requiredOption('--vip <ipv4>', 'virtual IPv4 address to serve', parseIpv4)
-    .requiredOption('--port <n>', 'TCP port to listen on (1-65535)', parsePort)
-    .requiredOption('--service <spec>', 'echo | discard | http-static:<dir>', parseService)
-    .option('--tun <name>', 'TUN device name (%d: kernel picks a number)', parseTunName, DEFAULT_TUN_NAME)
+    .option('--config <path>', 'read options from a YAML or JSON file (command-line options override it)')
+    .option('--vip <ipv4>', 'virtual IPv4 address to serve (required)', parseIpv4)
+    .option('--port <n>', 'TCP port to listen on (1-65535, required)', parsePort)
+    .option('--service <spec>', 'echo | discard | http-static:<dir> (required)', parseService)
+    .option('--tun <name>', `TUN device name (%d: kernel picks a number; default ${DEFAULT_TUN_NAME})`, parseTunName)
     .option('--lan <iface>', 'answer ARP for the VIP on this LAN interface (proxy ARP + gratuitous ARP)', parseInterfaceName)
-    .option('--mtu <n>', 'TUN MTU (576-65535)', parseMtu, 1500)
-    .addOption(new Option('--log-level <level>', 'debug | info | warn | error').default('info').argParser(parseLogLevel))
-    .action(async (opts: NodeCommandOptions) => {
-      ctx.exitCode = await runNodeCommand(opts, ctx);
-    });
+    .option('--mtu <n>', 'TUN MTU (576-65535, default 1500)', parseMtu)
+    .option('--control <path>', 'control socket (default /run/understudy/<tun name>.sock)')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics', parseHostPort)
+    .addOption(new Option('--log-level <level>', 'debug | info | warn | error (default info)').argParser(parseLogLevel))
+    .addOption(new Option('--log-format <format>', 'json (structured, default) | pretty (one readable line)').argParser(parseLogFormat));
+  cmd.action(async (raw: RawNodeOptions) => {
+    ctx.exitCode = await runNodeCommand(mergeNodeOptions(raw), ctx);
+  });
+}
+
+/**
+ * Command line over config file over defaults. Commander sets only what was given (no defaults
+ * are declared there), so every set value came from the command line.
+ */
+export function mergeNodeOptions(raw: RawNodeOptions, readFile: (path: string) => NodeFileConfig = readConfigFile): NodeCommandOptions {
+  let file: NodeFileConfig = {};
+  if (raw.config !== undefined) {
+    try {
+      file = readFile(raw.config);
+    } catch (err) {
+      if (err instanceof ConfigFileError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  const merged: Record<string, unknown> = { ...DEFAULTS };
+  for (const [key, attr] of Object.entries(FILE_KEY)) {
+    const v = file[key as keyof NodeFileConfig];
+    if (v !== undefined) merged[attr] = v;
+  }
+  for (const [attr, v] of Object.entries(raw)) if (v !== undefined && attr !== 'config') merged[attr] = v;
+  for (const [attr, flag] of [['vip', '--vip <ipv4>'], ['port', '--port <n>'], ['service', '--service <spec>']] as const) {
+    if (merged[attr] === undefined) throw new UsageError(`required option '${flag}' not specified (on the command line or in --config)`);
+  }
+  return merged as unknown as NodeCommandOptions;
 }
 
 export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandContext, deps?: NodeDeps): Promise<number> {
   if (opts.lan !== undefined && !interfaceExists(opts.lan)) throw new UsageError(`--lan: no network interface named "${opts.lan}"`);
-  const config: NodeConfig = { vip: opts.vip, port: opts.port, service: opts.service, tun: opts.tun, lan: opts.lan, mtu: opts.mtu };
-  const log = deps?.log ?? createLogger({ level: opts.logLevel, write: (line) => ctx.io.stderr(line + '\n') });
+  const config: NodeConfig = {
+    vip: opts.vip,
+    port: opts.port,
+    service: opts.service,
+    tun: opts.tun,
+    lan: opts.lan,
+    mtu: opts.mtu,
+    control: opts.control ?? ((tunName: string) => defaultControlPath(tunName)),
+    metrics: opts.metrics,
+  };
+  const log = deps?.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat, write: (line) => ctx.io.stderr(line + '\n') });
   // Loaded here, not at the top, so that --help and argument errors never load the FFI layer.
   const { createNode, NodeStartError } = await import('./node-runner.js');
   const realDeps = deps ?? (await import('./node-deps.js')).createNodeDeps(log);

@@ -1,14 +1,24 @@
 // The life of one node: bring the VIP up (tun, stack, listener, route, proxy ARP, gratuitous ARP),
 // serve until told to stop, then take it all down in an order that lets open connections be torn
 // down while their packets still have a path. Everything with a side effect on the host comes in
-// through NodeDeps, so this runs in unit tests over an in-memory link with no root.
+// through NodeDeps, so this runs in unit tests over an in-memory link with no root. The tun is
+// wrapped in a FaultLink (no faults until an operator asks for some) and the node answers on its
+// control socket and, when asked, a Prometheus endpoint.
 
 import type { EventEmitter } from 'node:events';
+import type { Host } from '../stack/host-api.js';
+import { FaultLink } from '../tun/fault-link.js';
 import type { Link } from '../tun/link.js';
+import { startControlServer, type ControlServer } from '../control/server.js';
+import type { FaultLogEntry } from '../control/status.js';
+import { createNodeMetrics } from '../metrics/registry.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { createService, type ServiceSpec } from '../services/spec.js';
 import type { Service, ServiceSocket } from '../services/service.js';
 import { trackConnection, type ConnectionStats } from './connection-log.js';
 import type { Logger } from './log.js';
+import { createControlHandlers, type ProcessFaults } from './node-control.js';
+import { buildStatus, type NodeView } from './node-status.js';
 
 export interface NodeConfig {
   vip: string;
@@ -19,12 +29,20 @@ export interface NodeConfig {
   /** LAN interface to answer ARP for the VIP on; none when the VIP is routed some other way. */
   lan?: string | undefined;
   mtu: number;
+  /**
+   * Control socket path, or a function of the tun's real name (known only once it is open).
+   * None: no control socket (unit tests that do not need one).
+   */
+  control?: string | ((tunName: string) => string) | undefined;
+  /** Serve Prometheus metrics here. */
+  metrics?: { host: string; port: number } | undefined;
 }
 
 export interface NodeTun extends Link {
   readonly name: string;
   onError?(handler: (err: Error) => void): void;
   readonly closed?: Promise<void>;
+  readonly stats: Link['stats'] & { rxNonIpv4?: number; txErrors?: number };
 }
 
 export interface NodeServer extends EventEmitter {
@@ -35,6 +53,8 @@ export interface NodeServer extends EventEmitter {
 export interface NodeStack {
   createServer(onConnection: (socket: ServiceSocket) => void): NodeServer;
   close(): unknown;
+  /** The sans-IO host, for status (counters, connections); fakes may leave it out. */
+  readonly host?: Host;
 }
 
 export interface NodeNetwork {
@@ -52,6 +72,8 @@ export interface NodeDeps {
   log: Logger;
   /** Defaults to createService; tests pass instrumented services. */
   createService?: (spec: ServiceSpec) => Service;
+  /** What the crash and hang faults do; tests replace the real SIGKILL and busy loop. */
+  processFaults?: ProcessFaults;
 }
 
 export interface NodeHandle {
@@ -60,6 +82,12 @@ export interface NodeHandle {
   /** The tun's real name once it is open. */
   readonly tunName: string | undefined;
   readonly connections: Readonly<ConnectionStats>;
+  /** The control socket path once it listens. */
+  readonly controlPath: string | undefined;
+  /** host:port of the metrics endpoint once it listens. */
+  readonly metricsAddress: string | undefined;
+  /** The fault-injecting wrapper of the tun, once it is open. */
+  readonly clientLink: FaultLink | undefined;
   /** True once stop() was called (by anyone, at any point, also during start()). */
   readonly stopRequested: boolean;
   /** Stops the node (idempotent); resolves with the exit code: 0 when teardown was clean. */
@@ -107,6 +135,11 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
   let server: NodeServer | undefined;
   let routed = false;
   let proxyArp = false;
+  let clientLink: FaultLink | undefined;
+  let control: ControlServer | undefined;
+  let metrics: MetricsServer | undefined;
+  const faultLog: FaultLogEntry[] = [];
+  let startedAt = new Date();
 
   let stopping: Promise<number> | undefined;
   let resolveStopped!: (code: number) => void;
@@ -156,6 +189,9 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
           await t.closed;
         })) && ok;
       }
+      // Last, so that status answers while the node winds down.
+      if (metrics !== undefined) ok = (await step('close metrics endpoint', () => metrics?.close())) && ok;
+      if (control !== undefined) ok = (await step('remove control socket', () => control?.close())) && ok;
       const code = ok && !fatal ? 0 : 1;
       log.info('node.stopped', { reason, exit: code, served: stats.total });
       resolveStopped(code);
@@ -167,8 +203,9 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
   const fail = async (what: string, err: unknown): Promise<never> => {
     // A step that fails because a concurrent stop() tore things down is part of that stop.
     const interrupted = stopping !== undefined;
-    await stop(`startup failed: ${what}`, true);
-    throw new NodeStartError(`${what}: ${errorMessage(err)}`, interrupted);
+    await stop(`startup failed: ${what === '' ? errorMessage(err) : what}`, true);
+    // An empty `what`: the error's own message already says what failed.
+    throw new NodeStartError(what === '' ? errorMessage(err) : `${what}: ${errorMessage(err)}`, interrupted);
   };
   // A fatal tun error can stop the node while startup awaits; adding state after the teardown ran
   // would leak it, so each step first checks.
@@ -182,6 +219,15 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       return tun?.name;
     },
     connections: stats,
+    get controlPath() {
+      return control?.path;
+    },
+    get metricsAddress() {
+      return metrics?.address;
+    },
+    get clientLink() {
+      return clientLink;
+    },
     get stopRequested() {
       return stopping !== undefined;
     },
@@ -191,6 +237,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
   return handle;
 
   async function start(): Promise<RunningNode> {
+    startedAt = new Date();
     log.info('node.starting', { vip: config.vip, port: config.port, service: describeSpec(config.service), tun: config.tun, lan: config.lan, mtu: config.mtu });
     try {
       service = (deps.createService ?? createService)(config.service);
@@ -210,9 +257,41 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       log.error('node.fatal', { reason: `tun device ${tunName} failed`, message: err.message });
       void stop(`tun device failed: ${err.message}`, true);
     });
+    const link = new FaultLink(openTun, { seed: process.pid });
+    clientLink = link;
+    const view = (): NodeView => ({
+      vip: config.vip,
+      port: config.port,
+      service: describeSpec(config.service),
+      tun: tunName,
+      lan: config.lan ?? null,
+      control: control?.path ?? '',
+      metrics: metrics?.address ?? null,
+      startedAt,
+      host: stack?.host,
+      clientLink: link,
+      deviceStats: openTun.stats,
+      connections: stats,
+      faultLog,
+    });
+    if (config.control !== undefined) {
+      const path = typeof config.control === 'string' ? config.control : config.control(tunName);
+      await stillStarting();
+      try {
+        await track(
+          startControlServer({
+            path,
+            handlers: createControlHandlers(view, faultLog, log, deps.processFaults),
+            onProblem: (what, detail) => log.warn(what, { detail }),
+          }).then((c) => (control = c)),
+        );
+      } catch (err) {
+        return fail('', err);
+      }
+    }
     await stillStarting();
     try {
-      stack = deps.createStack({ link: openTun, addresses: [config.vip] });
+      stack = deps.createStack({ link, addresses: [config.vip] });
       const svc = service;
       server = stack.createServer((socket) => {
         trackConnection(socket, log, stats);
@@ -244,8 +323,18 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
         log.warn('arp.gratuitous-failed', { lan: config.lan, message: errorMessage(err) });
       }
     }
+    if (config.metrics !== undefined) {
+      const { host, port } = config.metrics;
+      await stillStarting();
+      try {
+        const m = createNodeMetrics(() => buildStatus(view()));
+        await track(startMetricsServer(m, host, port).then((s) => (metrics = s)));
+      } catch (err) {
+        return fail('', err);
+      }
+    }
     await stillStarting();
-    log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan });
+    log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan, control: control?.path, metrics: metrics?.address });
 
     // tunName is known from here on: the getter reads the open tun.
     return handle as RunningNode;

@@ -4,7 +4,7 @@
 import { InvalidArgumentError } from 'commander';
 import { ipv4FromString } from '../stack/wire/types.js';
 import { readServiceSpec, ServiceSpecError, type ServiceSpec } from '../services/spec.js';
-import { isLogLevel, LOG_LEVELS, type LogLevel } from './log.js';
+import { isLogFormat, isLogLevel, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 
 export const MIN_MTU = 576;
 export const MAX_MTU = 65535;
@@ -40,6 +40,39 @@ export function parseMtu(text: string): number {
 export function parseLogLevel(text: string): LogLevel {
   if (!isLogLevel(text)) throw new InvalidArgumentError(`Expected one of ${LOG_LEVELS.join(', ')}.`);
   return text;
+}
+
+export function parseLogFormat(text: string): LogFormat {
+  if (!isLogFormat(text)) throw new InvalidArgumentError(`Expected one of ${LOG_FORMATS.join(', ')}.`);
+  return text;
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** "host:port" for a TCP listener; the host is an IPv4 address or "localhost". */
+export function parseHostPort(text: string): HostPort {
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) throw new InvalidArgumentError('Expected host:port, e.g. 127.0.0.1:9464.');
+  const host = text.slice(0, colon);
+  const portText = text.slice(colon + 1);
+  if (!/^\d+$/.test(portText) || Number(portText) > 65535) throw new InvalidArgumentError('Expected host:port with a port in 0..65535.');
+  if (host !== 'localhost' && ipv4FromString(host) === undefined) throw new InvalidArgumentError('Expected host:port with an IPv4 host (or localhost).');
+  return { host, port: Number(portText) };
+}
+
+/** A percentage, fractions allowed (0.5 is one packet in two hundred). */
+export function parsePercent(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) throw new InvalidArgumentError('Expected a percentage in 0..100.');
+  return n;
+}
+
+/** Milliseconds, a whole number in min..max. */
+export function parseMillis(min: number, max: number): (text: string) => number {
+  return (text) => parseIntegerIn(text, min, max, 'milliseconds');
 }
 
 /** Linux interface names: 1..15 bytes, no slash, no whitespace, not "." or "..". */

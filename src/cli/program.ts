@@ -3,7 +3,9 @@
 // register themselves here.
 
 import { Command, CommanderError } from 'commander';
+import { registerFaultCommand } from './fault-command.js';
 import { registerNodeCommand } from './node-command.js';
+import { registerStatusCommand } from './status-command.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './usage-error.js';
 
 export interface CliIo {
@@ -35,14 +37,20 @@ export function buildProgram(ctx: CommandContext): Command {
     })
     .exitOverride();
   registerNodeCommand(program, ctx);
-  // Subcommands inherit neither exitOverride nor output settings unless told.
-  for (const cmd of program.commands) {
-    cmd.exitOverride().configureOutput({
-      writeOut: (s) => ctx.io.stdout(s),
-      writeErr: (s) => ctx.io.stderr(s),
-      outputError: (s, write) => write(oneLine(s)),
-    });
-  }
+  registerStatusCommand(program, ctx);
+  registerFaultCommand(program, ctx);
+  // Subcommands (and theirs: `fault loss`) inherit neither exitOverride nor output settings.
+  const configure = (parent: Command): void => {
+    for (const cmd of parent.commands) {
+      cmd.exitOverride().configureOutput({
+        writeOut: (s) => ctx.io.stdout(s),
+        writeErr: (s) => ctx.io.stderr(s),
+        outputError: (s, write) => write(oneLine(s)),
+      });
+      configure(cmd);
+    }
+  };
+  configure(program);
   return program;
 }
 

@@ -1,0 +1,129 @@
+// Builds the status of a running node (control/status.ts) from what the node holds: its
+// configuration, the host's counters and connections, and the client link's fault state. Shared by
+// the `status` control method and the Prometheus endpoint, so both always agree.
+
+import type { Host } from '../stack/host-api.js';
+import type { FaultLink } from '../tun/fault-link.js';
+import { formatFaultSpec } from '../tun/fault-link.js';
+import type { LinkStats } from '../tun/link.js';
+import { STATUS_VERSION, type FaultLogEntry, type LinkStatus, type NodeStatus, type StatusCounters } from '../control/status.js';
+import { connectionStatuses } from './connection-info.js';
+import type { ConnectionStats } from './connection-log.js';
+
+export interface NodeView {
+  vip: string;
+  port: number;
+  service: string;
+  tun: string;
+  lan: string | null;
+  control: string;
+  metrics: string | null;
+  startedAt: Date;
+  /** Undefined until the stack exists. */
+  host: Host | undefined;
+  clientLink: FaultLink;
+  /** The tun device under the fault link: what really crossed the wire. */
+  deviceStats: LinkStats & { rxNonIpv4?: number; txErrors?: number };
+  connections: Readonly<ConnectionStats>;
+  faultLog: readonly FaultLogEntry[];
+}
+
+/**
+ * Host counters that count traffic or things done, not packets thrown away. Everything else the
+ * host counts is a drop reason (bad checksums, no listener, full queues, ...).
+ */
+const HOST_EVENTS = new Set([
+  'ip.rx',
+  'ip.tx',
+  'tcp.rx',
+  'tcp.active-open',
+  'tcp.passive-open',
+  'tcp.syncookie-sent',
+  'tcp.syncookie-accepted',
+  'tcp.time-wait-reused',
+  'tcp.listen-ack-rst-sent',
+  'tcp.no-connection-rst-sent',
+  'icmp.echo-reply-sent',
+  'icmp.error-delivered',
+  'icmp.reassembly-timeout-sent',
+  'frag.received',
+  'frag.reassembled',
+]);
+
+/** The stack's name for retransmitted segments, once it counts them. */
+const RETRANSMIT_COUNTERS = ['tcp.retransmit', 'tcp.retransmits', 'tcp.retransmitted'];
+
+export function buildStatus(view: NodeView, now: Date = new Date()): NodeStatus {
+  return {
+    version: STATUS_VERSION,
+    role: 'standalone',
+    epoch: 0,
+    pid: process.pid,
+    vip: view.vip,
+    port: view.port,
+    service: view.service,
+    tun: view.tun,
+    lan: view.lan,
+    control: view.control,
+    metrics: view.metrics,
+    protected: false,
+    protectedReason: 'no backup configured',
+    startedAt: view.startedAt.toISOString(),
+    uptimeMs: Math.max(0, now.getTime() - view.startedAt.getTime()),
+    counters: buildCounters(view),
+    links: [clientLinkStatus(view)],
+    faultLog: [...view.faultLog],
+    connections: view.host === undefined ? [] : connectionStatuses(view.host.connections.values()),
+  };
+}
+
+export function clientLinkStatus(view: NodeView): LinkStatus {
+  const faults = view.clientLink.faults();
+  return {
+    name: 'client',
+    device: view.tun,
+    faults,
+    faultSpec: { in: formatFaultSpec(faults.in), out: formatFaultSpec(faults.out) },
+    faultCounters: view.clientLink.counters(),
+    stats: { ...view.deviceStats },
+  };
+}
+
+function buildCounters(view: NodeView): StatusCounters {
+  const host = view.host?.counters ?? {};
+  const drops: Record<string, number> = {};
+  const events: Record<string, number> = {};
+  for (const [k, v] of Object.entries(host)) {
+    if (v === 0) continue;
+    if (RETRANSMIT_COUNTERS.includes(k)) continue;
+    (HOST_EVENTS.has(k) ? events : drops)[k] = v;
+  }
+  const fc = view.clientLink.counters();
+  const add = (key: string, n: number | undefined): void => {
+    if (n !== undefined && n > 0) drops[key] = (drops[key] ?? 0) + n;
+  };
+  add('fault.lost', fc.in.lost + fc.out.lost);
+  add('fault.partitioned', fc.in.partitioned + fc.out.partitioned);
+  add('link.rx-dropped', view.deviceStats.rxDropped);
+  add('link.tx-dropped', view.deviceStats.txDropped);
+  add('link.rx-not-ipv4', view.deviceStats.rxNonIpv4);
+  add('link.tx-errors', view.deviceStats.txErrors);
+  let retransmissions: number | null = null;
+  for (const k of RETRANSMIT_COUNTERS) if (host[k] !== undefined) retransmissions = (retransmissions ?? 0) + host[k];
+  return {
+    packetsIn: host['ip.rx'] ?? 0,
+    packetsOut: host['ip.tx'] ?? 0,
+    segmentsIn: host['tcp.rx'] ?? 0,
+    bytesIn: view.deviceStats.rxBytes,
+    bytesOut: view.deviceStats.txBytes,
+    retransmissions,
+    connectionsAccepted: view.connections.total,
+    connectionsOpen: view.connections.open,
+    drops: sortKeys(drops),
+    events: sortKeys(events),
+  };
+}
+
+function sortKeys(r: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
