@@ -29,6 +29,7 @@ import {
   type FourTuple,
   type TcpSegment,
 } from '../../../src/stack/wire/types.js';
+import { tcpOptionsLength } from '../../../src/stack/wire/tcp.js';
 import {
   IPPROTO_ICMP,
   IPPROTO_TCP,
@@ -162,7 +163,12 @@ class HostRig {
     let out: Uint8Array[] = [];
     try {
       const due = host.nextDeadline();
-      if (due !== null && due <= this.now) host.onTimer(this.now);
+      if (due !== null && due <= this.now) {
+        host.onTimer(this.now);
+        // A deadline still due after its timer ran would make the driver spin.
+        const next = host.nextDeadline();
+        if (next !== null && next <= this.now) this.fail(`deadline ${next} still due after onTimer(${this.now})`, null, '');
+      }
       for (const ev of host.takeEvents()) {
         if (ev.type === 'accept-ready') for (let c = ev.listener.accept(); c; c = ev.listener.accept()) this.accepted.push(c);
       }
@@ -476,6 +482,8 @@ describe('fuzz: sans-IO host with a virtual clock', () => {
       expect(c['tcp.rx'], `seed ${seed}`).toBeGreaterThanOrEqual(rig.fates.get('tcp.rx') ?? 0);
       expect(c['frag.received'], `seed ${seed}`).toBe(rig.fates.get('frag.received'));
       expect(c['tcp.malformed-options'] ?? 0, `seed ${seed}`).toBeGreaterThan(0);
+      // Nothing the host produced had to be dropped for exceeding the MTU.
+      expect(c['ip.tx-oversize'] ?? 0, `seed ${seed}`).toBe(0);
       expect(c['frag.overlap'] ?? 0, `seed ${seed}`).toBeGreaterThan(0);
       expect(c['frag.reassembled'] ?? 0, `seed ${seed}`).toBeGreaterThan(0);
       expect(c['icmp.echo-reply-sent'] ?? 0, `seed ${seed}`).toBeGreaterThan(0);
@@ -911,6 +919,8 @@ interface CoreRun {
   segmentsOut: number;
   /** Segments sent outside [ISS, SND.MAX]. */
   outside: string[];
+  /** Data segments whose payload and options exceed the send MSS. */
+  oversize: string[];
 }
 
 /** One run: a connection, 200 random steps, then close() and only timers until CLOSED. */
@@ -958,6 +968,7 @@ function coreRun(seed: number): CoreRun {
   const visited = new Set<string>([c.state]);
   let segmentsOut = 0;
   const outside: string[] = [];
+  const oversize: string[] = [];
   const log: string[] = [];
 
   const fail = (why: string): never => {
@@ -989,6 +1000,10 @@ function coreRun(seed: number): CoreRun {
     const irsKnown = c.state !== 'SYN-SENT' && (passive || v.rcvNxt !== 0 || v.irs !== 0);
     for (const s of out) {
       log.push(`  out ${describeSeg(s)}`);
+      // RFC 9293 3.7.1 / RFC 6691: data plus options fit the effective send MSS.
+      if (s.payload.length > 0 && s.payload.length + tcpOptionsLength(s.options, s.flags) > c.sendMss) {
+        oversize.push(`core seed ${seed}: ${s.payload.length} bytes + ${tcpOptionsLength(s.options, s.flags)} of options > send MSS ${c.sendMss}: ${describeSeg(s)} after ${what}`);
+      }
       const isBareRst = (s.flags & (TCP_RST | TCP_ACK)) === TCP_RST;
       const inSpace = seqGe(s.seq, v.iss) && seqLe(seqAdd(s.seq, segLen(s)), v.sndMax);
       if (!inSpace && !(isBareRst && s.seq === lastInAck)) {
@@ -1117,7 +1132,7 @@ function coreRun(seed: number): CoreRun {
     if (turns > 10_000) fail('timer turns do not converge');
     runTimer();
   }
-  return { visited, segmentsOut, outside };
+  return { visited, segmentsOut, outside, oversize };
 }
 
 describe('fuzz: random user calls against core connections (virtual clock)', () => {
@@ -1144,6 +1159,7 @@ describe('fuzz: random user calls against core connections (virtual clock)', () 
     const base = fuzzSeed(0xc0de0000);
     const visited = new Set<string>();
     const outside: string[] = [];
+    const oversize: string[] = [];
     let segments = 0;
     const runs = Number(process.env['FUZZ_RUNS'] ?? 400);
     for (let i = 0; i < runs; i++) {
@@ -1151,6 +1167,7 @@ describe('fuzz: random user calls against core connections (virtual clock)', () 
       for (const s of run.visited) visited.add(s);
       segments += run.segmentsOut;
       outside.push(...run.outside);
+      oversize.push(...run.oversize);
     }
     // The runs got everywhere: every state but LISTEN (which the host, not the core, implements).
     expect([...visited].sort()).toEqual([...STATES].filter((s) => s !== 'LISTEN').sort());
@@ -1162,6 +1179,7 @@ describe('fuzz: random user calls against core connections (virtual clock)', () 
       kinds.set(k, (kinds.get(k) ?? 0) + 1);
     }
     expect(outside.slice(0, 3), `${outside.length} segments outside [ISS, SND.MAX]: ${JSON.stringify(Object.fromEntries(kinds))}`).toEqual([]);
+    expect(oversize.slice(0, 3), `${oversize.length} data segments larger than the send MSS`).toEqual([]);
   });
 });
 
@@ -1398,6 +1416,8 @@ async function stackFuzz(o: StackFuzzOptions): Promise<void> {
     expect(c['frag.received'], ctx).toBe(fates.get('frag.received'));
     expect(counts.synFlood, ctx).toBeGreaterThan(STACK_SYN_BACKLOG);
     expect(c['tcp.syncookie-sent'] ?? 0, ctx).toBeGreaterThan(0);
+    expect(c['ip.tx-oversize'] ?? 0, ctx).toBe(0);
+    expect(client.counters['ip.tx-oversize'] ?? 0, ctx).toBe(0);
     // Half-open entries stay within the SYN backlog; the good connection is the only other one.
     expect(maxConnections, ctx).toBeLessThanOrEqual(STACK_SYN_BACKLOG + 1);
     if (faulty instanceof FaultLink) {
