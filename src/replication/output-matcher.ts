@@ -1,0 +1,114 @@
+// Compares, by stream offset, what the backup's service replica writes with what the primary's
+// service wrote (ARCHITECTURE.md 5.5, COLO-style output comparison). Where both exist the
+// primary's bytes win and a difference is a divergence; what the replica writes beyond the end
+// of the primary's log is kept, to be sent after takeover.
+
+import type { StreamOffset } from './log-records.js';
+import { OutputStore } from './output-store.js';
+
+/** Reads the primary's output bytes still held (the shadow keeps them until compared). */
+export interface PrimaryOutput {
+  readonly end: StreamOffset;
+  slice(from: StreamOffset, to: StreamOffset): Uint8Array;
+}
+
+export interface Divergence {
+  /** Stream offset of the first differing byte (or of the mismatched end of stream). */
+  offset: StreamOffset;
+  what: string;
+}
+
+export class OutputMatcher {
+  /** Everything before this offset has been compared (or lies beyond a divergence). */
+  compared: StreamOffset = 0;
+  /** The replica's stream from `compared` on (offsets are stream offsets). */
+  private readonly ahead = new OutputStore();
+  private replicaEnd: StreamOffset = 0;
+  private replicaFinAt: StreamOffset | null = null;
+  private primaryFinAt: StreamOffset | null = null;
+  divergence: Divergence | null = null;
+  /** Bytes compared unequal. */
+  differingBytes = 0;
+
+  constructor(
+    private readonly primary: PrimaryOutput,
+    private readonly onDiverge: (d: Divergence) => void,
+  ) {}
+
+  /** Replica bytes written and not yet matched by primary output. */
+  get aheadBytes(): number {
+    return this.replicaEnd - Math.max(this.compared, this.primary.end);
+  }
+
+  get replicaEnded(): boolean {
+    return this.replicaFinAt !== null;
+  }
+
+  /** The replica wrote `data` at the end of its stream. */
+  replicaWrote(data: Uint8Array): void {
+    if (data.length === 0) return;
+    if (this.replicaFinAt !== null) return;
+    this.replicaEnd += data.length;
+    this.ahead.append(data);
+    this.match();
+  }
+
+  replicaFinished(): void {
+    if (this.replicaFinAt !== null) return;
+    this.replicaFinAt = this.replicaEnd;
+    this.checkEnds();
+  }
+
+  /** New primary output was logged (its bytes are readable through `primary`). */
+  primaryWrote(fin: boolean): void {
+    if (fin) this.primaryFinAt = this.primary.end;
+    this.match();
+    this.checkEnds();
+  }
+
+  /** Replica bytes beyond the primary's log: what the promoted connection sends after takeover. */
+  takeAhead(): Uint8Array {
+    const from = Math.max(this.compared, this.primary.end, this.ahead.start);
+    if (from >= this.replicaEnd) return new Uint8Array(0);
+    const out = this.ahead.slice(from, this.replicaEnd);
+    this.ahead.trimTo(this.replicaEnd);
+    this.compared = this.replicaEnd;
+    return out;
+  }
+
+  private match(): void {
+    const to = Math.min(this.replicaEnd, this.primary.end);
+    if (to <= this.compared) return;
+    const from = this.compared;
+    if (this.divergence === null) {
+      const mine = this.ahead.slice(from, to);
+      const theirs = this.primary.slice(from, to);
+      for (let i = 0; i < mine.length; i++) {
+        if (mine[i] !== theirs[i]) {
+          let n = 0;
+          for (let j = i; j < mine.length; j++) if (mine[j] !== theirs[j]) n++;
+          this.differingBytes += n;
+          this.diverge({ offset: from + i, what: `replica wrote different bytes from offset ${from + i}` });
+          break;
+        }
+      }
+    }
+    this.compared = to;
+    this.ahead.trimTo(to);
+  }
+
+  private checkEnds(): void {
+    if (this.divergence !== null) return;
+    const p = this.primaryFinAt;
+    const r = this.replicaFinAt;
+    if (p !== null && this.replicaEnd > p) this.diverge({ offset: p, what: `replica wrote past the primary's end of stream at ${p}` });
+    else if (r !== null && this.primary.end > r) this.diverge({ offset: r, what: `replica ended its stream at ${r}, the primary wrote on` });
+    else if (p !== null && r !== null && p !== r) this.diverge({ offset: Math.min(p, r), what: `streams end at ${p} (primary) and ${r} (replica)` });
+  }
+
+  private diverge(d: Divergence): void {
+    if (this.divergence !== null) return;
+    this.divergence = d;
+    this.onDiverge(d);
+  }
+}

@@ -1,0 +1,239 @@
+// The primary's capture (docs/replication.md, "Primary"): every connection the host creates gets
+// an observer through the TcpEnv hook, and its events become `open`, `input`, `output`, `ack`,
+// `close` and `reset` records on one ReplicationLog, in the order they happen. The tap also builds
+// heartbeat records with each connection's congestion state. Packets are held by the OutputGate it
+// hands out. Without a backup the node is unprotected: nothing is logged and packets pass.
+
+import type { Link } from '../tun/link.js';
+import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
+import type { SeqNum } from '../stack/wire/seq.js';
+import type { CongestionHint, ConnId, NegotiatedOptions, StreamOffset } from './log-records.js';
+import { OutputGate } from './output-gate.js';
+import type { ReplicationLog } from './replication-log.js';
+
+export interface PrimaryTapOptions {
+  log: ReplicationLog;
+  /** The driver's clock (microseconds): heartbeats carry it, the backup extrapolates TSvals from it. */
+  clock: () => Micros;
+  /** The node's epoch, carried by heartbeats. Default 1. */
+  epoch?: () => number;
+  /** One line per change of protection. */
+  say?: (line: string) => void;
+}
+
+export interface PrimaryTapStats {
+  /** Connections logged from their SYN (or SYN-cookie ACK). */
+  replicated: number;
+  /** Connections that live outside the log: opened while unprotected, or active opens. */
+  unreplicated: number;
+  records: number;
+}
+
+/** A connection the tap logs. */
+class Tracked implements ConnectionObserver {
+  inOffset: StreamOffset = 0;
+  outOffset: StreamOffset = 0;
+  ackDirty = false;
+  una: SeqNum = 0;
+  wnd = 0;
+
+  constructor(
+    readonly id: ConnId,
+    readonly conn: ObservableConnection,
+    private readonly tap: PrimaryTap,
+  ) {}
+
+  onAccepted(data: Uint8Array, rcvNxt: SeqNum, fin: boolean): void {
+    this.tap.input(this, data, rcvNxt, fin);
+  }
+
+  onQueued(data: Uint8Array, fin: boolean): void {
+    this.tap.output(this, data, fin);
+  }
+
+  onSndUna(sndUna: SeqNum, sndWnd: number): void {
+    this.una = sndUna;
+    this.wnd = sndWnd;
+    this.tap.markAck(this);
+  }
+
+  onClosed(reason: CloseReason): void {
+    this.tap.closed(this, reason);
+  }
+}
+
+/** Writes below this size may live in a buffer the writer reuses; the send buffer copies them too. */
+const COPY_BELOW = 2048;
+const MS = 1000;
+
+export class PrimaryTap {
+  readonly stats: PrimaryTapStats = { replicated: 0, unreplicated: 0, records: 0 };
+  private readonly log: ReplicationLog;
+  private readonly clock: () => Micros;
+  private readonly epoch: () => number;
+  private readonly say: (line: string) => void;
+  private readonly tracked = new Map<ConnId, Tracked>();
+  private readonly dirtyAcks = new Set<Tracked>();
+  private nextId: ConnId = 1;
+  private protecting = false;
+  private gate: OutputGate | null = null;
+
+  constructor(opts: PrimaryTapOptions) {
+    this.log = opts.log;
+    this.clock = opts.clock;
+    this.epoch = opts.epoch ?? (() => 1);
+    this.say = opts.say ?? (() => undefined);
+  }
+
+  /** True while a backup is attached: connections are logged and packets wait for their LSN. */
+  get isProtected(): boolean {
+    return this.protecting;
+  }
+
+  /** Connections being logged now. */
+  get connectionCount(): number {
+    return this.tracked.size;
+  }
+
+  /** The env to give the host: the same sources, plus the hook that observes each new connection. */
+  wrapEnv(env: TcpEnv): TcpEnv {
+    return { ...env, onConnectionCreated: (c) => this.onCreated(c) };
+  }
+
+  /** The link to give the stack: packets leave once the backup has what they depend on. */
+  wrapLink(link: Link): OutputGate {
+    if (this.gate !== null) throw new Error('the tap already gates a link');
+    const gate = new OutputGate(link, this.log, () => this.flushAcks());
+    gate.setGating(this.protecting);
+    this.gate = gate;
+    return gate;
+  }
+
+  /** A backup attached and holds the log from its start: log and gate from now on. */
+  protect(): void {
+    if (this.protecting) return;
+    this.protecting = true;
+    this.gate?.setGating(true);
+    this.say(`replication: protected (${this.stats.unreplicated} earlier connection(s) stay unprotected)`);
+  }
+
+  /**
+   * The backup is gone: serve on, unprotected. Logging stops (a backup that joins later needs a
+   * snapshot, not this log) and whatever waits for an acknowledgement leaves now.
+   */
+  unprotect(reason: string): void {
+    if (!this.protecting) return;
+    this.protecting = false;
+    this.stats.unreplicated += this.tracked.size;
+    for (const t of this.tracked.values()) t.conn.setObserver(null);
+    this.tracked.clear();
+    this.dirtyAcks.clear();
+    this.gate?.setGating(false);
+    this.say(`replication: UNPROTECTED, serving without a backup: ${reason}`);
+  }
+
+  /** Appends a heartbeat record: the clock and every logged connection's congestion state. */
+  heartbeat(): void {
+    if (!this.protecting) return;
+    this.flushAcks();
+    const congestion: CongestionHint[] = [];
+    for (const t of this.tracked.values()) {
+      const h = t.conn.congestionHint();
+      congestion.push({ conn: t.id, cwnd: Math.min(h.cwnd, 0xffffffff), ssthresh: Math.min(h.ssthresh, 0xffffffff), srttUs: h.srttUs, rttvarUs: h.rttvarUs });
+    }
+    this.append({ kind: 'heartbeat', epoch: this.epoch(), clockUs: this.clock(), congestion });
+  }
+
+  // ---- from the observers ----
+
+  input(t: Tracked, data: Uint8Array, rcvNxt: SeqNum, fin: boolean): void {
+    this.append({ kind: 'input', conn: t.id, offset: t.inOffset, data, rcvNxt, fin });
+    t.inOffset += data.length;
+    // The ack record carries TS.Recent, which this segment may have moved.
+    if (t.conn.vars.tsEnabled) this.markAck(t);
+  }
+
+  output(t: Tracked, data: Uint8Array, fin: boolean): void {
+    const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
+    this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
+    t.outOffset += data.length;
+  }
+
+  markAck(t: Tracked): void {
+    if (!t.ackDirty) {
+      t.ackDirty = true;
+      this.dirtyAcks.add(t);
+    }
+  }
+
+  closed(t: Tracked, reason: CloseReason): void {
+    this.writeAck(t);
+    this.dirtyAcks.delete(t);
+    this.tracked.delete(t.id);
+    t.conn.setObserver(null);
+    if (reason === null) this.append({ kind: 'close', conn: t.id, reason: 'closed' });
+    else this.append({ kind: 'reset', conn: t.id, reason });
+  }
+
+  // ---- internals ----
+
+  private onCreated(c: ObservableConnection): void {
+    const v = c.vars;
+    // An active open has no peer yet; the VIP's connections are passive. Its packets are still
+    // gated, but a takeover does not carry it over.
+    if (!this.protecting || v.state === 'SYN-SENT') {
+      this.stats.unreplicated++;
+      return;
+    }
+    const id = this.allocateId();
+    const t = new Tracked(id, c, this);
+    t.una = v.sndUna;
+    t.wnd = v.sndWnd;
+    this.tracked.set(id, t);
+    this.stats.replicated++;
+    const env = c.environment;
+    const now = this.clock();
+    const options: NegotiatedOptions = {
+      sndMss: v.peerMss,
+      rcvMss: c.config.mss,
+      sndWindowScale: v.sndShift,
+      rcvWindowScale: v.rcvShift,
+      sackPermitted: v.sackEnabled,
+      timestamps: v.tsEnabled,
+      // The host's TSval clock is milliseconds plus an offset; the backup continues from it.
+      tsOffset: (env.tsClock(now) - Math.floor(now / MS)) >>> 0,
+      sndWindow: v.sndWnd,
+      rcvWindow: Math.max(0, (v.rcvAdv - v.rcvNxt) | 0) || Math.min(65535, c.config.rcvBuf),
+    };
+    this.append({ kind: 'open', conn: id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options });
+    if (v.tsEnabled) this.markAck(t);
+    c.setObserver(t);
+  }
+
+  private allocateId(): ConnId {
+    // 32-bit ids, skipping any still in use after a wrap.
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      if (!this.tracked.has(id)) return id;
+    }
+  }
+
+  private flushAcks(): void {
+    if (this.dirtyAcks.size === 0) return;
+    for (const t of this.dirtyAcks) this.writeAck(t);
+    this.dirtyAcks.clear();
+  }
+
+  private writeAck(t: Tracked): void {
+    if (!t.ackDirty) return;
+    t.ackDirty = false;
+    const v = t.conn.vars;
+    this.append({ kind: 'ack', conn: t.id, ack: t.una, window: Math.min(t.wnd, 0xffffffff), ...(v.tsEnabled ? { tsRecent: v.tsRecent >>> 0 } : {}) });
+  }
+
+  private append(r: Parameters<ReplicationLog['append']>[0]): void {
+    this.log.append(r);
+    this.stats.records++;
+  }
+}

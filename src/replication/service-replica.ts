@@ -1,0 +1,310 @@
+// The service on the backup (ARCHITECTURE.md 5.5): per shadow connection a ReplicaSocket, shaped
+// like net.Socket, on which the backup's own Service instance runs. It is fed the primary's input
+// records in log order; what it writes is held back and matched against the primary's output
+// (OutputMatcher). At takeover the socket is attached to the stack socket of the promoted
+// connection: bytes the replica wrote beyond the primary's log go out, and from then on it is a
+// plain pass-through in both directions.
+
+import { Duplex } from 'node:stream';
+import type { Service, SocketLike } from '../services/service.js';
+import { ipv4ToString } from '../stack/wire/types.js';
+import type { ConnId } from './log-records.js';
+import { type Divergence, OutputMatcher } from './output-matcher.js';
+import type { Shadow, ShadowListener } from './shadow.js';
+
+/** The stack socket a replica attaches to at takeover: the net.Socket surface it forwards to. */
+export type AttachedSocket = Duplex & SocketLike & {
+  setTimeout(ms: number, cb?: () => void): unknown;
+};
+
+type WriteCallback = (err?: Error | null) => void;
+
+export interface ReplicaSocketOptions {
+  /** Replica output held beyond the primary's log before its writer is paused. Default 1 MiB. */
+  maxAheadBytes?: number;
+  onDiverge?: (d: Divergence) => void;
+}
+
+export class ReplicaSocket extends Duplex implements SocketLike {
+  readonly remoteFamily = 'IPv4';
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  bytesRead = 0;
+  bytesWritten = 0;
+  readonly matcher: OutputMatcher;
+  private readonly maxAhead: number;
+  private attached: AttachedSocket | null = null;
+  /** A write waiting for the primary's output to catch up (before takeover). */
+  private heldWrite: WriteCallback | null = null;
+  private inputEnded = false;
+  private idleMs = 0;
+
+  constructor(
+    readonly shadow: Shadow,
+    opts: ReplicaSocketOptions = {},
+  ) {
+    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
+    const t = shadow.tuple;
+    this.remoteAddress = ipv4ToString(t.remoteAddr);
+    this.remotePort = t.remotePort;
+    this.localAddress = ipv4ToString(t.localAddr);
+    this.localPort = t.localPort;
+    this.maxAhead = opts.maxAheadBytes ?? 1024 * 1024;
+    this.matcher = new OutputMatcher(shadow.output, (d) => opts.onDiverge?.(d));
+  }
+
+  get isAttached(): boolean {
+    return this.attached !== null;
+  }
+
+  // ---- fed from the log (before takeover) ----
+
+  /** Client bytes of an input record, in log order. */
+  feed(data: Uint8Array, fin: boolean): void {
+    if (this.inputEnded || this.destroyed) return;
+    if (data.length > 0) {
+      this.bytesRead += data.length;
+      // The record's bytes are a view into the channel's receive chunk: copy what the stream keeps.
+      this.push(Buffer.from(data));
+    }
+    if (fin) {
+      this.inputEnded = true;
+      this.push(null);
+    }
+  }
+
+  /** The primary logged output: compare, and let a writer held for it go on. */
+  primaryWrote(fin: boolean): void {
+    this.matcher.primaryWrote(fin);
+    this.shadow.keepFrom = this.matcher.compared;
+    this.shadow.trim();
+    this.releaseIfRoom();
+  }
+
+  // ---- takeover ----
+
+  /**
+   * The promoted connection's stack socket takes over: replica output beyond the primary's log is
+   * sent, its end of stream follows if the primary had not logged one, then bytes flow through.
+   */
+  attach(real: AttachedSocket): void {
+    if (this.attached !== null) throw new Error('replica socket already attached');
+    this.attached = real;
+    const ahead = this.matcher.takeAhead();
+    const primaryFin = this.shadow.ourFin;
+    if (ahead.length > 0 && !primaryFin) real.write(ahead);
+    if (this.matcher.replicaEnded && !primaryFin) real.end();
+    const held = this.heldWrite;
+    this.heldWrite = null;
+    held?.();
+    real.on('data', (d: Buffer) => {
+      this.bytesRead += d.length;
+      if (!this.push(d)) real.pause();
+    });
+    real.on('end', () => {
+      if (!this.inputEnded) {
+        this.inputEnded = true;
+        this.push(null);
+      }
+    });
+    real.on('timeout', () => this.emit('timeout'));
+    real.on('error', (e: Error) => this.destroy(e));
+    real.on('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+    if (this.idleMs > 0) real.setTimeout(this.idleMs);
+    if (this.destroyed) real.destroy();
+  }
+
+  // ---- the Duplex ----
+
+  override _read(): void {
+    this.attached?.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: WriteCallback): void {
+    this.bytesWritten += chunk.length;
+    const real = this.attached;
+    if (real !== null) {
+      if (this.shadow.ourFin) {
+        cb();
+        return;
+      }
+      real.write(chunk, cb);
+      return;
+    }
+    // Copied: a writer may reuse its buffer once the callback ran, and this one is kept to compare.
+    this.matcher.replicaWrote(new Uint8Array(chunk));
+    this.shadow.keepFrom = this.matcher.compared;
+    this.shadow.trim();
+    if (this.matcher.aheadBytes <= this.maxAhead) cb();
+    else this.heldWrite = cb;
+  }
+
+  override _final(cb: WriteCallback): void {
+    const real = this.attached;
+    if (real === null) this.matcher.replicaFinished();
+    else if (!this.shadow.ourFin) real.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const held = this.heldWrite;
+    this.heldWrite = null;
+    held?.(err ?? new Error('replica socket destroyed'));
+    const real = this.attached;
+    if (real !== null && !real.destroyed) real.destroy();
+    cb(err);
+  }
+
+  private releaseIfRoom(): void {
+    if (this.heldWrite !== null && this.matcher.aheadBytes <= this.maxAhead) {
+      const cb = this.heldWrite;
+      this.heldWrite = null;
+      cb();
+    }
+  }
+
+  // ---- the rest of net.Socket's surface ----
+
+  resetAndDestroy(): this {
+    const real = this.attached;
+    if (real !== null && typeof real.resetAndDestroy === 'function') {
+      this.attached = null;
+      real.resetAndDestroy();
+    }
+    return this.destroy();
+  }
+
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  setNoDelay(noDelay = true): this {
+    this.attached?.setNoDelay(noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.attached?.setKeepAlive(enable, initialDelay);
+    return this;
+  }
+
+  /**
+   * Idle timeouts are the primary's to act on (its service closes, the log says so); the replica
+   * arms its own only once attached, or it would close connections the primary keeps.
+   */
+  setTimeout(ms: number, cb?: () => void): this {
+    this.idleMs = ms;
+    if (cb) {
+      if (ms === 0) this.removeListener('timeout', cb);
+      else this.once('timeout', cb);
+    }
+    this.attached?.setTimeout(ms);
+    return this;
+  }
+
+  get timeout(): number | undefined {
+    return this.idleMs > 0 ? this.idleMs : undefined;
+  }
+
+  address(): { address: string; family: string; port: number } {
+    return { address: this.localAddress, family: 'IPv4', port: this.localPort };
+  }
+
+  get connecting(): boolean {
+    return false;
+  }
+
+  get pending(): boolean {
+    return false;
+  }
+
+  get readyState(): string {
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  /** Like net: 'close' carries whether the socket was closed because of an error. */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'close' && args.length === 0) return super.emit('close', this.errored !== null);
+    return super.emit(event, ...args);
+  }
+}
+
+export interface ServiceReplicaStats {
+  connections: number;
+  /** Connections whose replica output differed from the primary's. */
+  divergences: number;
+  differingBytes: number;
+}
+
+/**
+ * Runs the backup's service over the shadow connections: a ShadowListener that opens a replica
+ * socket per `open` record and feeds it the log.
+ */
+export class ServiceReplica implements ShadowListener {
+  readonly stats: ServiceReplicaStats = { connections: 0, divergences: 0, differingBytes: 0 };
+  private readonly sockets = new Map<ConnId, ReplicaSocket>();
+
+  constructor(
+    private readonly service: Service,
+    private readonly opts: { maxAheadBytes?: number; say?: (line: string) => void } = {},
+  ) {}
+
+  socketOf(id: ConnId): ReplicaSocket | undefined {
+    return this.sockets.get(id);
+  }
+
+  /** Hands the replica sockets over at takeover: they now belong to the promoted connections. */
+  release(id: ConnId): ReplicaSocket | undefined {
+    const s = this.sockets.get(id);
+    this.sockets.delete(id);
+    return s;
+  }
+
+  onOpen(s: Shadow): void {
+    const sock = new ReplicaSocket(s, {
+      maxAheadBytes: this.opts.maxAheadBytes,
+      onDiverge: (d) => {
+        this.stats.divergences++;
+        this.stats.differingBytes += sock.matcher.differingBytes;
+        this.opts.say?.(`replication: divergence on connection ${s.id} (${sock.remoteAddress}:${sock.remotePort}): ${d.what}`);
+      },
+    });
+    this.sockets.set(s.id, sock);
+    this.stats.connections++;
+    this.service.onConnection(sock);
+  }
+
+  onInput(s: Shadow, data: Uint8Array, fin: boolean): void {
+    this.sockets.get(s.id)?.feed(data, fin);
+  }
+
+  onOutput(s: Shadow, _offset: number, _data: Uint8Array, fin: boolean): void {
+    this.sockets.get(s.id)?.primaryWrote(fin);
+  }
+
+  onGone(s: Shadow, how: 'close' | 'reset'): void {
+    const sock = this.sockets.get(s.id);
+    this.sockets.delete(s.id);
+    if (sock === undefined) return;
+    // The primary's connection is over; the replica's service hears of it as a reset or a close.
+    if (how === 'reset') sock.destroy(Object.assign(new Error('connection reset on the primary'), { code: 'ECONNRESET' }));
+    else sock.destroy();
+  }
+}
