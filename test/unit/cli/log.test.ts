@@ -20,7 +20,7 @@ describe('log', () => {
 
   it('drops lines below the level', () => {
     const lines: string[] = [];
-    const log = createLogger({ level: 'warn', write: (l) => lines.push(l), now: () => t });
+    const log = createLogger({ level: 'warn', format: 'pretty', write: (l) => lines.push(l), now: () => t });
     log.debug('a');
     log.info('b');
     log.warn('c');

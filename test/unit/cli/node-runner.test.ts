@@ -49,7 +49,7 @@ function harness(failAt?: string, slowAt?: string): Harness {
     },
   };
   const deps: NodeDeps = {
-    log: createLogger({ level: 'info', write: (l) => lines.push(l) }),
+    log: createLogger({ level: 'info', format: 'pretty', write: (l) => lines.push(l) }),
     network: {
       openTun: async (o) => {
         await step(`openTun ${o.name} ${o.mtu}`);
@@ -156,7 +156,7 @@ describe('node lifecycle', () => {
     cleanup.push(() => h.client.close());
     const io = { stdout: () => {}, stderr: () => {} };
     const before = process.listenerCount(signal);
-    const done = runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
+    const done = runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info', control: join(dir, 'ctl.sock') }, { io, exitCode: 0 }, h.deps);
     while (!h.lines.some((l) => / node\.ready /.test(l))) await new Promise((r) => setTimeout(r, 5));
     expect(process.listenerCount(signal)).toBe(before + 1);
     process.emit(signal, signal);
@@ -172,7 +172,7 @@ describe('node lifecycle', () => {
     cleanup.push(() => h.client.close());
     let err = '';
     const io = { stdout: () => {}, stderr: (t: string) => void (err += t) };
-    const code = await runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
+    const code = await runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info', control: join(dir, 'ctl.sock') }, { io, exitCode: 0 }, h.deps);
     expect(code).toBe(1);
     expect(err).toMatch(/^understudy: cannot open tun device "fake%d": openTun fake%d 1500 refused\n$/);
   });
@@ -195,7 +195,7 @@ describe('node lifecycle', () => {
     cleanup.push(() => h.client.close());
     let err = '';
     const io = { stdout: () => {}, stderr: (t: string) => void (err += t) };
-    const done = runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info' }, { io, exitCode: 0 }, h.deps);
+    const done = runNodeCommand({ vip: VIP, port: 80, service: { kind: 'echo' }, tun: 'fake%d', mtu: 1500, logLevel: 'info', control: join(dir, 'ctl.sock') }, { io, exitCode: 0 }, h.deps);
     while (!h.calls.some((c) => c.startsWith('addRoute'))) await new Promise((r) => setTimeout(r, 5));
     process.emit('SIGTERM', 'SIGTERM');
     expect(await done).toBe(0);
