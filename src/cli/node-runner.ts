@@ -283,7 +283,10 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
             path,
             handlers: createControlHandlers(view, faultLog, log, deps.processFaults),
             onProblem: (what, detail) => log.warn(what, { detail }),
-          }).then((c) => (control = c)),
+          }).then((c) => {
+            control = c;
+            if (c.replacedStale) log.warn('control.stale-replaced', { path, note: 'a previous node died without removing its control socket' });
+          }),
         );
       } catch (err) {
         return fail('', err);

@@ -50,6 +50,8 @@ export interface ControlServerOptions {
 
 export interface ControlServer {
   readonly path: string;
+  /** A socket file left by a node that died without cleanup was found and replaced. */
+  readonly replacedStale: boolean;
   /** Stops listening, drops the connections and removes the socket file. */
   close(): Promise<void>;
 }
@@ -62,7 +64,7 @@ export class ControlSocketError extends Error {
 export async function startControlServer(opts: ControlServerOptions): Promise<ControlServer> {
   const { path } = opts;
   prepareDirectory(path);
-  await removeStaleSocket(path);
+  const replacedStale = await removeStaleSocket(path);
   const sockets = new Set<Socket>();
   const maxConnections = opts.maxConnections ?? 16;
   const problem = opts.onProblem ?? (() => undefined);
@@ -79,6 +81,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   const ours = inodeOf(path);
   return {
     path,
+    replacedStale,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -147,12 +150,13 @@ function prepareDirectory(path: string): void {
   }
 }
 
-async function removeStaleSocket(path: string): Promise<void> {
+/** Returns true when a stale socket file was removed. */
+async function removeStaleSocket(path: string): Promise<boolean> {
   let isSocket: boolean;
   try {
     isSocket = lstatSync(path).isSocket();
   } catch {
-    return; // nothing there
+    return false; // nothing there
   }
   if (!isSocket) throw new ControlSocketError(`control socket path ${path} exists and is not a socket`);
   if (await answers(path)) throw new ControlSocketError(`another node is running on control socket ${path}`);
@@ -161,6 +165,7 @@ async function removeStaleSocket(path: string): Promise<void> {
   } catch (err) {
     throw new ControlSocketError(`cannot remove the stale control socket ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+  return true;
 }
 
 /** True when something accepts connections on the socket file (a live node). */

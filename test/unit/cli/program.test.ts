@@ -40,12 +40,40 @@ describe('understudy command line (in process)', () => {
     [[...valid, '--tun', 'has/slash'], /interface name/],
     [[...valid, '--lan', 'nosuchif0'], /no network interface named "nosuchif0"/],
     [[...valid, 'extra'], /too many arguments/],
+    [[...valid, '--log-format', 'xml'], /json, pretty/],
+    [[...valid, '--metrics', 'nowhere'], /host:port/],
+    [['fault'], /fault: missing kind \(crash, hang, loss/],
+    [['fault', 'frob'], /fault: unknown kind 'frob'/],
+    [['fault', 'loss'], /missing required argument 'pct'/],
+    [['fault', 'loss', '101'], /0\.\.100/],
+    [['fault', 'loss', 'lots'], /0\.\.100/],
+    [['fault', 'loss', '5', '--direction', 'up'], /Allowed choices are in, out, both/],
+    [['fault', 'corrupt', '5', '--link', 'wan'], /Allowed choices are client, replication/],
+    [['fault', 'delay', '10', '--jitter', 'x'], /--jitter/],
+    [['fault', 'hang', '0'], /1\.\.600000/],
+    [['fault', 'partition', '--link', 'wan'], /Allowed choices are client, replication, both/],
+    [['fault', 'crash', 'now'], /too many arguments/],
+    [['status', '--watch', '5'], /--watch: expected milliseconds >= 100/],
+    [['status', '--control', '/x.sock', '--tun', 'us0'], /cannot be used with/],
   ])('%j fails with one line and exit 2', async (argv, message) => {
     const io = capture();
     expect(await runCli(argv, io)).toBe(2);
     expect(io.err).toMatch(message);
     expect(io.err.trimEnd().split('\n')).toHaveLength(1);
     expect(io.err).toMatch(/^understudy: /);
+  });
+
+  it.each([
+    [['status']],
+    [['status', '--json', '--watch', '200']],
+    [['fault', 'loss', '5']],
+    [['fault', 'clear']],
+    [['fault', 'list']],
+  ])('%j with no node at the control path fails with one line and exit 1', async (argv) => {
+    const io = capture();
+    expect(await runCli([...argv, '--control', '/nonexistent/understudy-test.sock'], io)).toBe(1);
+    expect(io.err).toBe('understudy: no node at /nonexistent/understudy-test.sock (no such socket)\n');
+    expect(io.out).toBe('');
   });
 
   it('no arguments prints help to stderr and exits 2', async () => {

@@ -85,6 +85,7 @@ describe('control socket server', () => {
   it('answers a request by id, with the directory 0700 and the socket 0600', async () => {
     const s = await start();
     expect(await controlRequest(s.path, 'echo', { a: 1 })).toEqual({ a: 1 });
+    expect(s.replacedStale).toBe(false);
     expect(statSync(s.path).mode & 0o777).toBe(0o600);
     expect(statSync(join(s.path, '..')).mode & 0o777).toBe(0o700);
   });
@@ -175,6 +176,7 @@ describe('control socket server', () => {
     expect(statSync(path).isSocket()).toBe(true);
     await expect(controlRequest(path, 'echo')).rejects.toMatchObject({ kind: 'no-node' });
     const s = await start(path);
+    expect(s.replacedStale).toBe(true);
     expect(await controlRequest(s.path, 'echo', { fresh: true })).toEqual({ fresh: true });
   });
 
