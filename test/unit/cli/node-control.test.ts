@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../../../src/control/status.js';
 import { createLogger } from '../../../src/cli/log.js';
+import { runStatusCommand } from '../../../src/cli/status-command.js';
 import { startNode, type NodeDeps, type NodeTun, type RunningNode } from '../../../src/cli/node-runner.js';
 import { runCli, type CliIo } from '../../../src/cli/program.js';
 import { createStack, type Stack } from '../../../src/stack/stack.js';
@@ -124,6 +125,19 @@ describe('a node answering status and fault on its control socket', () => {
     expect(row).toContain(`198.18.0.1:${conn.localPort}`);
     // Columns line up: STATE starts where ESTABLISHED does.
     expect(row!.indexOf('ESTABLISHED')).toBe(header!.indexOf('STATE'));
+  });
+
+  it('status --watch redraws in place on a terminal until stopped', async () => {
+    const io = capture();
+    let stop!: () => void;
+    const stopped = new Promise<void>((r) => (stop = r));
+    const done = runStatusCommand({ control, watch: '100' }, { io, exitCode: 0 }, true, stopped);
+    await waitFor('three frames', () => io.out.split('\x1b[H\x1b[J').length > 3);
+    stop();
+    expect(await done).toBe(0);
+    const frames = io.out.split('\x1b[H\x1b[J').filter((f) => f !== '');
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    for (const f of frames) expect(f).toContain('role standalone');
   });
 
   it('fault loss 100 stops the traffic, shows in status and the log, and fault clear lets it through', async () => {
