@@ -94,7 +94,8 @@ describe('understudy node in the lab', () => {
       '--vip', l.addr.vip, '--port', '80',
       '--service', `http-static:${www}`,
       '--lan', l.lanIface, '--tun', TUN,
-      '--log-level', 'info',
+      '--log-level', 'info', '--log-format', 'pretty',
+      '--control', join(dir, 'control.sock'),
     ]);
     exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     output = new OutputWatch(child);
@@ -171,6 +172,7 @@ describe('understudy node in the lab', () => {
     const l = lab();
     const second = l.spawn('primary', process.execPath, [
       'bin/understudy.js', 'node', '--vip', l.addr.vip, '--port', '80', '--service', 'echo', '--tun', TUN,
+      '--control', join(dir, 'second.sock'),
     ]);
     const watch = new OutputWatch(second);
     const [code] = (await once(second, 'exit')) as [number | null];
