@@ -51,6 +51,7 @@ export class OutputMatcher {
     this.replicaEnd += data.length;
     this.ahead.append(data);
     this.match();
+    this.checkEnds();
   }
 
   replicaFinished(): void {

@@ -63,7 +63,6 @@ export class Connection implements TcpConnection, ObservableConnection {
     this.now = now;
     // SYN+FIN is never legitimate; BSD can be told to drop it before any state processing.
     if (this.cfg.dropSynFin && (seg.flags & (TCP_SYN | TCP_FIN)) === (TCP_SYN | TCP_FIN)) return;
-    const o = this.observer;
     // Every SND.UNA advance and in-order FIN happens while a segment is processed, in one of
     // several modules; comparing before and after here observes them all in one place. The
     // accepted bytes themselves are reported by the receive buffer (setObserver).
@@ -79,6 +78,8 @@ export class Connection implements TcpConnection, ObservableConnection {
       default:
         processSynchronized(this, seg);
     }
+    // Read after processing: an observer that saw the connection close has been removed.
+    const o = this.observer;
     if (o !== null) this.reportSegmentEffects(o, una, fin);
     if (this.isOpen()) flush(this);
   }

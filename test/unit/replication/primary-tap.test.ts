@@ -1,0 +1,97 @@
+// The primary's capture: the core observer reports each event of a connection, and the tap turns
+// them into records in the order they happened.
+
+import { describe, expect, it } from 'vitest';
+import type { LogRecord, NewRecord } from '../../../src/replication/log-records.js';
+import { PrimaryTap } from '../../../src/replication/primary-tap.js';
+import { ReplicationLog } from '../../../src/replication/replication-log.js';
+import { createPassiveConnection } from '../../../src/stack/tcp/connection.js';
+import { bytes, plainConfig, seg, testEnv, TUPLE } from '../tcp/harness.js';
+
+/** A log that also keeps every record appended, as the backup would apply them. */
+class SpyLog extends ReplicationLog {
+  readonly records: LogRecord[] = [];
+  override append(r: NewRecord): number {
+    const lsn = super.append(r);
+    this.records.push({ ...r, lsn } as LogRecord);
+    return lsn;
+  }
+}
+
+function setup(protect: boolean): { log: SpyLog; tap: PrimaryTap } {
+  const log = new SpyLog();
+  let now = 0;
+  const tap = new PrimaryTap({ log, clock: () => (now += 1000) });
+  if (protect) tap.protect();
+  return { log, tap };
+}
+
+describe('PrimaryTap', () => {
+  it('logs a passive connection from its SYN to its close: open, input, output, acks and close in order', () => {
+    const { log, tap } = setup(true);
+    const env = tap.wrapEnv(testEnv());
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), env, 1000);
+    expect(log.records).toEqual([
+      expect.objectContaining({ kind: 'open', lsn: 1, conn: 1, iss: 1000, irs: 5000, tuple: TUPLE, options: expect.objectContaining({ rcvWindow: 65535, timestamps: false }) }),
+    ]);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    c.onSegment(2000, seg('.P', 5001, 1001, { data: bytes(100, 1) }));
+    expect(c.write(3000, bytes(300, 7))).toBe(300);
+    c.onSegment(4000, seg('F.', 5101, 1301, { data: bytes(10, 2) }));
+    tap.heartbeat();
+    while (c.read(5000) !== null);
+    c.close(5000);
+    c.onSegment(6000, seg('.', 5112, 1302));
+    expect(c.state).toBe('CLOSED');
+    const kinds = log.records.map((r) => r.kind);
+    // The ACK of our FIN closes the connection: the close record says all there is.
+    expect(kinds).toEqual(['open', 'input', 'output', 'input', 'input', 'ack', 'heartbeat', 'output', 'close']);
+    const [, in1, out1, in2, fin, ack1, hb, outFin] = log.records;
+    expect(in1).toMatchObject({ offset: 0, rcvNxt: 5101, fin: false, data: bytes(100, 1) });
+    expect(out1).toMatchObject({ offset: 0, fin: false, data: bytes(300, 7) });
+    expect(in2).toMatchObject({ offset: 100, rcvNxt: 5111, fin: false });
+    expect(fin).toMatchObject({ offset: 110, rcvNxt: 5112, fin: true, data: new Uint8Array(0) });
+    // Coalesced: one ack record for the two ACKs before the heartbeat.
+    expect(ack1).toMatchObject({ ack: 1301, window: 65535 });
+    expect(hb).toMatchObject({ congestion: [expect.objectContaining({ conn: 1 })] });
+    expect(outFin).toMatchObject({ offset: 300, fin: true });
+    expect(tap.connectionCount).toBe(0);
+  });
+
+  it('records a reset when the application aborts', () => {
+    const { log, tap } = setup(true);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    c.abort(2000);
+    expect(log.records.at(-1)).toMatchObject({ kind: 'reset', reason: 'aborted' });
+  });
+
+  it('carries the client TS.Recent on ack records when timestamps are on', () => {
+    const { log, tap } = setup(true);
+    const ts = (tsval: number, tsecr: number) => ({ timestamp: { tsval, tsecr } });
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: ts(777, 0) }), plainConfig({ timestamps: true }), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001, { options: ts(780, 1) }));
+    c.onSegment(2000, seg('.', 5001, 1001, { data: 5, options: ts(790, 1) }));
+    tap.heartbeat();
+    expect(log.records.filter((r) => r.kind === 'ack').at(-1)).toMatchObject({ tsRecent: 790 });
+  });
+
+  it('logs nothing while unprotected and counts the connection as unreplicated', () => {
+    const { log, tap } = setup(false);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001, { data: 10 }));
+    c.write(2000, bytes(10));
+    tap.heartbeat();
+    expect(log.records).toEqual([]);
+    expect(tap.stats).toMatchObject({ replicated: 0, unreplicated: 1 });
+  });
+
+  it('stops logging a connection once protection is dropped', () => {
+    const { log, tap } = setup(true);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    tap.unprotect('test');
+    const before = log.records.length;
+    c.onSegment(1000, seg('.', 5001, 1001, { data: 10 }));
+    expect(log.records.length).toBe(before);
+  });
+});
