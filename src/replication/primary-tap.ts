@@ -36,6 +36,8 @@ class Tracked implements ConnectionObserver {
   ackDirty = false;
   una: SeqNum = 0;
   wnd = 0;
+  /** The congestion hint last logged, so a heartbeat carries only the connections that moved. */
+  hinted: CongestionHint | null = null;
 
   constructor(
     readonly id: ConnId,
@@ -60,6 +62,18 @@ class Tracked implements ConnectionObserver {
   onClosed(reason: CloseReason): void {
     this.tap.closed(this, reason);
   }
+}
+
+/**
+ * Whether a hint differs enough from the one logged to be worth its 32 bytes: window changes
+ * always, the RTT estimate when it moved by more than an eighth (its own smoothing gain).
+ */
+function hintMoved(before: CongestionHint | null, now: CongestionHint): boolean {
+  if (before === null || before.cwnd !== now.cwnd || before.ssthresh !== now.ssthresh) return true;
+  const a = before.srttUs;
+  const b = now.srttUs;
+  if (a === null || b === null) return a !== b;
+  return Math.abs(a - b) * 8 > a;
 }
 
 /** Writes below this size may live in a buffer the writer reuses; the send buffer copies them too. */
@@ -139,7 +153,10 @@ export class PrimaryTap {
     const congestion: CongestionHint[] = [];
     for (const t of this.tracked.values()) {
       const h = t.conn.congestionHint();
-      congestion.push({ conn: t.id, cwnd: Math.min(h.cwnd, 0xffffffff), ssthresh: Math.min(h.ssthresh, 0xffffffff), srttUs: h.srttUs, rttvarUs: h.rttvarUs });
+      const hint: CongestionHint = { conn: t.id, cwnd: Math.min(h.cwnd, 0xffffffff), ssthresh: Math.min(h.ssthresh, 0xffffffff), srttUs: h.srttUs, rttvarUs: h.rttvarUs };
+      if (!hintMoved(t.hinted, hint)) continue;
+      t.hinted = hint;
+      congestion.push(hint);
     }
     this.append({ kind: 'heartbeat', epoch: this.epoch(), clockUs: this.clock(), congestion });
   }

@@ -95,3 +95,17 @@ describe('PrimaryTap', () => {
     expect(log.records.length).toBe(before);
   });
 });
+
+describe('PrimaryTap heartbeats', () => {
+  it('carry a connection congestion hint only when it moved since the last one', () => {
+    const { log, tap } = setup(true);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    tap.heartbeat();
+    tap.heartbeat();
+    const hbs = log.records.filter((r) => r.kind === 'heartbeat');
+    expect(hbs.map((h) => (h.kind === 'heartbeat' ? h.congestion.length : -1))).toEqual([1, 0]);
+    // Clock values go forward with the tap's clock.
+    expect(hbs[1]!.kind === 'heartbeat' && hbs[0]!.kind === 'heartbeat' && hbs[1]!.clockUs > hbs[0]!.clockUs).toBe(true);
+  });
+});
