@@ -22,6 +22,8 @@ type WriteCallback = (err?: Error | null) => void;
 export interface ReplicaSocketOptions {
   /** Replica output held beyond the primary's log before its writer is paused. Default 1 MiB. */
   maxAheadBytes?: number;
+  /** As the primary's server sockets: false ends our side once the client's FIN was read (net's default). */
+  allowHalfOpen?: boolean;
   onDiverge?: (d: Divergence) => void;
 }
 
@@ -45,7 +47,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     readonly shadow: Shadow,
     opts: ReplicaSocketOptions = {},
   ) {
-    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
+    super({ allowHalfOpen: opts.allowHalfOpen ?? false, emitClose: true, autoDestroy: true });
     const t = shadow.tuple;
     this.remoteAddress = ipv4ToString(t.remoteAddr);
     this.remotePort = t.remotePort;
@@ -263,7 +265,7 @@ export class ServiceReplica implements ShadowListener {
 
   constructor(
     private readonly service: Service,
-    private readonly opts: { maxAheadBytes?: number; say?: (line: string) => void } = {},
+    private readonly opts: { maxAheadBytes?: number; allowHalfOpen?: boolean; say?: (line: string) => void } = {},
   ) {}
 
   socketOf(id: ConnId): ReplicaSocket | undefined {
@@ -280,6 +282,7 @@ export class ServiceReplica implements ShadowListener {
   onOpen(s: Shadow): void {
     const sock = new ReplicaSocket(s, {
       maxAheadBytes: this.opts.maxAheadBytes,
+      allowHalfOpen: this.opts.allowHalfOpen,
       onDiverge: (d) => {
         this.stats.divergences++;
         this.stats.differingBytes += sock.matcher.differingBytes;
