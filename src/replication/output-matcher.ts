@@ -40,6 +40,11 @@ export class OutputMatcher {
     return this.replicaEnd - Math.max(this.compared, this.primary.end);
   }
 
+  /** The replica has written at least as far as the primary's log reaches. */
+  get caughtUp(): boolean {
+    return this.replicaEnd >= this.primary.end;
+  }
+
   get replicaEnded(): boolean {
     return this.replicaFinAt !== null;
   }

@@ -42,6 +42,8 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   private heldWrite: WriteCallback | null = null;
   private inputEnded = false;
   private idleMs = 0;
+  /** Attached and level with the primary's log: writes go straight to the stack socket. */
+  private passThrough = false;
 
   constructor(
     readonly shadow: Shadow,
@@ -95,6 +97,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     if (this.attached !== null) throw new Error('replica socket already attached');
     this.attached = real;
     const ahead = this.matcher.takeAhead();
+    this.passThrough = this.matcher.caughtUp;
     const primaryFin = this.shadow.ourFin;
     if (ahead.length > 0 && !primaryFin) real.write(ahead);
     if (this.matcher.replicaEnded && !primaryFin) real.end();
@@ -129,26 +132,32 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: WriteCallback): void {
     this.bytesWritten += chunk.length;
     const real = this.attached;
-    if (real !== null) {
-      if (this.shadow.ourFin) {
-        cb();
-        return;
-      }
-      real.write(chunk, cb);
+    if (real !== null && this.passThrough) {
+      if (this.shadow.ourFin) cb();
+      else real.write(chunk, cb);
       return;
     }
     // Copied: a writer may reuse its buffer once the callback ran, and this one is kept to compare.
     this.matcher.replicaWrote(new Uint8Array(chunk));
     this.shadow.keepFrom = this.matcher.compared;
     this.shadow.trim();
+    if (real !== null) {
+      // Taken over while this replica lagged the primary: what the primary already sent (it is in
+      // the promoted send buffer) is only compared; what lies beyond goes out.
+      const ahead = this.matcher.takeAhead();
+      this.passThrough = this.matcher.caughtUp;
+      if (ahead.length === 0 || this.shadow.ourFin) cb();
+      else real.write(ahead, cb);
+      return;
+    }
     if (this.matcher.aheadBytes <= this.maxAhead) cb();
     else this.heldWrite = cb;
   }
 
   override _final(cb: WriteCallback): void {
+    this.matcher.replicaFinished();
     const real = this.attached;
-    if (real === null) this.matcher.replicaFinished();
-    else if (!this.shadow.ourFin) real.end();
+    if (real !== null && !this.shadow.ourFin) real.end();
     cb();
   }
 

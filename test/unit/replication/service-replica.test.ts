@@ -1,0 +1,122 @@
+// The replica socket: fed from the log, its output compared and held back, then attached to the
+// promoted connection's socket at takeover.
+
+import { Duplex } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { LogRecord, NewRecord } from '../../../src/replication/log-records.js';
+import { ReplicaSocket, ServiceReplica, type AttachedSocket } from '../../../src/replication/service-replica.js';
+import { ShadowTable, type Shadow } from '../../../src/replication/shadow.js';
+import type { Service, ServiceSocket } from '../../../src/services/service.js';
+import { TUPLE } from '../tcp/harness.js';
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+const OPEN: NewRecord = {
+  kind: 'open',
+  conn: 1,
+  tuple: TUPLE,
+  iss: 1000,
+  irs: 5000,
+  options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 0, rcvWindowScale: 0, sackPermitted: false, timestamps: false, tsOffset: 0, sndWindow: 65535, rcvWindow: 65535 },
+};
+
+/** A stand-in for the stack socket: records what reaches it. */
+class FakeStackSocket extends Duplex {
+  written = '';
+  ended = false;
+  override _read(): void {}
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
+    this.written += chunk.toString();
+    cb();
+  }
+  override _final(cb: () => void): void {
+    this.ended = true;
+    cb();
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+}
+
+function shadowWith(records: NewRecord[]): { t: ShadowTable; s: Shadow; apply: (r: NewRecord) => void } {
+  const t = new ShadowTable(() => 0);
+  let lsn = 0;
+  const apply = (r: NewRecord): void => t.apply({ ...r, lsn: ++lsn } as LogRecord);
+  records.forEach(apply);
+  return { t, s: t.get(1)!, apply };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('ReplicaSocket', () => {
+  it('after a takeover while behind the primary, sends only what lies beyond the primary output', async () => {
+    const { s } = shadowWith([OPEN, { kind: 'output', conn: 1, offset: 0, data: enc('abcdef'), fin: false }]);
+    const sock = new ReplicaSocket(s);
+    sock.write('abc');
+    await tick();
+    const real = new FakeStackSocket();
+    sock.attach(real as unknown as AttachedSocket);
+    sock.write('defXYZ');
+    sock.write('!');
+    await tick();
+    expect(real.written).toBe('XYZ!');
+    expect(sock.matcher.divergence).toBeNull();
+  });
+
+  it('hands over what it wrote beyond the primary at takeover, then its end of stream', async () => {
+    const { s, apply } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    sock.end('hello world');
+    await tick();
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
+    sock.primaryWrote(false);
+    const real = new FakeStackSocket();
+    sock.attach(real as unknown as AttachedSocket);
+    await tick();
+    expect(real.written).toBe(' world');
+    expect(real.ended).toBe(true);
+  });
+
+  it('holds its writer while it is too far ahead of the primary, and lets it go as the primary catches up', async () => {
+    const { s, apply } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s, { maxAheadBytes: 4 });
+    let done = false;
+    sock.write('12345678', () => (done = true));
+    await tick();
+    expect(done).toBe(false);
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('1234'), fin: false });
+    sock.primaryWrote(false);
+    await tick();
+    expect(done).toBe(true);
+  });
+});
+
+describe('ServiceReplica', () => {
+  it('runs the service on a replica socket per open record and feeds it the input in order', async () => {
+    const got: string[] = [];
+    const service: Service = {
+      name: 'collect',
+      onConnection(socket: ServiceSocket): void {
+        socket.on('data', (d: Buffer) => got.push(d.toString()));
+      },
+      close: async () => undefined,
+    };
+    const replica = new ServiceReplica(service);
+    const t = new ShadowTable(() => 0, replica);
+    let lsn = 0;
+    const apply = (r: NewRecord): void => t.apply({ ...r, lsn: ++lsn } as LogRecord);
+    apply(OPEN);
+    apply({ kind: 'input', conn: 1, offset: 0, data: enc('GET '), rcvNxt: 5005, fin: false });
+    apply({ kind: 'input', conn: 1, offset: 4, data: enc('/'), rcvNxt: 5006, fin: false });
+    await tick();
+    expect(got.join('')).toBe('GET /');
+    expect(replica.stats.connections).toBe(1);
+    expect(replica.socketOf(1)?.remotePort).toBe(TUPLE.remotePort);
+  });
+});
