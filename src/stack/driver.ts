@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Host, HostEvent } from './host-api.js';
 import type { Micros } from './tcp/api.js';
-import type { Link } from '../tun/link.js';
+import type { Link, ReceiveInfo, SendOptions } from '../tun/link.js';
 
 export type Clock = () => Micros;
 
@@ -20,6 +20,11 @@ export interface DriverOptions {
   /** Receives the host's events after each pass; may call back into the host. */
   onEvents: (events: HostEvent[]) => void;
   clock?: Clock;
+  /**
+   * The host emits TCP packets with partial checksums (HostConfig.tcpChecksumOffload): say so to
+   * the link, which completes them and may merge data segments into super-packets (TSO).
+   */
+  tcpChecksumPartial?: boolean;
 }
 
 /** Event handlers may cause more events (accept() releases held ones); bound the rounds. */
@@ -30,6 +35,7 @@ export class Driver {
   private readonly host: Host;
   private readonly link: Link;
   private readonly onEvents: (events: HostEvent[]) => void;
+  private readonly sendOptions: SendOptions | undefined;
   private scheduled = false;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
@@ -43,7 +49,10 @@ export class Driver {
     this.link = opts.link;
     this.onEvents = opts.onEvents;
     this.now = opts.clock ?? realClock;
-    this.link.onReceive((packets) => this.onBatch(packets));
+    this.sendOptions = opts.tcpChecksumPartial === true ? { tcpChecksumPartial: true } : undefined;
+    // The host takes TCP segments of any size up to the IPv4 maximum and skips the checksum of
+    // packets the link vouches for, so the link may turn its receive offloads on.
+    this.link.onReceive((packets, info) => this.onBatch(packets, info), { offload: true });
   }
 
   /** Something changed outside a driver pass: flush soon, once per turn. */
@@ -74,11 +83,13 @@ export class Driver {
     this.timer = null;
   }
 
-  private onBatch(packets: Uint8Array[]): void {
+  private onBatch(packets: Uint8Array[], info: ReceiveInfo | undefined): void {
     if (this.closed) return;
     const now = this.now();
     const host = this.host;
-    for (let i = 0; i < packets.length; i++) host.onPacket(now, packets[i]!);
+    const valid = info?.checksumValid;
+    if (valid === undefined) for (let i = 0; i < packets.length; i++) host.onPacket(now, packets[i]!);
+    else for (let i = 0; i < packets.length; i++) host.onPacket(now, packets[i]!, valid[i] !== 0);
     this.pass();
   }
 
@@ -103,7 +114,7 @@ export class Driver {
       // A throwing event handler must not leave the packets unsent and the timer unarmed.
       now = this.now();
       const packets = host.takePackets(now);
-      if (packets.length > 0) this.link.send(packets);
+      if (packets.length > 0) this.link.send(packets, this.sendOptions);
       this.arm(now);
     }
   }

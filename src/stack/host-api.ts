@@ -19,6 +19,11 @@ export interface HostConfig {
   synCookieKey?: Uint8Array;
   /** Answer ICMP echo requests to our addresses. */
   icmpEcho: boolean;
+  /**
+   * Emit TCP packets with only the pseudo-header sum in the checksum field, for a link that
+   * completes it (Link.offload.csum, sent with SendOptions.tcpChecksumPartial). Default false.
+   */
+  tcpChecksumOffload?: boolean;
 }
 
 export interface TcpListener {
@@ -38,7 +43,11 @@ export type HostEvent =
 export type Counters = Record<string, number>;
 
 export interface Host {
-  onPacket(now: Micros, packet: Uint8Array): void;
+  /**
+   * One IPv4 packet, which may be larger than the MTU (a TCP super-segment from a link with receive
+   * offload). `checksumValid`: the link vouches for its TCP checksum, which is then not verified.
+   */
+  onPacket(now: Micros, packet: Uint8Array, checksumValid?: boolean): void;
   onTimer(now: Micros): void;
   /** IPv4 packets to transmit, produced by everything since the last call (including user calls). */
   takePackets(now: Micros): Uint8Array[];

@@ -18,7 +18,7 @@ import { createActiveConnection, createPassiveConnection } from './tcp/connectio
 import type { Micros, TcpConfig, TcpConnection, TcpEvent } from './tcp/api.js';
 import { Reassembler } from './wire/fragments.js';
 import { emitIcmpError, icmpErrorPermitted, ICMP_UNREACH_PROTOCOL } from './wire/icmp.js';
-import { emitTcpIpv4, parseTcp, tcpIpv4PacketLength } from './wire/tcp.js';
+import { emitTcpIpv4, parseTcp, tcpIpv4PacketLength, type TcpEmitOptions } from './wire/tcp.js';
 import { parseIpv4, type Ipv4Packet } from './wire/ipv4.js';
 import {
   IPPROTO_ICMP,
@@ -89,8 +89,11 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
   /** The latest time any input carried, for aborts the host starts on its own. */
   private lastNow: Micros = 0;
   readonly icmpErrorAllowed: (now: Micros) => boolean;
+  /** How TCP packets are emitted: with partial checksums when the link completes them. */
+  private readonly tcpEmit: TcpEmitOptions | undefined;
 
   constructor(readonly config: HostConfig) {
+    this.tcpEmit = config.tcpChecksumOffload === true ? { checksumOffload: true } : undefined;
     if (config.addresses.length === 0) throw new RangeError('a host needs at least one address');
     this.addresses = new Set(config.addresses);
     this.firstAddress = config.addresses[0]!;
@@ -124,7 +127,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
 
   // ---- packets in ----
 
-  onPacket(now: Micros, packet: Uint8Array): void {
+  onPacket(now: Micros, packet: Uint8Array, checksumValid = false): void {
     this.lastNow = now;
     this.rxPackets++;
     const parsed = parseIpv4(packet);
@@ -149,7 +152,8 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     }
     switch (h.protocol) {
       case IPPROTO_TCP:
-        this.onTcp(now, ip);
+        // The link's word covers the packet it delivered, not one reassembled from fragments.
+        this.onTcp(now, ip, checksumValid && ip === parsed);
         return;
       case IPPROTO_ICMP:
         handleIcmp(this, now, ip);
@@ -166,9 +170,9 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     }
   }
 
-  private onTcp(now: Micros, ip: Ipv4Packet): void {
+  private onTcp(now: Micros, ip: Ipv4Packet, checksumValid: boolean): void {
     const h = ip.header;
-    const seg = parseTcp(ip.payload, h.src, h.dst, true);
+    const seg = parseTcp(ip.payload, h.src, h.dst, !checksumValid);
     if ('error' in seg) {
       this.count(seg.error);
       return;
@@ -311,7 +315,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
   }
 
   private emitSegment(inbound: Ipv4Header, seg: TcpSegment): void {
-    this.emitPacket(emitTcpIpv4(this.replyHeader(inbound, IPPROTO_TCP), seg));
+    this.emitPacket(emitTcpIpv4(this.replyHeader(inbound, IPPROTO_TCP), seg, this.tcpEmit));
   }
 
   /**
@@ -349,7 +353,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
         for (const seg of segs) {
           this.ipId = (this.ipId + 1) & 0xffff;
           ip.id = this.ipId;
-          this.emitPacket(emitTcpIpv4(ip, this.fitToMtu(seg)));
+          this.emitPacket(emitTcpIpv4(ip, this.fitToMtu(seg), this.tcpEmit));
         }
       }
       const evs = inner.takeEvents();

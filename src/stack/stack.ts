@@ -82,6 +82,9 @@ class StackImpl implements Stack, SocketContext, ServerContext {
     // Linux discards SYN+FIN at a listener (tcp_rcv_state_process); no real client sends one.
     const tcp: TcpConfig = { ...defaultTcpConfig(), dropSynFin: true, ...opts.tcp };
     const env = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond });
+    // A link that completes TCP checksums (the TUN with virtio-net headers) saves us summing every
+    // payload, and lets it merge our data segments into super-packets.
+    const tcpChecksumOffload = opts.link.offload?.csum === true;
     this.host = createHost({
       addresses: opts.addresses.map(parseAddress),
       mtu: opts.link.mtu,
@@ -89,8 +92,15 @@ class StackImpl implements Stack, SocketContext, ServerContext {
       env,
       synBacklog: opts.synBacklog ?? DEFAULT_SYN_BACKLOG,
       icmpEcho: opts.icmpEcho ?? true,
+      tcpChecksumOffload,
     });
-    this.driver = new Driver({ host: this.host, link: opts.link, clock: opts.clock, onEvents: (evs) => this.onEvents(evs) });
+    this.driver = new Driver({
+      host: this.host,
+      link: opts.link,
+      clock: opts.clock,
+      onEvents: (evs) => this.onEvents(evs),
+      tcpChecksumPartial: tcpChecksumOffload,
+    });
   }
 
   get counters(): Counters {

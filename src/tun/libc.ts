@@ -28,6 +28,8 @@ const c = {
   read: libc.func('long read(int fd, _Out_ void *buf, unsigned long count)') as (fd: number, buf: PtrArg, n: number) => number,
   write: libc.func('long write(int fd, const void *buf, unsigned long count)') as (fd: number, buf: PtrArg, n: number) => number,
   ioctl: libc.func('int ioctl(int fd, unsigned long request, _Inout_ void *arg)') as (fd: number, req: number, arg: PtrArg) => number,
+  // The same call for requests whose argument is a plain integer, not a pointer (TUNSETOFFLOAD).
+  ioctlValue: libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as (fd: number, req: number, arg: number) => number,
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)') as (init: number, flags: number) => number,
   setns: libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
   socket: libc.func('int socket(int domain, int type, int protocol)') as (d: number, t: number, p: number) => number,
@@ -90,6 +92,12 @@ export function sysWrite(fd: number, buf: Uint8Array, len: number): number {
 
 export function sysIoctl(fd: number, request: number, arg: Uint8Array, what: string): number {
   return check('ioctl', c.ioctl(fd, request, arg), what);
+}
+
+/** ioctl with an integer argument passed by value; returns 0 or -errno (callers fall back). */
+export function sysIoctlValue(fd: number, request: number, value: number): number {
+  const r = c.ioctlValue(fd, request, value);
+  return r < 0 ? -koffi.errno() : r;
 }
 
 export function sysEventfd(flags: number): number {
