@@ -17,3 +17,4 @@ export * from './service-replica.js';
 export * from './failure-detector.js';
 export * from './memory-lan.js';
 export * from './memory-replication.js';
+export * from './lan-heartbeat.js';
