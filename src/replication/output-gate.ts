@@ -26,6 +26,7 @@ export class OutputGate implements Link {
   readonly gateStats: OutputGateStats = { held: 0, passed: 0, releasedUnprotected: 0 };
   private queue: Held[] = [];
   private gating = false;
+  private inputMuted = false;
   private readonly stopListening: () => void;
 
   /**
@@ -86,7 +87,17 @@ export class OutputGate implements Link {
   }
 
   onReceive(handler: ReceiveHandler): void {
-    this.inner.onReceive(handler);
+    this.inner.onReceive((packets) => {
+      if (!this.inputMuted) handler(packets);
+    });
+  }
+
+  /**
+   * Stops handing received packets to the stack (a planned handover: the connections must stop
+   * moving so that the log can drain). The senders retransmit what is dropped here.
+   */
+  muteInput(): void {
+    this.inputMuted = true;
   }
 
   close(): void {
