@@ -4,13 +4,14 @@
 // produces the packets that depend on them, so the tail at send time covers them all.
 // Conservative (a pure ACK may wait for another connection's records) and obviously correct.
 
-import type { Link, LinkStats, ReceiveHandler } from '../tun/link.js';
+import type { Link, LinkOffload, LinkStats, ReceiveHandler, ReceiveOptions, SendOptions } from '../tun/link.js';
 import type { Lsn } from './log-records.js';
 import type { ReplicationLog } from './replication-log.js';
 
 interface Held {
   lsn: Lsn;
   packets: readonly Uint8Array[];
+  opts: SendOptions | undefined;
 }
 
 export interface OutputGateStats {
@@ -49,6 +50,11 @@ export class OutputGate implements Link {
     return this.inner.stats;
   }
 
+  /** The wrapped link's offloads: held packets keep their send options, so TSO still applies. */
+  get offload(): LinkOffload | undefined {
+    return this.inner.offload;
+  }
+
   /** Packets waiting for the backup. */
   get heldPackets(): number {
     let n = 0;
@@ -64,7 +70,7 @@ export class OutputGate implements Link {
     this.queue = [];
     for (const h of q) {
       this.gateStats.releasedUnprotected += h.packets.length;
-      this.inner.send(h.packets);
+      this.inner.send(h.packets, h.opts);
     }
   }
 
@@ -72,24 +78,24 @@ export class OutputGate implements Link {
     return this.gating;
   }
 
-  send(packets: readonly Uint8Array[]): void {
+  send(packets: readonly Uint8Array[], opts?: SendOptions): void {
     this.beforeSend();
     if (packets.length === 0) return;
     const lsn = this.log.lastLsn;
     if (!this.gating || (this.queue.length === 0 && lsn <= this.log.ackedLsn)) {
       this.gateStats.passed += packets.length;
-      this.inner.send(packets);
+      this.inner.send(packets, opts);
       return;
     }
-    // The driver may reuse nothing it handed over (Link contract), so keeping the array is safe.
+    // The driver hands each batch over for good (it builds a new array per pass), so keeping it is safe.
     this.gateStats.held += packets.length;
-    this.queue.push({ lsn, packets });
+    this.queue.push({ lsn, packets, opts });
   }
 
-  onReceive(handler: ReceiveHandler): void {
-    this.inner.onReceive((packets) => {
-      if (!this.inputMuted) handler(packets);
-    });
+  onReceive(handler: ReceiveHandler, opts?: ReceiveOptions): void {
+    this.inner.onReceive((packets, info) => {
+      if (!this.inputMuted) handler(packets, info);
+    }, opts);
   }
 
   /**
@@ -111,8 +117,6 @@ export class OutputGate implements Link {
     let n = 0;
     while (n < q.length && q[n]!.lsn <= acked) n++;
     if (n === 0) return;
-    const out: Uint8Array[] = [];
-    for (const h of q.splice(0, n)) for (const p of h.packets) out.push(p);
-    this.inner.send(out);
+    for (const h of q.splice(0, n)) this.inner.send(h.packets, h.opts);
   }
 }
