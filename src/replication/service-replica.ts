@@ -44,6 +44,9 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   private idleMs = 0;
   /** Attached and level with the primary's log: writes go straight to the stack socket. */
   private passThrough = false;
+  /** Socket options the service set before takeover, for the promoted connection (the primary's had them). */
+  private noDelay: boolean | null = null;
+  private keepAlive: [boolean, number] | null = null;
 
   constructor(
     readonly shadow: Shadow,
@@ -120,6 +123,8 @@ export class ReplicaSocket extends Duplex implements SocketLike {
       if (!this.destroyed) this.destroy();
     });
     if (this.idleMs > 0) real.setTimeout(this.idleMs);
+    if (this.noDelay !== null) real.setNoDelay(this.noDelay);
+    if (this.keepAlive !== null) real.setKeepAlive(...this.keepAlive);
     if (this.destroyed) real.destroy();
   }
 
@@ -196,11 +201,13 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   }
 
   setNoDelay(noDelay = true): this {
+    this.noDelay = noDelay;
     this.attached?.setNoDelay(noDelay);
     return this;
   }
 
   setKeepAlive(enable = false, initialDelay = 0): this {
+    this.keepAlive = [enable, initialDelay];
     this.attached?.setKeepAlive(enable, initialDelay);
     return this;
   }

@@ -120,3 +120,18 @@ describe('ServiceReplica', () => {
     expect(replica.socketOf(1)?.remotePort).toBe(TUPLE.remotePort);
   });
 });
+
+describe('ReplicaSocket options', () => {
+  it('applies the no-delay and keepalive settings the service chose before takeover to the promoted socket', () => {
+    const { s } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, 5000);
+    const calls: string[] = [];
+    const real = new FakeStackSocket();
+    real.setNoDelay = (v?: boolean) => (calls.push(`noDelay ${v}`), real);
+    real.setKeepAlive = (e?: boolean, d?: number) => (calls.push(`keepAlive ${e} ${d}`), real);
+    sock.attach(real as unknown as AttachedSocket);
+    expect(calls).toEqual(['noDelay true', 'keepAlive true 5000']);
+  });
+});
