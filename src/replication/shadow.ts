@@ -118,6 +118,11 @@ export class ShadowTable {
     return this.shadows.values();
   }
 
+  /** Forgets every shadow without telling the listener (they were promoted at takeover). */
+  clear(): void {
+    this.shadows.clear();
+  }
+
   /**
    * An estimate of the primary's clock now that is never below its clock at any moment it could
    * still send: its last heartbeat plus the time elapsed since here (the primary died no later).
