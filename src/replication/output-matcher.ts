@@ -82,9 +82,25 @@ export class OutputMatcher {
     return out;
   }
 
+  /**
+   * Gives up comparing what the replica has not yet written of the primary's output (it fell too
+   * far behind to keep the primary's bytes for it). Counts as a divergence: the replica can no
+   * longer be vouched for. Later replica bytes below the primary's end are dropped unseen.
+   */
+  abandon(why: string): void {
+    if (this.compared >= this.primary.end) return;
+    const at = this.compared;
+    this.compared = this.primary.end;
+    this.ahead.trimTo(Math.min(this.replicaEnd, this.compared));
+    this.diverge({ offset: at, what: why });
+  }
+
   private match(): void {
     const to = Math.min(this.replicaEnd, this.primary.end);
-    if (to <= this.compared) return;
+    if (to <= this.compared) {
+      this.ahead.trimTo(Math.min(this.replicaEnd, this.compared));
+      return;
+    }
     const from = this.compared;
     if (this.divergence === null) {
       const mine = this.ahead.slice(from, to);

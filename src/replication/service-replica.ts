@@ -22,6 +22,11 @@ type WriteCallback = (err?: Error | null) => void;
 export interface ReplicaSocketOptions {
   /** Replica output held beyond the primary's log before its writer is paused. Default 1 MiB. */
   maxAheadBytes?: number;
+  /**
+   * Primary output kept for a replica that has not written it yet; beyond this the comparison is
+   * abandoned, so a stalled replica cannot make the backup hold a whole download. Default 16 MiB.
+   */
+  maxBehindBytes?: number;
   /** As the primary's server sockets: false ends our side once the client's FIN was read (net's default). */
   allowHalfOpen?: boolean;
   onDiverge?: (d: Divergence) => void;
@@ -37,6 +42,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   bytesWritten = 0;
   readonly matcher: OutputMatcher;
   private readonly maxAhead: number;
+  private readonly maxBehind: number;
   private attached: AttachedSocket | null = null;
   /** A write waiting for the primary's output to catch up (before takeover). */
   private heldWrite: WriteCallback | null = null;
@@ -59,6 +65,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.localAddress = ipv4ToString(t.localAddr);
     this.localPort = t.localPort;
     this.maxAhead = opts.maxAheadBytes ?? 1024 * 1024;
+    this.maxBehind = opts.maxBehindBytes ?? 16 * 1024 * 1024;
     this.matcher = new OutputMatcher(shadow.output, (d) => opts.onDiverge?.(d));
   }
 
@@ -85,6 +92,8 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   /** The primary logged output: compare, and let a writer held for it go on. */
   primaryWrote(fin: boolean): void {
     this.matcher.primaryWrote(fin);
+    const behind = this.shadow.output.end - this.matcher.compared;
+    if (behind > this.maxBehind) this.matcher.abandon(`the replica fell ${behind} bytes behind the primary; its output is no longer compared`);
     this.shadow.keepFrom = this.matcher.compared;
     this.shadow.trim();
     this.releaseIfRoom();

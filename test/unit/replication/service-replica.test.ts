@@ -135,3 +135,24 @@ describe('ReplicaSocket options', () => {
     expect(calls).toEqual(['noDelay true', 'keepAlive true 5000']);
   });
 });
+
+describe('ReplicaSocket behind the primary', () => {
+  it('abandons the comparison once the primary is too far ahead, so the backup stops keeping its bytes', async () => {
+    const { s, apply } = shadowWith([OPEN, { kind: 'ack', conn: 1, ack: 1001, window: 65535 }]);
+    const seen: string[] = [];
+    const sock = new ReplicaSocket(s, { maxBehindBytes: 8, onDiverge: (d) => seen.push(d.what) });
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('0123456789abcdef'), fin: false });
+    apply({ kind: 'ack', conn: 1, ack: 1017, window: 65535 });
+    sock.primaryWrote(false);
+    expect(seen).toEqual([expect.stringMatching(/fell 16 bytes behind/)]);
+    // Acknowledged by the client and no longer wanted for comparison: gone from the shadow.
+    expect(s.output.start).toBe(16);
+    // The replica's late bytes for that range are dropped; what lies beyond still counts.
+    sock.write('0123456789abcdefXY');
+    await tick();
+    const real = new FakeStackSocket();
+    sock.attach(real as unknown as AttachedSocket);
+    await tick();
+    expect(real.written).toBe('XY');
+  });
+});
