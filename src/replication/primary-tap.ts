@@ -223,7 +223,8 @@ export class PrimaryTap {
       rcvWindow: Math.max(0, (v.rcvAdv - v.rcvNxt) | 0) || Math.min(65535, c.config.rcvBuf),
     };
     this.append({ kind: 'open', conn: id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options });
-    if (v.tsEnabled) this.markAck(t);
+    // A SYN-cookie connection is born established: its ack record says so (and carries TS.Recent).
+    if (v.tsEnabled || v.state !== 'SYN-RECEIVED') this.markAck(t);
     c.setObserver(t);
   }
 

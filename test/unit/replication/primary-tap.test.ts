@@ -109,3 +109,19 @@ describe('PrimaryTap heartbeats', () => {
     expect(hbs[1]!.kind === 'heartbeat' && hbs[0]!.kind === 'heartbeat' && hbs[1]!.clockUs > hbs[0]!.clockUs).toBe(true);
   });
 });
+
+describe('PrimaryTap and SYN cookies', () => {
+  it('logs a SYN-cookie connection as established from its first record, with the data its ACK carried', async () => {
+    const { createCookieConnection } = await import('../../../src/stack/tcp/connection.js');
+    const { ShadowTable, shadowState } = await import('../../../src/replication/shadow.js');
+    const { log, tap } = setup(true);
+    const c = createCookieConnection(0, TUPLE, seg('.', 5001, 1001, { data: 20 }), { mss: 1460, wscale: null, sackPermitted: false, timestamps: false }, plainConfig(), tap.wrapEnv(testEnv()));
+    tap.heartbeat();
+    expect(c.state).toBe('ESTABLISHED');
+    expect(log.records.map((r) => r.kind)).toEqual(['open', 'input', 'ack', 'heartbeat']);
+    const shadows = new ShadowTable(() => 0);
+    for (const r of log.records) shadows.apply(r);
+    expect(shadowState(shadows.get(1)!)).toBe('ESTABLISHED');
+    expect(shadows.get(1)!.rcvNxt).toBe(5021);
+  });
+});
