@@ -18,3 +18,4 @@ export * from './failure-detector.js';
 export * from './memory-lan.js';
 export * from './memory-replication.js';
 export * from './lan-heartbeat.js';
+export * from './primary-watch.js';

@@ -90,6 +90,7 @@ export class LanHeartbeatSender {
   private timer: NodeJS.Timeout | null = null;
   private counter: number;
   private readonly clockUs: () => number;
+  private closed = false;
   sent = 0;
 
   constructor(private readonly opts: LanHeartbeatSenderOptions) {
@@ -108,6 +109,7 @@ export class LanHeartbeatSender {
   }
 
   beat(): void {
+    if (this.closed) return;
     const o = this.opts;
     const d = encodeLanHeartbeat(o.key, { role: o.role, epoch: o.epoch(), counter: ++this.counter, clockUs: this.clockUs(), nodeId: o.nodeId });
     this.socket.send(d, o.to.port, o.to.host);
@@ -117,6 +119,8 @@ export class LanHeartbeatSender {
   close(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    if (this.closed) return;
+    this.closed = true;
     this.socket.close();
   }
 }
@@ -129,6 +133,7 @@ export interface LanHeartbeatEvents {
 export class LanHeartbeatReceiver extends EventEmitter<LanHeartbeatEvents> {
   readonly stats = { accepted: 0, refused: 0, replayed: 0 };
   private readonly socket: UdpSocket;
+  private closed = false;
   /** Highest counter seen per node id: anything not above it is a replay. */
   private readonly highest = new Map<string, number>();
 
@@ -156,6 +161,8 @@ export class LanHeartbeatReceiver extends EventEmitter<LanHeartbeatEvents> {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.socket.close();
   }
 
