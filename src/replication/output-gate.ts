@@ -28,7 +28,7 @@ export class OutputGate implements Link {
   private queue: Held[] = [];
   private gating = false;
   private inputMuted = false;
-  private readonly stopListening: () => void;
+  private stopListening: () => void;
 
   /**
    * `beforeSend` runs first on every send: the tap logs what it coalesces per pass (acks) there,
@@ -36,7 +36,7 @@ export class OutputGate implements Link {
    */
   constructor(
     private readonly inner: Link,
-    private readonly log: ReplicationLog,
+    private log: ReplicationLog,
     private readonly beforeSend: () => void = () => undefined,
   ) {
     this.stopListening = log.onAdvance((acked) => this.release(acked));
@@ -60,6 +60,17 @@ export class OutputGate implements Link {
     let n = 0;
     for (const h of this.queue) n += h.packets.length;
     return n;
+  }
+
+  /**
+   * Follows another log from now on (a fresh log for a backup that joins an unprotected primary).
+   * Only while not gating: nothing waits on the old log then.
+   */
+  setLog(log: ReplicationLog): void {
+    if (this.gating) throw new Error('the gate cannot change logs while it holds packets for one');
+    this.stopListening();
+    this.log = log;
+    this.stopListening = log.onAdvance((acked) => this.release(acked));
   }
 
   /** On: packets wait for their LSN. Off (no backup): they pass, and whatever waits goes now. */

@@ -82,7 +82,7 @@ const MS = 1000;
 
 export class PrimaryTap {
   readonly stats: PrimaryTapStats = { replicated: 0, unreplicated: 0, records: 0 };
-  private readonly log: ReplicationLog;
+  private log: ReplicationLog;
   private readonly clock: () => Micros;
   private readonly epoch: () => number;
   private readonly say: (line: string) => void;
@@ -121,6 +121,17 @@ export class PrimaryTap {
     gate.setGating(this.protecting);
     this.gate = gate;
     return gate;
+  }
+
+  /**
+   * Starts over on a fresh log, for a backup that joins this unprotected primary with nothing:
+   * connections opened from now on are protected from their SYN; the ones already open stay
+   * unprotected (they would need a snapshot).
+   */
+  setLog(log: ReplicationLog): void {
+    if (this.protecting) throw new Error('the tap cannot change logs while protecting');
+    this.log = log;
+    this.gate?.setLog(log);
   }
 
   /** A backup attached and holds the log from its start: log and gate from now on. */

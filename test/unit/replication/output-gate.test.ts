@@ -47,3 +47,27 @@ describe('OutputGate', () => {
     expect(gate.gateStats.releasedUnprotected).toBe(1);
   });
 });
+
+describe('OutputGate on a fresh log', () => {
+  it('follows the new log once switched, and no longer the old one', () => {
+    const old = new ReplicationLog();
+    const link = fakeLink();
+    const gate = new OutputGate(link, old);
+    const fresh = new ReplicationLog();
+    fresh.attach(() => undefined, 0);
+    gate.setLog(fresh);
+    gate.setGating(true);
+    fresh.append(rec);
+    gate.send([pkt(7)]);
+    fresh.flush();
+    expect(link.sent).toEqual([]);
+    fresh.onAck(1);
+    expect(link.sent).toEqual([7]);
+  });
+
+  it('refuses to switch logs while it gates', () => {
+    const gate = new OutputGate(fakeLink(), new ReplicationLog());
+    gate.setGating(true);
+    expect(() => gate.setLog(new ReplicationLog())).toThrow(/cannot change logs/);
+  });
+});
