@@ -7,7 +7,8 @@
 // bench/RESULTS.md.
 //
 // Flags: --quick (about 30 s), --only linux|understudy, --no-write (leave RESULTS.md alone),
-//        --tests download,upload,rr,cps (a subset), --profile DIR (V8 CPU profile of the understudy server, for chrome://inspect or speedscope),
+//        --tests download,upload,rr,cps (a subset), --no-offload (understudy's TUN without the
+//        virtio-net offloads), --profile DIR (V8 CPU profile of the understudy server, for chrome://inspect or speedscope),
 //        --client-ns/--server-ns/--server-ip/--vip (use existing namespaces instead of a lab).
 
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -218,7 +219,7 @@ function writeResults(rows: Measurement[], lab: BenchLab, understudyStats: strin
     '',
     `- command: \`npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
     `- machine: ${machine()}; load average at start ${loadAtStart} (other work on the machine shows up as noise)`,
-    `- lab: ${lab.describe}; Linux server on ${lab.serverIp}, understudy on VIP ${lab.vip}`,
+    `- lab: ${lab.describe}; Linux server on ${lab.serverIp}, understudy on VIP ${lab.vip} (TUN offloads ${f.has('no-offload') ? 'off' : 'on, the default'})`,
     `- plan: bulk ${plan.bulkSeconds} s x ${plan.bulkReps}, ${plan.rrCount} round-trips after ${plan.rrWarmup} warm-up, connections ${plan.cpsSeconds} s per mode`,
     '',
     markdownTable(rows),
@@ -254,11 +255,25 @@ function onSignal(signal: NodeJS.Signals): void {
     });
 }
 
-/** Packets per TUN wake-up: the figure that decides how much per-packet cost is amortised. */
+/** Packets per TUN wake-up and how much the offloads merged: what amortises the per-packet cost. */
 function batchSummary(statsLine: string): string {
+  interface TunStatsLine {
+    rxPackets: number;
+    rxBatches: number;
+    txPackets: number;
+    txDropped: number;
+    txGso?: number;
+    txGsoSegments?: number;
+    rxGso?: number;
+  }
   try {
-    const t = (JSON.parse(statsLine) as { stats: { tun: { rxPackets: number; rxBatches: number; txPackets: number; txDropped: number } } }).stats.tun;
-    return `TUN: ${t.rxPackets} packets read in ${t.rxBatches} wake-ups (${(t.rxPackets / Math.max(1, t.rxBatches)).toFixed(1)} per wake-up), ${t.txPackets} written, ${t.txDropped} dropped on write`;
+    const t = (JSON.parse(statsLine) as { stats: { tun: TunStatsLine } }).stats.tun;
+    const perWake = (t.rxPackets / Math.max(1, t.rxBatches)).toFixed(1);
+    const gso =
+      t.txGso === undefined
+        ? ''
+        : `; offloads: ${t.txGso} GSO writes carrying ${t.txGsoSegments ?? 0} segments, ${t.rxGso ?? 0} super-segments read`;
+    return `TUN: ${t.rxPackets} packets read in ${t.rxBatches} wake-ups (${perWake} per wake-up), ${t.txPackets} segments written, ${t.txDropped} dropped on write${gso}`;
   } catch {
     return '';
   }
@@ -306,7 +321,14 @@ async function main(): Promise<number> {
           lab.serverNs,
           tsNode(
             'bench/servers/understudy-server.ts',
-            ['--vip', lab.vip, '--tun', 'usbench0', ...(lab.lanIface === undefined ? [] : ['--lan', lab.lanIface])],
+            [
+              '--vip',
+              lab.vip,
+              '--tun',
+              'usbench0',
+              ...(lab.lanIface === undefined ? [] : ['--lan', lab.lanIface]),
+              ...(f.has('no-offload') ? ['--no-offload'] : []),
+            ],
             profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.resolve(profileDir)}`],
           ),
         ),

@@ -4,7 +4,7 @@
 // route is in place and the ports listen; on SIGTERM prints link statistics and exits.
 //
 // Usage: understudy-server.ts --vip 198.18.0.100 [--lan eth0] [--tun usbench0] [--mtu 1500]
-//          [--services source:5001,sink:5002,echo:5003] [--loss 2 --reorder 5 --seed 7]
+//          [--services source:5001,sink:5002,echo:5003] [--loss 2 --reorder 5 --seed 7] [--no-offload]
 // With --lan the VIP is answered by proxy ARP on that interface, as the CLI node does.
 
 import { createStack } from '../../src/stack/stack.js';
@@ -38,7 +38,8 @@ const services = strFlag(f, 'services', `source:${SOURCE_PORT},sink:${SINK_PORT}
 
 if (ipv4FromString(vip) === undefined) throw new Error(`bad --vip ${vip}`);
 
-const tun = await openTun({ name: tunName, mtu });
+// Offloads (virtio-net header, TSO/checksum) are the device's default; --no-offload measures without.
+const tun = await openTun({ name: tunName, mtu, offload: !f.has('no-offload') });
 const faulty = lossPct > 0 || reorderPct > 0;
 const fault = faulty
   ? new FaultLink(tun, {
@@ -60,7 +61,9 @@ for (const s of services) {
 // The route and ARP go in last, so no SYN reaches the stack before the listeners exist.
 await addRoute(vip, tun.name);
 if (lan !== undefined) await enableProxyArp(vip, lan);
-process.stdout.write(`${JSON.stringify({ ready: true, server: 'understudy', vip, tun: tun.name, mtu, faulty, services })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ ready: true, server: 'understudy', vip, tun: tun.name, mtu, offload: tun.offload !== undefined, faulty, services })}\n`,
+);
 
 const stop = (): void => {
   const stats: Record<string, unknown> = { tun: tun.stats };
