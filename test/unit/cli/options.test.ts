@@ -44,6 +44,7 @@ describe('option validators', () => {
   it('turns service spec errors into argument errors', () => {
     expect(parseService('echo')).toEqual({ kind: 'echo' });
     expect(() => parseService('gopher')).toThrow(InvalidArgumentError);
-    expect(() => parseService('proxy:1.2.3.4:80')).toThrow(/not yet supported/);
+    expect(parseService('proxy:1.2.3.4:80')).toEqual({ kind: 'proxy', host: '1.2.3.4', port: 80 });
+    expect(() => parseService('proxy:1.2.3.4')).toThrow(/^Proxy: "1\.2\.3\.4" is not <host>:<port>/);
   });
 });

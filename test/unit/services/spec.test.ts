@@ -14,6 +14,8 @@ describe('service specs', () => {
     expect(readServiceSpec('echo')).toEqual({ kind: 'echo' });
     expect(readServiceSpec('discard')).toEqual({ kind: 'discard' });
     expect(readServiceSpec(`http-static:${dir}`)).toEqual({ kind: 'http-static', dir });
+    expect(readServiceSpec('proxy:127.0.0.1:8080')).toEqual({ kind: 'proxy', host: '127.0.0.1', port: 8080 });
+    expect(readServiceSpec(`module:${file}`)).toEqual({ kind: 'module', path: file });
   });
 
   it('builds services with their names', async () => {
@@ -25,15 +27,15 @@ describe('service specs', () => {
   });
 
   it.each([
-    ['nope', /unknown service "nope"/],
+    ['nope', /unknown service "nope" \(expected one of: echo, discard, http-static:<dir>, proxy:<host>:<port>, module:<path>\)/],
     ['', /unknown service ""/],
     ['echo:1', /takes no argument/],
     ['http-static', /needs a directory/],
     ['http-static:', /needs a directory/],
     ['http-static:/definitely/not/here', /does not exist/],
     [`http-static:${file}`, /is not a directory/],
-    ['proxy:127.0.0.1:80', /"proxy:" is not yet supported/],
-    ['module:./x.js', /"module:" is not yet supported/],
+    ['proxy:127.0.0.1', /is not <host>:<port>/],
+    ['module:./definitely/not/here.mjs', /module: file ".*" does not exist/],
   ])('rejects %j', (spec, message) => {
     expect(() => readServiceSpec(spec)).toThrow(ServiceSpecError);
     expect(() => readServiceSpec(spec)).toThrow(message);
