@@ -111,6 +111,12 @@ export class MemoryLan {
     if (p !== undefined) p.cut = true;
   }
 
+  /** The cable is back (a hung node resumes, or a partition heals). */
+  reconnect(name: string): void {
+    const p = this.nodes.get(name);
+    if (p !== undefined) p.cut = false;
+  }
+
   /** Sees every packet put on the wire, with the name of its sender. */
   watch(w: LanWatcher): void {
     this.watchers.push(w);

@@ -21,13 +21,16 @@ export interface OutputGateStats {
   passed: number;
   /** Packets released without an acknowledgement because protection was dropped. */
   releasedUnprotected: number;
+  /** Packets dropped because a higher epoch fenced this node. */
+  fenced: number;
 }
 
 export class OutputGate implements Link {
-  readonly gateStats: OutputGateStats = { held: 0, passed: 0, releasedUnprotected: 0 };
+  readonly gateStats: OutputGateStats = { held: 0, passed: 0, releasedUnprotected: 0, fenced: 0 };
   private queue: Held[] = [];
   private gating = false;
   private inputMuted = false;
+  private fenced = false;
   private stopListening: () => void;
 
   /**
@@ -76,7 +79,7 @@ export class OutputGate implements Link {
   /** On: packets wait for their LSN. Off (no backup): they pass, and whatever waits goes now. */
   setGating(on: boolean): void {
     this.gating = on;
-    if (on) return;
+    if (on || this.fenced) return;
     const q = this.queue;
     this.queue = [];
     for (const h of q) {
@@ -92,6 +95,10 @@ export class OutputGate implements Link {
   send(packets: readonly Uint8Array[], opts?: SendOptions): void {
     this.beforeSend();
     if (packets.length === 0) return;
+    if (this.fenced) {
+      this.gateStats.fenced += packets.length;
+      return;
+    }
     const lsn = this.log.lastLsn;
     if (!this.gating || (this.queue.length === 0 && lsn <= this.log.ackedLsn)) {
       this.gateStats.passed += packets.length;
@@ -110,6 +117,20 @@ export class OutputGate implements Link {
   }
 
   /**
+   * Fencing (ARCHITECTURE.md 5.4): a node that learns of a higher epoch stops speaking for the
+   * VIP at once. Everything held or sent from now on is dropped, and nothing received goes up.
+   */
+  fence(): void {
+    this.fenced = true;
+    this.inputMuted = true;
+    this.queue = [];
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  /**
    * Stops handing received packets to the stack (a planned handover: the connections must stop
    * moving so that the log can drain). The senders retransmit what is dropped here.
    */
@@ -124,6 +145,7 @@ export class OutputGate implements Link {
   }
 
   private release(acked: Lsn): void {
+    if (this.fenced) return;
     const q = this.queue;
     let n = 0;
     while (n < q.length && q[n]!.lsn <= acked) n++;

@@ -71,3 +71,30 @@ describe('OutputGate on a fresh log', () => {
     expect(() => gate.setLog(new ReplicationLog())).toThrow(/cannot change logs/);
   });
 });
+
+describe('OutputGate fencing', () => {
+  it('drops what it holds and everything after, and hands nothing received up', () => {
+    const log = new ReplicationLog();
+    log.attach(() => undefined, 0);
+    const link = fakeLink();
+    let handler: ((p: Uint8Array[]) => void) | null = null;
+    link.onReceive = (h) => {
+      handler = h;
+    };
+    const gate = new OutputGate(link, log);
+    const received: number[] = [];
+    gate.onReceive((ps) => ps.forEach((p) => received.push(p[0]!)));
+    gate.setGating(true);
+    log.append(rec);
+    gate.send([pkt(1)]);
+    gate.fence();
+    log.flush();
+    log.onAck(1);
+    gate.send([pkt(2)]);
+    gate.setGating(false);
+    handler!([pkt(9)]);
+    expect(link.sent).toEqual([]);
+    expect(received).toEqual([]);
+    expect(gate.gateStats.fenced).toBe(1);
+  });
+});
