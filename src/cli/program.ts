@@ -3,6 +3,7 @@
 // register themselves here.
 
 import { Command, CommanderError } from 'commander';
+import { registerDemoCommand } from './demo-command.js';
 import { registerFaultCommand } from './fault-command.js';
 import { registerNodeCommand } from './node-command.js';
 import { registerStatusCommand } from './status-command.js';
@@ -39,6 +40,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerNodeCommand(program, ctx);
   registerStatusCommand(program, ctx);
   registerFaultCommand(program, ctx);
+  registerDemoCommand(program, ctx);
   // Subcommands (and theirs: `fault loss`) inherit neither exitOverride nor output settings.
   const configure = (parent: Command): void => {
     for (const cmd of parent.commands) {

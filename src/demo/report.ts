@@ -19,6 +19,8 @@ export interface DemoOutcome {
   /** When the primary was SIGKILLed (ms since the epoch) and how far the download was then. */
   killedAtMs: number | undefined;
   killedAtBytes?: number;
+  /** Default SIGKILL; the rehearsal freezes the primary with SIGSTOP instead. */
+  killSignal?: string;
   stallMs: number | undefined;
   takeoverSteps: readonly LogEvent[];
   files: readonly string[];
@@ -56,7 +58,7 @@ export function formatReport(o: DemoOutcome): string {
   for (const l of o.rstLines ?? []) lines.push(`      ${l}`);
   if (o.killedAtMs !== undefined) {
     const at = o.killedAtBytes === undefined ? '' : ` at ${fmtMiB(o.killedAtBytes)} (${Math.round((100 * o.killedAtBytes) / o.sizeBytes)}%)`;
-    row('primary killed', `SIGKILL${at}, ${new Date(o.killedAtMs).toISOString().slice(11, 23)} UTC`);
+    row('primary killed', `${o.killSignal ?? 'SIGKILL'}${at}, ${new Date(o.killedAtMs).toISOString().slice(11, 23)} UTC`);
   }
   row('stall', o.stallMs === undefined ? 'not measured (no data on both sides of the kill in the capture)' : `${Math.round(o.stallMs)} ms (last new byte before the kill to first new byte after, on the client)`);
   if (o.takeoverSteps.length === 0) row('takeover steps', 'none logged (no `takeover.*` events in the nodes\' logs)');

@@ -20,6 +20,8 @@ export interface TimelineInput {
   /** Client to server: the cumulative ACK number, in capture order. */
   acks?: readonly TimelinePoint[];
   killedMs?: number;
+  /** Default "primary killed". */
+  killedLabel?: string;
   takeoverMs?: number;
   /** Last data before the kill to the first new data after it. */
   stall?: { fromMs: number; toMs: number };
@@ -198,7 +200,7 @@ export function renderTimelineSvg(input: TimelineInput): string {
       `<text id="${id}-label" x="${round1(x + dx)}" y="${s.top + 18 + row * 18}" ${FONT} font-size="13" font-weight="bold" text-anchor="${anchor}" fill="${color}">${esc(label)}</text>`,
     );
   };
-  if (input.killedMs !== undefined) marker('marker-killed', input.killedMs, COLORS.killed, 'primary killed', 0, 'end');
+  if (input.killedMs !== undefined) marker('marker-killed', input.killedMs, COLORS.killed, input.killedLabel ?? 'primary killed', 0, 'end');
   if (input.takeoverMs !== undefined) {
     const after = input.killedMs === undefined ? '' : ` (+${Math.round(input.takeoverMs - input.killedMs)} ms)`;
     marker('marker-takeover', input.takeoverMs, COLORS.takeover, `backup took over${after}`, 1, 'start');

@@ -112,6 +112,11 @@ describe('timeline SVG', () => {
     expect(svg).toMatch(/id="stall-label"[^>]*>stall 400 ms</);
   });
 
+  it('labels the kill marker as told (the rehearsal freezes the primary instead)', () => {
+    const svg = renderTimelineSvg({ ...base(), killedLabel: 'primary frozen' });
+    expect(svg).toMatch(/id="marker-killed-label"[^>]*>primary frozen</);
+  });
+
   it('leaves out markers and band that were not given', () => {
     const { killedMs: _k, takeoverMs: _t, stall: _s, ...rest } = base();
     const svg = renderTimelineSvg(rest);
