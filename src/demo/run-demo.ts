@@ -98,7 +98,17 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
   // operator wants the evidence, not two copies of random bytes.
   const work = mkdtempSync(path.join(tmpdir(), 'understudy-demo-'));
   const removeWork = (): void => rmSync(work, { recursive: true, force: true });
-  if (!opts.keep) process.once('exit', removeWork);
+  // Ctrl-C must not leave 2 x --size MiB in /tmp: remove the work directory and exit. The lab
+  // removes itself on 'exit' (scripts/lab/lab.ts), which process.exit still runs.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    removeWork();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  if (!opts.keep) {
+    process.once('exit', removeWork);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
 
   let lab: Lab | undefined;
   try {
@@ -290,7 +300,10 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     writeFileSync(path.join(outDir, 'report.txt'), report);
     io.stdout(report);
     if (opts.keep) {
-      io.stdout(`kept: lab ${l.id} (remove with: npx tsx scripts/lab.ts down ${l.id}), files in ${work}\n`);
+      io.stdout(
+        `kept: lab ${l.id} with its nodes (e.g. understudy status --control ${control.backup}); ` +
+          `remove with: npx tsx scripts/lab.ts down ${l.id} && rm -r ${work}\n`,
+      );
     }
     return demoExitCode(outcome);
   } catch (e) {
@@ -302,6 +315,8 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       await lab?.destroy();
       removeWork();
       process.off('exit', removeWork);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
   }
 }
