@@ -1,9 +1,11 @@
-// A Linux TUN device as a Link. Packets are read and written as raw IPv4 (IFF_TUN | IFF_NO_PI).
+// A Linux TUN device as a Link. Packets are read and written as raw IPv4 (IFF_TUN | IFF_NO_PI),
+// behind a virtio-net header when offloads are on (below).
 //
 // Event-loop integration: one asynchronous poll() on the libuv thread pool waits until the tun fd
 // (or a wake-up eventfd, used by close) is readable; the main thread then drains the fd with
 // synchronous non-blocking read()s until EAGAIN and hands the whole batch to the handler in one
-// turn, then re-arms the poll. Writes are synchronous non-blocking write()s, one per packet.
+// turn, then re-arms the poll. Writes are synchronous non-blocking write()s, one per packet (or
+// super-packet).
 //
 // Measured with bench/tun-bench.ts (Python UDP flood from the client namespace at the VIP,
 // 64-byte payloads, 3 s runs, on the shared 2-core machine under a load average of 1-6):
