@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab } from '../../scripts/lab.js';
 import { controlRequest } from '../control/client.js';
-import { analyzeCapture, parseNodeLog, takeoverMoment, takeoverSteps } from './analysis.js';
+import { analyzeCapture, parseNodeLog, takeoverMoment, takeoverSteps, type LogEvent } from './analysis.js';
 import { flagString, readPcapFile } from './pcap.js';
 import { demoExitCode, formatReport, type DemoOutcome } from './report.js';
 import { renderTimelineSvg } from './timeline.js';
@@ -158,12 +158,14 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     if (!opts.rehearsal) {
       progress('starting the backup');
       const backup = startNode('backup');
+      // A backup holds no route and may log no `node.ready`: its control socket answering will do.
       await waitForStatus(control.backup, backup, logs.backup, 'backup', () => true, 30_000);
     }
     progress('starting the primary');
     const primary = startNode('primary');
     if (opts.rehearsal) {
-      await waitForStatus(control.primary, primary, logs.primary, 'primary', () => true, 30_000);
+      // The control socket answers before the VIP is routed; a lone node logs when it is.
+      await waitForStatus(control.primary, primary, logs.primary, 'primary', (_s, log) => log.some((e) => e.event === 'node.ready'), 30_000);
       progress('rehearsal: the primary runs alone, nothing will take over');
     } else {
       await waitForStatus(control.primary, primary, logs.primary, 'primary', (s) => s['protected'] === true, 45_000);
@@ -307,7 +309,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     }
     return demoExitCode(outcome);
   } catch (e) {
-    io.stderr(`understudy: demo failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    io.stderr(`understudy: demo failed: ${e instanceof Error ? e.message : String(e)} (nodes' logs in ${outDir})\n`);
     return 1;
   } finally {
     if (!opts.keep) {
@@ -357,7 +359,7 @@ async function waitForStatus(
   child: ChildProcess,
   logFile: string,
   role: string,
-  ready: (status: Record<string, unknown>) => boolean,
+  ready: (status: Record<string, unknown>, log: LogEvent[]) => boolean,
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -368,9 +370,7 @@ async function waitForStatus(
     }
     try {
       const s = (await controlRequest(control, 'status', {}, 2000)) as Record<string, unknown>;
-      // The control socket answers before the VIP is routed; the log says when it is.
-      const routed = parseNodeLog(readText(logFile), role).some((e) => e.event === 'node.ready');
-      if (ready(s) && routed) return;
+      if (ready(s, parseNodeLog(readText(logFile), role))) return;
       last = `role ${String(s['role'])}, protected ${String(s['protected'])} (${String(s['protectedReason'])})`;
     } catch (e) {
       last = e instanceof Error ? e.message : String(e);
