@@ -2,6 +2,7 @@
 // exports (which shape is a connection handler, which a request listener, what is refused and
 // with which message), including modules that can only be loaded asynchronously.
 
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
@@ -187,5 +188,13 @@ describe('modules that load asynchronously (top-level await)', () => {
     } finally {
       await lo.close();
     }
+  });
+
+  it('by default makes a failed asynchronous load an uncaught error, which the node treats as fatal', () => {
+    const file = moduleFile(`await null; export default 1;`);
+    const script = `import { createModuleService } from './src/services/module-service.ts'; createModuleService(${JSON.stringify(file)}); setTimeout(() => {}, 5000);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`ModuleLoadError: module:${file}: exports no handler`);
   });
 });
