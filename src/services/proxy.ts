@@ -52,6 +52,9 @@ export function createProxyService(target: ProxyTarget, options: ProxyOptions = 
     name: `proxy:${where}`,
     onConnection(client: ServiceSocket): void {
       if (!connections.add(client)) return;
+      // Reset by the client before it was handed over: its 'close' has passed, and a backend
+      // connection opened now would never be torn down with it.
+      if (client.destroyed) return;
       // The client's FIN only means it has finished sending (e.g. `nc -N`, or a request followed
       // by shutdown(SHUT_WR)); the backend's reply must still reach it, so our side stays open
       // until the backend ends too. Set on the socket itself because the listener that accepted
