@@ -68,7 +68,7 @@ export function registerNodeCommand(program: Command, ctx: CommandContext): void
     .option('--config <path>', 'read options from a YAML or JSON file (command-line options override it)')
     .option('--vip <ipv4>', 'virtual IPv4 address to serve (required)', parseIpv4)
     .option('--port <n>', 'TCP port to listen on (1-65535, required)', parsePort)
-    .option('--service <spec>', 'echo | discard | http-static:<dir> (required)', parseService)
+    .option('--service <spec>', 'echo | discard | http-static:<dir> | proxy:<host:port> | module:<path> (required)', parseService)
     .option('--tun <name>', `TUN device name (%d: kernel picks a number; default ${DEFAULT_TUN_NAME})`, parseTunName)
     .option('--lan <iface>', 'answer ARP for the VIP on this LAN interface (proxy ARP + gratuitous ARP)', parseInterfaceName)
     .option('--mtu <n>', 'TUN MTU (576-65535, default 1500)', parseMtu)
