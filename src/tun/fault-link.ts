@@ -4,8 +4,30 @@
 // direction, so the same seed and the same packet sequence give the same faults.
 //
 // Stages, in order: partition, loss, corruption, duplication, reordering, delay.
+//
+// Offloads pass through: the wrapper shows the wrapped link's `offload`, forwards the send option
+// `tcpChecksumPartial` and the receive option `offload`, and hands ReceiveInfo's per-packet
+// "checksum valid" flags up. While a direction has no faults set and nothing held back, batches
+// and their options go straight through, at no cost per packet (the CLI node always runs behind
+// this wrapper, so its TSO and checksum offloads depend on that). Once faults are on, each packet
+// carries its flag (partial checksum out, checksum valid in) through the stages, so duplicates,
+// reordered and delayed packets keep theirs, and a batch whose packets end up with different flags
+// is handed on in runs of equal flags. Corruption is the exception, because a flag would hide it:
+// - in: a corrupted packet loses "checksum valid", so the host verifies it and drops it (one whose
+//   field held only a partial checksum fails that check too: it is dropped either way);
+// - out: a packet whose TCP checksum is partial gets its full checksum first, then the flipped
+//   byte, and is sent without `tcpChecksumPartial`; otherwise the kernel would checksum the
+//   corrupted bytes (or the tun would merge the packet into a super-packet with a fresh checksum
+//   field) and the client would accept them.
+//
+// Known coarseness: what the wrapped link hands up as one packet is one packet here, including the
+// TCP super-segments (up to 64 KiB, dozens of MTU-sized segments) a tun with receive offload
+// delivers. Loss or corruption of such a packet takes out the whole run of segments at once, a
+// burst a real network dropping single frames would rarely produce; percentages are per packet
+// handed up, not per wire segment. Outgoing packets are not affected: they reach this wrapper as
+// single segments and are merged only by the tun below it.
 
-import { copyPacket, emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from './link.js';
+import { copyPacket, emptyLinkStats, type Link, type LinkOffload, type LinkStats, type ReceiveHandler, type ReceiveInfo, type ReceiveOptions, type SendOptions } from './link.js';
 import { createPrng, type Prng } from './prng.js';
 
 export type FaultDirection = 'in' | 'out';
@@ -73,19 +95,32 @@ function validate(s: FaultSettings): void {
   }
 }
 
-interface Held {
+/**
+ * A packet in the pipeline with its link flag: for 'out', its TCP checksum is partial (it came
+ * with `tcpChecksumPartial`); for 'in', the wrapped link vouched for its checksum.
+ */
+interface Flagged {
   packet: Uint8Array;
+  flag: boolean;
+}
+
+interface Held extends Flagged {
   remaining: number;
 }
 
-interface Timed {
+interface Timed extends Flagged {
   at: number;
-  packet: Uint8Array;
+}
+
+/** Whether settings leave every packet alone, so a pipe holding nothing may be bypassed. */
+function leavesPacketsAlone(s: FaultSettings): boolean {
+  return !s.partition && s.lossPct === 0 && s.corruptPct === 0 && s.duplicatePct === 0 && s.reorderPct === 0 && s.delayMs === 0 && s.jitterMs === 0;
 }
 
 /** One direction's fault pipeline; `emit` receives what survives, in batches. */
 class FaultPipe {
-  settings: FaultSettings = noFaults();
+  private current: FaultSettings = noFaults();
+  private passive = true;
   readonly counters: FaultCounters = zeroCounters();
   private held: Held[] = [];
   private holdTimer: NodeJS.Timeout | undefined;
@@ -94,16 +129,34 @@ class FaultPipe {
   private delayTimerAt = Infinity;
 
   constructor(
+    private readonly direction: FaultDirection,
     private readonly rng: Prng,
-    private readonly emit: (batch: Uint8Array[]) => void,
+    private readonly emit: (batch: Flagged[]) => void,
   ) {}
 
-  /** Runs a batch through the stages; returns how many packets were dropped. */
-  push(batch: readonly Uint8Array[]): number {
+  get settings(): FaultSettings {
+    return this.current;
+  }
+
+  set settings(s: FaultSettings) {
+    this.current = s;
+    this.passive = leavesPacketsAlone(s);
+  }
+
+  /** No faults set and nothing held or delayed: a batch may bypass the stages unchanged. */
+  get idle(): boolean {
+    return this.passive && this.held.length === 0 && this.delayed.length === 0;
+  }
+
+  /**
+   * Runs a batch through the stages; returns how many packets were dropped. `flags[i] !== 0` marks
+   * packets[i] (see Flagged); `allFlagged` marks every packet (a send with tcpChecksumPartial).
+   */
+  push(batch: readonly Uint8Array[], flags: Uint8Array | undefined, allFlagged = false): number {
     const s = this.settings;
-    const out: Uint8Array[] = [];
+    const out: Flagged[] = [];
     let dropped = 0;
-    for (const original of batch) {
+    for (let k = 0; k < batch.length; k++) {
       if (s.partition) {
         this.counters.partitioned++;
         dropped++;
@@ -114,34 +167,39 @@ class FaultPipe {
         dropped++;
         continue;
       }
-      let p = original;
+      let p = batch[k]!;
+      let flag = allFlagged || (flags !== undefined && flags[k] !== 0);
       if (p.length > 0 && this.rng.chance(s.corruptPct)) {
         p = copyPacket(p); // never scribble on the caller's buffer
+        // A corrupted packet must never travel with a flag that vouches for its checksum, nor
+        // leave its checksum to the kernel, which would compute it over the flipped byte.
+        if (flag && this.direction === 'out') completeTcpChecksum(p);
+        flag = false;
         p[this.rng.int(p.length)] ^= 1 + this.rng.int(255);
         this.counters.corrupted++;
       }
       const copies = this.rng.chance(s.duplicatePct) ? 2 : 1;
       if (copies === 2) this.counters.duplicated++;
-      for (let i = 0; i < copies; i++) this.reorderStage(p, out);
+      for (let i = 0; i < copies; i++) this.reorderStage({ packet: p, flag }, out);
     }
     if (out.length > 0) this.delayStage(out);
     return dropped;
   }
 
-  private reorderStage(p: Uint8Array, out: Uint8Array[]): void {
+  private reorderStage(f: Flagged, out: Flagged[]): void {
     const s = this.settings;
     if (this.rng.chance(s.reorderPct)) {
       this.counters.reordered++;
-      this.held.push({ packet: p, remaining: s.reorderDistance });
+      this.held.push({ packet: f.packet, flag: f.flag, remaining: s.reorderDistance });
       this.armHoldTimer();
       return;
     }
-    out.push(p);
+    out.push(f);
     if (this.held.length === 0) return;
     // Each packet that passes brings every held packet one step closer to release.
     const still: Held[] = [];
     for (const h of this.held) {
-      if (--h.remaining <= 0) out.push(h.packet);
+      if (--h.remaining <= 0) out.push(h);
       else still.push(h);
     }
     this.held = still;
@@ -152,7 +210,7 @@ class FaultPipe {
     if (this.holdTimer !== undefined) return;
     this.holdTimer = setTimeout(() => {
       this.holdTimer = undefined;
-      const release = this.held.map((h) => h.packet);
+      const release: Flagged[] = this.held;
       this.held = [];
       if (release.length > 0) this.delayStage(release);
     }, this.settings.reorderMaxHoldMs);
@@ -163,7 +221,7 @@ class FaultPipe {
     this.holdTimer = undefined;
   }
 
-  private delayStage(batch: Uint8Array[]): void {
+  private delayStage(batch: Flagged[]): void {
     const s = this.settings;
     if (s.delayMs <= 0 && s.jitterMs <= 0 && this.delayed.length === 0) {
       this.counters.passed += batch.length;
@@ -171,13 +229,13 @@ class FaultPipe {
       return;
     }
     const now = performance.now();
-    for (const p of batch) {
+    for (const f of batch) {
       const jitter = s.jitterMs > 0 ? (this.rng.float() * 2 - 1) * s.jitterMs : 0;
       const at = now + Math.max(0, s.delayMs + jitter);
       // Insert keeping the queue sorted by release time; equal times keep arrival order.
       let i = this.delayed.length;
       while (i > 0 && this.delayed[i - 1]!.at > at) i--;
-      this.delayed.splice(i, 0, { at, packet: p });
+      this.delayed.splice(i, 0, { at, packet: f.packet, flag: f.flag });
       this.counters.delayed++;
     }
     this.armDelayTimer();
@@ -200,7 +258,7 @@ class FaultPipe {
     const now = performance.now() + 1;
     let n = 0;
     while (n < this.delayed.length && this.delayed[n]!.at <= now) n++;
-    const release = this.delayed.splice(0, n).map((t) => t.packet);
+    const release: Flagged[] = this.delayed.splice(0, n);
     this.armDelayTimer();
     if (release.length > 0) {
       this.counters.passed += release.length;
@@ -223,7 +281,7 @@ class FaultPipe {
   /** Sends held-back packets now (used when reordering is switched off). */
   flushHeld(): void {
     this.clearHoldTimer();
-    const release = this.held.map((h) => h.packet);
+    const release: Flagged[] = this.held;
     this.held = [];
     if (release.length > 0) this.delayStage(release);
   }
@@ -240,6 +298,8 @@ export class FaultLink implements Link {
   readonly stats: LinkStats = emptyLinkStats();
   readonly seed: number;
   private handler: ReceiveHandler | undefined;
+  /** The receive options the wrapped link was subscribed with; undefined before the first. */
+  private subscribedOffload: boolean | undefined;
   private readonly pipes: Record<FaultDirection, FaultPipe>;
   private closed = false;
 
@@ -249,8 +309,8 @@ export class FaultLink implements Link {
   ) {
     this.seed = (opts.seed ?? 1) >>> 0;
     this.pipes = {
-      out: new FaultPipe(createPrng(this.seed), (batch) => this.deliverOut(batch)),
-      in: new FaultPipe(createPrng(this.seed ^ 0x5bd1e995), (batch) => this.deliverIn(batch)),
+      out: new FaultPipe('out', createPrng(this.seed), (batch) => this.deliverOutFlagged(batch)),
+      in: new FaultPipe('in', createPrng(this.seed ^ 0x5bd1e995), (batch) => this.deliverInFlagged(batch)),
     };
     if (opts.in) this.setFaults('in', opts.in);
     if (opts.out) this.setFaults('out', opts.out);
@@ -258,6 +318,11 @@ export class FaultLink implements Link {
 
   get mtu(): number {
     return this.inner.mtu;
+  }
+
+  /** The wrapped link's transmit offloads: send options are passed on to it. */
+  get offload(): LinkOffload | undefined {
+    return this.inner.offload;
   }
 
   /** Replaces one direction's settings; fields left out take their no-fault values. */
@@ -282,25 +347,29 @@ export class FaultLink implements Link {
     return { in: { ...this.pipes.in.counters }, out: { ...this.pipes.out.counters } };
   }
 
-  send(packets: readonly Uint8Array[]): void {
+  send(packets: readonly Uint8Array[], opts?: SendOptions): void {
     if (this.closed) {
       this.stats.txDropped += packets.length;
       return;
     }
-    this.stats.txDropped += this.pipes.out.push(packets);
+    const pipe = this.pipes.out;
+    if (pipe.idle) {
+      pipe.counters.passed += packets.length;
+      this.deliverOut(packets, opts);
+      return;
+    }
+    this.stats.txDropped += pipe.push(packets, undefined, opts?.tcpChecksumPartial === true);
   }
 
-  onReceive(handler: ReceiveHandler): void {
-    const first = this.handler === undefined;
+  onReceive(handler: ReceiveHandler, opts?: ReceiveOptions): void {
     this.handler = handler;
-    // Subscribe only now, so the wrapped link keeps its own behaviour before anyone listens (the
-    // memory link holds packets, the tun device leaves them in the kernel).
-    if (first && !this.closed) {
-      this.inner.onReceive((batch) => {
-        if (this.closed) return;
-        this.stats.rxDropped += this.pipes.in.push(batch);
-      });
-    }
+    const offload = opts?.offload === true;
+    // Subscribe only once someone listens, so the wrapped link keeps its own behaviour until then
+    // (the memory link holds packets, the tun device leaves them in the kernel); again only when
+    // the handler changes what it takes, since that switches the tun's receive offloads.
+    if (this.closed || this.subscribedOffload === offload) return;
+    this.subscribedOffload = offload;
+    this.inner.onReceive((batch, info) => this.onInnerBatch(batch, info), offload ? { offload: true } : undefined);
   }
 
   close(): void {
@@ -312,14 +381,52 @@ export class FaultLink implements Link {
     this.inner.close();
   }
 
-  private deliverOut(batch: Uint8Array[]): void {
+  private onInnerBatch(batch: Uint8Array[], info: ReceiveInfo | undefined): void {
+    if (this.closed) return;
+    const pipe = this.pipes.in;
+    if (pipe.idle) {
+      pipe.counters.passed += batch.length;
+      this.deliverIn(batch, info);
+      return;
+    }
+    this.stats.rxDropped += pipe.push(batch, info?.checksumValid);
+  }
+
+  private deliverOut(batch: readonly Uint8Array[], opts: SendOptions | undefined): void {
     if (this.closed) return;
     this.stats.txPackets += batch.length;
     for (const p of batch) this.stats.txBytes += p.length;
-    this.inner.send(batch);
+    this.inner.send(batch, opts);
   }
 
-  private deliverIn(batch: Uint8Array[]): void {
+  /** Sends what left the pipeline, one send() per run of packets with the same checksum form. */
+  private deliverOutFlagged(batch: Flagged[]): void {
+    const partial: SendOptions = { tcpChecksumPartial: true };
+    let start = 0;
+    while (start < batch.length) {
+      const flag = batch[start]!.flag;
+      let end = start + 1;
+      while (end < batch.length && batch[end]!.flag === flag) end++;
+      this.deliverOut(
+        batch.slice(start, end).map((f) => f.packet),
+        flag ? partial : undefined,
+      );
+      start = end;
+    }
+  }
+
+  private deliverInFlagged(batch: Flagged[]): void {
+    const packets = batch.map((f) => f.packet);
+    if (!batch.some((f) => f.flag)) {
+      this.deliverIn(packets, undefined);
+      return;
+    }
+    const checksumValid = new Uint8Array(batch.length);
+    batch.forEach((f, i) => (checksumValid[i] = f.flag ? 1 : 0));
+    this.deliverIn(packets, { checksumValid });
+  }
+
+  private deliverIn(batch: Uint8Array[], info: ReceiveInfo | undefined): void {
     const handler = this.handler;
     if (this.closed || handler === undefined) {
       this.stats.rxDropped += batch.length;
@@ -328,8 +435,29 @@ export class FaultLink implements Link {
     this.stats.rxBatches++;
     this.stats.rxPackets += batch.length;
     for (const p of batch) this.stats.rxBytes += p.length;
-    handler(batch);
+    if (info === undefined) handler(batch);
+    else handler(batch, info);
   }
+}
+
+/**
+ * Turns the partial TCP checksum of an unfragmented TCP/IPv4 packet (its field holding the folded
+ * pseudo-header sum, SendOptions.tcpChecksumPartial) into the full one, as the kernel would
+ * (skb_checksum_help: the sum from the TCP header to the end, field included, folded and
+ * complemented). Other packets carry no partial checksum and are left alone.
+ */
+export function completeTcpChecksum(p: Uint8Array): void {
+  const ihl = (p[0]! & 0x0f) * 4;
+  if (p.length < 20 || p[0]! >> 4 !== 4 || ihl < 20 || p[9] !== 6) return;
+  if ((p[6]! & 0x3f) !== 0 || p[7] !== 0 || p.length < ihl + 20) return;
+  let sum = 0;
+  const end = p.length - ((p.length - ihl) & 1);
+  for (let i = ihl; i < end; i += 2) sum += (p[i]! << 8) | p[i + 1]!;
+  if (end < p.length) sum += p[end]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  const ck = ~sum & 0xffff;
+  p[ihl + 16] = ck >>> 8;
+  p[ihl + 17] = ck & 0xff;
 }
 
 const SPEC_KEYS: Record<string, keyof FaultSettings> = {
