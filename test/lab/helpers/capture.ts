@@ -18,19 +18,79 @@ export interface CaptureOptions {
 }
 
 export interface CaptureResult {
-  /** Packets in the capture file that match the filter. */
+  /**
+   * Packets in the capture file that match the filter; with RST_FILTER, the RSTs that count (not
+   * those answering a segment that arrived after its connection had closed both ways).
+   */
   packets: number;
   /** Their one-line summaries (first 50), for failure messages. */
   lines: string[];
+  /** RSTs sent after both FINs of their connection had crossed the wire (see classifyRsts). */
+  afterClose: string[];
 }
 
-export const RST_FILTER = 'tcp[tcpflags] & tcp-rst != 0';
+/** RSTs, and the FINs that tell a RST answering a stale segment from one that kills a connection. */
+export const RST_FILTER = 'tcp[tcpflags] & (tcp-rst|tcp-fin) != 0';
+
+interface SummaryLine {
+  line: string;
+  /** Unordered endpoints, so both directions of a connection share it. */
+  conn: string;
+  /** Direction: "src>dst". */
+  dir: string;
+  rst: boolean;
+  fin: boolean;
+}
+
+function parseSummary(line: string): SummaryLine | undefined {
+  const m = /^\S+ IP (\S+) > (\S+): Flags \[([^\]]*)\]/.exec(line);
+  if (m === null) return undefined;
+  const src = m[1]!;
+  const dst = m[2]!.replace(/:$/, '');
+  const flags = m[3]!;
+  return {
+    line,
+    conn: [src, dst].sort().join(' '),
+    dir: `${src}>${dst}`,
+    rst: flags.includes('R'),
+    fin: flags.includes('F'),
+  };
+}
+
+/**
+ * Splits RSTs into those that count and those sent after their connection had closed in both
+ * directions. A delayed or reordered segment (the fault links hold packets back on purpose) can
+ * reach a node after the connection is gone, and RFC 9293 3.10.7.1 then calls for a RST; the
+ * client has by then received every byte and the server's FIN, so it cannot notice anything.
+ */
+export function classifyRsts(lines: readonly string[]): { counted: string[]; afterClose: string[] } {
+  const finDirs = new Map<string, Set<string>>();
+  const counted: string[] = [];
+  const afterClose: string[] = [];
+  for (const line of lines) {
+    const p = parseSummary(line);
+    if (p === undefined) {
+      counted.push(line);
+      continue;
+    }
+    if (p.fin) {
+      let dirs = finDirs.get(p.conn);
+      if (dirs === undefined) finDirs.set(p.conn, (dirs = new Set()));
+      dirs.add(p.dir);
+    }
+    if (!p.rst) continue;
+    if ((finDirs.get(p.conn)?.size ?? 0) >= 2) afterClose.push(line);
+    else counted.push(line);
+  }
+  return { counted, afterClose };
+}
 
 export class Capture {
   private constructor(
     private readonly proc: Service,
     readonly file: string,
     private readonly dir: string,
+    private readonly filter: string,
   ) {}
 
   static async start(opts: CaptureOptions): Promise<Capture> {
@@ -50,7 +110,7 @@ export class Capture {
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
-    return new Capture(proc, file, dir);
+    return new Capture(proc, file, dir, opts.filter);
   }
 
   /** Stops tcpdump once it has written everything the kernel matched, and reads the file back. */
@@ -60,8 +120,10 @@ export class Capture {
     const r = await run(['tcpdump', '-n', '-tt', '-r', this.file], { timeoutMs: 30_000 });
     // An empty capture file still has a header; tcpdump reads it fine and prints nothing.
     if (r.code !== 0) throw new Error(`tcpdump -r ${this.file} failed (${r.code}): ${r.stderr.trim()}`);
-    const lines = r.stdout.split('\n').filter((l) => l.trim() !== '');
-    return { packets: lines.length, lines: lines.slice(0, 50) };
+    const all = r.stdout.split('\n').filter((l) => l.trim() !== '');
+    if (this.filter !== RST_FILTER) return { packets: all.length, lines: all.slice(0, 50), afterClose: [] };
+    const { counted, afterClose } = classifyRsts(all);
+    return { packets: counted.length, lines: counted.slice(0, 50), afterClose };
   }
 
   /**
@@ -95,7 +157,8 @@ export class Capture {
 
 /** A failure message listing the RSTs a capture saw. */
 export function describeRsts(step: string, r: CaptureResult): string {
-  return `${step}: the client's interface saw ${r.packets} RST segment(s):\n${r.lines.join('\n')}`;
+  const extra = r.afterClose.length > 0 ? `\n(and ${r.afterClose.length} after their connection closed)` : '';
+  return `${step}: the client's interface saw ${r.packets} RST segment(s):\n${r.lines.join('\n')}${extra}`;
 }
 
 function sleep(ms: number): Promise<void> {
