@@ -89,6 +89,15 @@ export interface TcpConfig {
   tolerateMissingTimestamps?: boolean;
   /** Silently drop segments with both SYN and FIN set (FreeBSD net.inet.tcp.drop_synfin). */
   dropSynFin?: boolean;
+  /**
+   * RACK-TLP loss detection (RFC 8985) on connections that negotiated SACK. Undefined means on;
+   * false keeps RFC 6675's DupThresh rule alone (what FreeBSD's default stack does).
+   */
+  rack?: boolean;
+  /** Floor of the tail loss probe timeout (RFC 8985 7.2); undefined means 2 ms (Linux). */
+  tlpMinUs?: Micros;
+  /** RFC 8985 7.2 WCDelAckT, added to the PTO when one segment is in flight; undefined means 200 ms. */
+  tlpDelAckUs?: Micros;
   /** Send no TCP options at all, not even MSS (FreeBSD's TCP_NOOPT socket option). */
   noOptions?: boolean;
   /**

@@ -60,5 +60,7 @@ export function freebsdProfileConfig(): TcpConfig {
     optionLayout: 'freebsd',
     resendFinWithAck: true,
     timeWaitReuse: false,
+    // FreeBSD's default stack detects loss by DupThresh alone (RACK is the separate tcp_rack stack).
+    rack: false,
   };
 }

@@ -7,6 +7,7 @@ import { TCP_FIN, TCP_SYN, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { retransmitAt, sendNew, sendRst } from './sender.js';
 import { armRetransmit } from './timers.js';
+import { nextLostRange, rackEnabled, rackOf, rackOnAck, rackOnTimeout, rackPipe } from './rack.js';
 
 /**
  * Send-side processing of an acceptable ACK (RFC 9293 3.10.7.4 fifth step, RFC 5961 5.2).
@@ -44,6 +45,8 @@ export function processAck(c: Connection, seg: TcpSegment): boolean {
     // RFC 5681 section 2's duplicate ACK; a zero window's probe answers are not (persist).
     onDupAck(c);
   }
+  // RFC 8985 6.2: RACK runs on every ACK, after the scoreboard and SND.UNA are updated.
+  if (v.sackEnabled) rackOnAck(c, seg);
   acceptWindowFromPeer(c, seg, false);
   return true;
 }
@@ -156,6 +159,7 @@ export function onRetransmitTimeout(c: Connection): void {
     return;
   }
   c.rto.backoff();
+  rackOnTimeout(c);
   c.cc.onRetransmitTimeout(c.now, seqDiff(v.sndMax, v.sndUna));
   v.inRecovery = false;
   v.dupAcks = 0;
@@ -189,6 +193,10 @@ function flushAfterTimeout(c: Connection): void {
 
 /** RFC 6675 section 5, step (C): send while cwnd - pipe >= 1 SMSS, retransmitting lost data first. */
 export function sackRecoverySend(c: Connection): void {
+  if (rackEnabled(c)) {
+    rackRecoverySend(c);
+    return;
+  }
   const v = c.v;
   const mss = c.sendMss;
   for (let guard = 0; guard < 1000; guard++) {
@@ -201,6 +209,29 @@ export function sackRecoverySend(c: Connection): void {
     const n = retransmitAt(c, s, Math.max(1, seqDiff(end, s)));
     if (n === 0) return;
     const sent = seqAdd(s, n);
+    if (seqGt(sent, v.highRxt)) v.highRxt = sent;
+  }
+}
+
+/**
+ * RFC 6675 section 5 step (C) with RACK's loss marks (RFC 8985 section 6.2: segments marked lost
+ * are retransmitted "as allowed by the congestion control"): "cwnd - pipe >= 1 SMSS" decides,
+ * NextSeg rule (1) becomes "the lowest segment marked lost", which includes a retransmission RACK
+ * found lost again, below HighRxt. Rule (2), new data, is sendNew's; rule (3)'s rescue
+ * retransmission is left to the tail loss probe.
+ */
+function rackRecoverySend(c: Connection): void {
+  const v = c.v;
+  const mss = c.sendMss;
+  const r = rackOf(c);
+  for (let guard = 0; guard < 1000; guard++) {
+    if (!r.fastRetransmitPending && c.cc.cwnd - rackPipe(c) < mss) return;
+    r.fastRetransmitPending = false;
+    const x = nextLostRange(c);
+    if (x === null) return;
+    const n = retransmitAt(c, x.start, Math.min(seqDiff(x.end, x.start), c.maxSeg));
+    if (n === 0) return;
+    const sent = seqAdd(x.start, n);
     if (seqGt(sent, v.highRxt)) v.highRxt = sent;
   }
 }

@@ -8,6 +8,7 @@ import { tcpOptionsLength } from '../wire/tcp.js';
 import type { Connection } from './connection.js';
 import { receiveWindowField, sackBlocksPending, sackBlocksToSend } from './receiver.js';
 import { sackRecoverySend } from './recovery.js';
+import { armTlp, rackEnabled, rackHasLost, rackOnSent, rackPipe } from './rack.js';
 import { armRetransmit } from './timers.js';
 
 const EMPTY = new Uint8Array(0);
@@ -57,6 +58,9 @@ export function sendSegment(c: Connection, seq: SeqNum, flags: number, payload: 
   v.segsSinceAck = 0;
   v.delAckDeadline = null;
   if (payload.length > 0) v.lastSendAt = c.now;
+  // RACK's per-segment transmission times (RFC 8985 6.1), sequence space only.
+  const len = payload.length + (flags & TCP_FIN ? 1 : 0);
+  if (len > 0 && v.sackEnabled) rackOnSent(c, seq, len);
 }
 
 /** An ACK now, outside the output loop (challenge ACKs, duplicate-segment ACKs). */
@@ -122,7 +126,9 @@ export function flush(c: Connection): void {
   }
   const sending = s === 'ESTABLISHED' || s === 'CLOSE-WAIT' || s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK';
   if (sending) {
-    if (v.inRecovery && v.sackEnabled) sackRecoverySend(c);
+    // RACK may have marked segments lost outside recovery too: after a timeout, retransmissions
+    // that were lost again (RFC 8985 6.3).
+    if (v.sackEnabled && (v.inRecovery || rackHasLost(c))) sackRecoverySend(c);
     sendNew(c);
   }
   if (v.ackNow) {
@@ -137,6 +143,7 @@ export function flush(c: Connection): void {
     if (v.rtxDeadline === null) armRetransmit(c);
   }
   armPersistIfNeeded(c);
+  if (v.sackEnabled) armTlp(c);
 }
 
 /** New data (or data again after a timeout rewound SND.NXT) and the FIN. */
@@ -157,7 +164,7 @@ export function sendNew(c: Connection): void {
       const wnd = Math.min(v.sndWnd, v.inRecovery && v.sackEnabled ? Number.MAX_SAFE_INTEGER : c.cc.cwnd + limited);
       let usable = seqDiff(seqAdd(v.sndUna, wnd), v.sndNxt);
       if (v.inRecovery && v.sackEnabled) {
-        const pipe = c.scoreboard.pipe(v.sndUna, v.sndMax, v.highRxt, c.sendMss);
+        const pipe = rackEnabled(c) ? rackPipe(c) : c.scoreboard.pipe(v.sndUna, v.sndMax, v.highRxt, c.sendMss);
         usable = Math.min(usable, c.cc.cwnd - pipe);
       }
       const len = Math.min(avail, maxSeg, usable);
@@ -203,6 +210,28 @@ export function sendNew(c: Connection): void {
     }
     return;
   }
+}
+
+/**
+ * The tail loss probe's new segment (RFC 8985 7.3): "If a previously unsent segment exists AND
+ * the receive window allows new data to be sent: Send that segment" -- one, whatever cwnd says.
+ * Returns the sequence space sent; 0 when there is no such segment.
+ */
+export function sendOneNewSegment(c: Connection): number {
+  const v = c.v;
+  if (v.sndNxt !== v.sndMax) return 0;
+  const avail = seqDiff(c.sndBufEnd, v.sndNxt);
+  const room = seqDiff(seqAdd(v.sndUna, v.sndWnd), v.sndNxt);
+  const len = Math.min(avail, dataRoom(c), room);
+  if (len <= 0) return 0;
+  let flags = 0;
+  if (len === avail) flags |= TCP_PSH;
+  if (finSeq(c) !== null && len === avail) flags |= TCP_FIN;
+  const seq = v.sndNxt;
+  sendSegment(c, seq, flags, c.sndBuf.slice(seqDiff(seq, c.sndDataStart), len));
+  const n = len + (flags & TCP_FIN ? 1 : 0);
+  v.sndNxt = v.sndMax = seqAdd(seq, n);
+  return n;
 }
 
 /**

@@ -82,6 +82,10 @@ export interface TcbVars {
   persistDeadline: Micros | null;
   keepaliveDeadline: Micros | null;
   timeWaitDeadline: Micros | null;
+  /** RACK reorder timer (RFC 8985 6.3); absent or null when not armed. See rack.ts. */
+  rackDeadline?: Micros | null;
+  /** Tail loss probe timer, the PTO (RFC 8985 7.2); absent or null when not armed. */
+  tlpDeadline?: Micros | null;
   /** Consecutive retransmission timeouts (SYN or data) without progress. */
   rtxCount: number;
   persistBackoff: number;

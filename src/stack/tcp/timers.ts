@@ -6,10 +6,14 @@ import type { Connection } from './connection.js';
 import type { TcbVars } from './state.js';
 import { sendSyn, sendSynAck } from './handshake.js';
 import { onRetransmitTimeout } from './recovery.js';
-import { sendAckNow, sendKeepaliveProbe, sendRst, sendWindowProbe } from './sender.js';
+import { onRackTimer, onTlpTimer } from './rack.js';
+import { retransmitAt, sendAckNow, sendKeepaliveProbe, sendOneNewSegment, sendRst, sendWindowProbe } from './sender.js';
 
 export function nextDeadlineOf(v: TcbVars): Micros | null {
-  return earlier(earlier(earlier(v.rtxDeadline, v.delAckDeadline), earlier(v.persistDeadline, v.keepaliveDeadline)), v.timeWaitDeadline);
+  const base = earlier(earlier(earlier(v.rtxDeadline, v.delAckDeadline), earlier(v.persistDeadline, v.keepaliveDeadline)), v.timeWaitDeadline);
+  // The RACK timers only matter while data can be outstanding.
+  if (v.state === 'CLOSED' || v.state === 'TIME-WAIT') return base;
+  return earlier(base, earlier(v.rackDeadline ?? null, v.tlpDeadline ?? null));
 }
 
 function earlier(a: Micros | null, b: Micros | null): Micros | null {
@@ -41,6 +45,8 @@ export function enterTimeWait(c: Connection): void {
   const v = c.v;
   v.state = 'TIME-WAIT';
   v.rtxDeadline = v.persistDeadline = v.keepaliveDeadline = null;
+  if (v.rackDeadline != null) v.rackDeadline = null;
+  if (v.tlpDeadline != null) v.tlpDeadline = null;
   v.timeWaitDeadline = c.now + c.cfg.timeWaitUs;
 }
 
@@ -67,6 +73,12 @@ export function runTimers(c: Connection): void {
     if (v.state === 'SYN-SENT' || v.state === 'SYN-RECEIVED') handshakeTimeout(c);
     else onRetransmitTimeout(c);
     if (v.state === 'CLOSED') return;
+  }
+  if (v.rackDeadline != null && now >= v.rackDeadline) onRackTimer(c);
+  if (v.tlpDeadline != null && now >= v.tlpDeadline) {
+    // RFC 8985 7.3: "the sender MUST re-arm the RTO timer, not the PTO timer, if the FlightSize
+    // is not zero".
+    if (onTlpTimer(c, sendOneNewSegment, retransmitAt)) armRetransmit(c);
   }
   if (v.persistDeadline !== null && now >= v.persistDeadline) {
     sendWindowProbe(c);
