@@ -3,7 +3,7 @@
 // --replication, --peer, --key-file) slot in beside these with their own validators.
 
 import { existsSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ServiceSpec } from '../services/spec.js';
 import { ConfigFileError, readConfigFile, type NodeFileConfig } from './config-file.js';
 import { defaultControlPath } from './control-path.js';
@@ -14,6 +14,7 @@ import {
   parseInterfaceName,
   parseIpv4,
   parseLogFormat,
+  parseMillis,
   parseLogLevel,
   parseMtu,
   parsePort,
@@ -37,6 +38,22 @@ export interface NodeCommandOptions {
   /** Default /run/understudy/<tun name>.sock. */
   control?: string | undefined;
   metrics?: HostPort | undefined;
+  /** Replication (ARCHITECTURE.md 5): all of role, replication, peer and key file, or none. */
+  role?: 'primary' | 'backup' | undefined;
+  replication?: HostPort | undefined;
+  peer?: HostPort | undefined;
+  keyFile?: string | undefined;
+  heartbeat?: number | undefined;
+  deadAfter?: number | undefined;
+  onTakeover?: string | undefined;
+}
+
+export const DEFAULT_HEARTBEAT_MS = 50;
+export const DEFAULT_DEAD_AFTER_MS = 300;
+
+function parseRole(text: string): 'primary' | 'backup' {
+  if (text !== 'primary' && text !== 'backup') throw new InvalidArgumentError('Expected primary or backup.');
+  return text;
 }
 
 export const DEFAULT_TUN_NAME = 'understudy%d';
@@ -75,7 +92,14 @@ export function registerNodeCommand(program: Command, ctx: CommandContext): void
     .option('--control <path>', 'control socket (default /run/understudy/<tun name>.sock)')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics', parseHostPort)
     .addOption(new Option('--log-level <level>', 'debug | info | warn | error (default info)').argParser(parseLogLevel))
-    .addOption(new Option('--log-format <format>', 'json (structured, default) | pretty (one readable line)').argParser(parseLogFormat));
+    .addOption(new Option('--log-format <format>', 'json (structured, default) | pretty (one readable line)').argParser(parseLogFormat))
+    .addOption(new Option('--role <role>', 'replication role: primary | backup (with --replication, --peer, --key-file)').argParser(parseRole))
+    .option('--replication <host:port>', "this node's replication address (the primary listens here; LAN heartbeats arrive on its UDP port)", parseHostPort)
+    .option('--peer <host:port>', "the other node's replication address (the backup dials it)", parseHostPort)
+    .option('--key-file <path>', 'shared replication key (at least 32 bytes, e.g. `openssl rand -hex 32`)')
+    .option('--heartbeat <ms>', `heartbeat interval (default ${DEFAULT_HEARTBEAT_MS})`, parseMillis(5, 10_000))
+    .option('--dead-after <ms>', `silence on every path after which the backup takes over (default ${DEFAULT_DEAD_AFTER_MS})`, parseMillis(20, 60_000))
+    .option('--on-takeover <cmd>', 'shell command run at takeover (routed setups), with UNDERSTUDY_VIP and UNDERSTUDY_EPOCH set');
   cmd.action(async (raw: RawNodeOptions) => {
     ctx.exitCode = await runNodeCommand(mergeNodeOptions(raw), ctx);
   });
@@ -109,6 +133,36 @@ export function mergeNodeOptions(raw: RawNodeOptions, readFile: (path: string) =
 
 export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandContext, deps?: NodeDeps): Promise<number> {
   if (opts.lan !== undefined && !interfaceExists(opts.lan)) throw new UsageError(`--lan: no network interface named "${opts.lan}"`);
+  const replicationGiven = [opts.role, opts.replication, opts.peer, opts.keyFile].filter((v) => v !== undefined).length;
+  if (replicationGiven > 0 && replicationGiven < 4) throw new UsageError('replication needs all of --role, --replication, --peer and --key-file');
+  for (const [v, flag] of [[opts.heartbeat, '--heartbeat'], [opts.deadAfter, '--dead-after'], [opts.onTakeover, '--on-takeover']] as const) {
+    if (v !== undefined && replicationGiven === 0) throw new UsageError(`${flag} needs --role (replication)`);
+  }
+  const heartbeatMs = opts.heartbeat ?? DEFAULT_HEARTBEAT_MS;
+  const deadAfterMs = opts.deadAfter ?? DEFAULT_DEAD_AFTER_MS;
+  if (replicationGiven > 0 && deadAfterMs < 2 * heartbeatMs) throw new UsageError(`--dead-after (${deadAfterMs} ms) must be at least twice --heartbeat (${heartbeatMs} ms)`);
+  let replication: NodeConfig['replication'];
+  if (replicationGiven === 4) {
+    const { loadKeyFile } = await import('../replication/auth.js');
+    let key;
+    try {
+      key = await loadKeyFile(opts.keyFile as string);
+    } catch (err) {
+      ctx.io.stderr(`understudy: ${err instanceof Error ? err.message : String(err)}\n`);
+      return EXIT_FAILURE;
+    }
+    replication = {
+      role: opts.role as 'primary' | 'backup',
+      listen: opts.replication as HostPort,
+      peer: opts.peer as HostPort,
+      key,
+      heartbeatMs,
+      deadAfterMs,
+      lan: opts.lan,
+      onTakeover: opts.onTakeover,
+      vip: opts.vip,
+    };
+  }
   const config: NodeConfig = {
     vip: opts.vip,
     port: opts.port,
@@ -118,6 +172,7 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
     mtu: opts.mtu,
     control: opts.control ?? ((tunName: string) => defaultControlPath(tunName)),
     metrics: opts.metrics,
+    replication,
   };
   const log = deps?.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat, write: (line) => ctx.io.stderr(line + '\n') });
   // Loaded here, not at the top, so that --help and argument errors never load the FFI layer.

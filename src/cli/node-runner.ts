@@ -19,6 +19,9 @@ import { trackConnection, type ConnectionStats } from './connection-log.js';
 import type { Logger } from './log.js';
 import { createControlHandlers, type ProcessFaults } from './node-control.js';
 import { buildStatus, type NodeView } from './node-status.js';
+import type { Stack } from '../stack/stack.js';
+import type { TcpEnv } from '../stack/tcp/api.js';
+import { ReplicatedNode, type ReplicationConfig, type VipControl } from '../replication/node/replicated-node.js';
 
 export interface NodeConfig {
   vip: string;
@@ -36,6 +39,8 @@ export interface NodeConfig {
   control?: string | ((tunName: string) => string) | undefined;
   /** Serve Prometheus metrics here. */
   metrics?: { host: string; port: number } | undefined;
+  /** Primary or backup of a replicated pair; none: a standalone node. */
+  replication?: ReplicationConfig | undefined;
 }
 
 export interface NodeTun extends Link {
@@ -68,7 +73,7 @@ export interface NodeNetwork {
 
 export interface NodeDeps {
   network: NodeNetwork;
-  createStack(opts: { link: Link; addresses: string[] }): NodeStack;
+  createStack(opts: { link: Link; addresses: string[]; wrapEnv?: (env: TcpEnv) => TcpEnv }): NodeStack;
   log: Logger;
   /** Defaults to createService; tests pass instrumented services. */
   createService?: (spec: ServiceSpec) => Service;
@@ -138,6 +143,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
   let clientLink: FaultLink | undefined;
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
+  let replicated: ReplicatedNode | undefined;
   const faultLog: FaultLogEntry[] = [];
   let startedAt = new Date();
 
@@ -168,6 +174,8 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       await inFlight;
       log.info('node.stopping', { reason, open: stats.open });
       let ok = true;
+      // First, so that no takeover starts while the node comes down.
+      if (replicated !== undefined) ok = (await step('stop replication', () => replicated?.close())) && ok;
       const s = server;
       // Only the listener: net-like close() would wait for open connections, which the service
       // tears down next.
@@ -259,6 +267,14 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
     });
     const link = new FaultLink(openTun, { seed: process.pid });
     clientLink = link;
+    // Replication sits between the stack and the fault link: its output gate holds packets until
+    // the backup has what they depend on, and its tap observes every connection the stack creates.
+    let stackLink: Link = link;
+    if (config.replication !== undefined) {
+      replicated = new ReplicatedNode(config.replication, log);
+      stackLink = replicated.wrapLink(link);
+    }
+    const rn = replicated;
     const view = (): NodeView => ({
       vip: config.vip,
       port: config.port,
@@ -273,6 +289,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       deviceStats: openTun.stats,
       connections: stats,
       faultLog,
+      replication: replicated === undefined ? undefined : () => (replicated as ReplicatedNode).status(),
     });
     if (config.control !== undefined) {
       const path = typeof config.control === 'string' ? config.control : config.control(tunName);
@@ -294,7 +311,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
     }
     await stillStarting();
     try {
-      stack = deps.createStack({ link, addresses: [config.vip] });
+      stack = deps.createStack({ link: stackLink, addresses: [config.vip], ...(rn === undefined ? {} : { wrapEnv: (env: TcpEnv) => rn.wrapEnv(env) }) });
       const svc = service;
       server = stack.createServer((socket) => {
         trackConnection(socket, log, stats);
@@ -305,25 +322,50 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       return fail(`cannot listen on ${config.vip}:${config.port}`, err);
     }
     server.on('error', (err: Error) => log.error('server.error', { message: err.message }));
-    // The route goes in only once the listener exists, so the first SYN finds it.
-    await stillStarting();
-    try {
-      await track(network.addRoute(config.vip, tunName).then(() => (routed = true)));
-    } catch (err) {
-      return fail(`cannot route ${config.vip} into ${tunName}`, err);
-    }
-    if (config.lan !== undefined) {
+    if (rn !== undefined) {
+      const real = stack as Partial<Stack>;
+      if (typeof real.adoptConnection !== 'function') return fail('replication needs the real stack', new Error('no adoptConnection'));
+      const vip: VipControl = {
+        addRoute: () => network.addRoute(config.vip, tunName).then(() => void (routed = true)),
+        enableProxyArp: async () => {
+          if (config.lan === undefined) return false;
+          await network.enableProxyArp(config.vip, config.lan);
+          proxyArp = true;
+          return true;
+        },
+        gratuitousArp: (count) => (config.lan === undefined ? Promise.resolve() : network.sendGratuitousArp(config.vip, config.lan, count)),
+        adopted: (socket) => trackConnection(socket, log, stats),
+      };
       await stillStarting();
       try {
-        await track(network.enableProxyArp(config.vip, config.lan).then(() => (proxyArp = true)));
+        await track(rn.start(real as Stack, service, vip));
       } catch (err) {
-        return fail(`cannot answer ARP for ${config.vip} on ${config.lan}`, err);
+        return fail('cannot start replication', err);
       }
+    }
+    // A backup holds no route and answers no ARP for the VIP until it takes over.
+    const passive = config.replication?.role === 'backup';
+    // The route goes in only once the listener exists, so the first SYN finds it.
+    await stillStarting();
+    if (!passive) {
       try {
-        await track(network.sendGratuitousArp(config.vip, config.lan, GRATUITOUS_ARP_COUNT));
+        await track(network.addRoute(config.vip, tunName).then(() => (routed = true)));
       } catch (err) {
-        // Neighbours will still learn the VIP from proxy ARP replies; only their stale entries linger.
-        log.warn('arp.gratuitous-failed', { lan: config.lan, message: errorMessage(err) });
+        return fail(`cannot route ${config.vip} into ${tunName}`, err);
+      }
+      if (config.lan !== undefined) {
+        await stillStarting();
+        try {
+          await track(network.enableProxyArp(config.vip, config.lan).then(() => (proxyArp = true)));
+        } catch (err) {
+          return fail(`cannot answer ARP for ${config.vip} on ${config.lan}`, err);
+        }
+        try {
+          await track(network.sendGratuitousArp(config.vip, config.lan, GRATUITOUS_ARP_COUNT));
+        } catch (err) {
+          // Neighbours will still learn the VIP from proxy ARP replies; only their stale entries linger.
+          log.warn('arp.gratuitous-failed', { lan: config.lan, message: errorMessage(err) });
+        }
       }
     }
     if (config.metrics !== undefined) {
@@ -337,7 +379,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       }
     }
     await stillStarting();
-    log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan, control: control?.path, metrics: metrics?.address });
+    log.info('node.ready', { vip: config.vip, port: config.port, tun: tunName, lan: config.lan, control: control?.path, metrics: metrics?.address, role: config.replication?.role ?? 'standalone' });
 
     // tunName is known from here on: the getter reads the open tun.
     return handle as RunningNode;

@@ -9,6 +9,7 @@ import type { LinkStats } from '../tun/link.js';
 import { STATUS_VERSION, type FaultLogEntry, type LinkStatus, type NodeStatus, type StatusCounters } from '../control/status.js';
 import { connectionStatuses } from './connection-info.js';
 import type { ConnectionStats } from './connection-log.js';
+import type { ReplicationStatus } from '../replication/node/replicated-node.js';
 
 export interface NodeView {
   vip: string;
@@ -26,7 +27,12 @@ export interface NodeView {
   deviceStats: LinkStats & { rxNonIpv4?: number; txErrors?: number };
   connections: Readonly<ConnectionStats>;
   faultLog: readonly FaultLogEntry[];
+  /** The replication state of a primary or backup; absent on a standalone node. */
+  replication?: (() => ReplicationStatus) | undefined;
 }
+
+/** The status with the replication section (role, epoch, peer, lag, heartbeat ages) when replicated. */
+export type ReplicatedNodeStatus = NodeStatus & { replication?: ReplicationStatus };
 
 /**
  * Host counters that count traffic or things done, not packets thrown away. Everything else the
@@ -53,11 +59,12 @@ const HOST_EVENTS = new Set([
 /** The stack's name for retransmitted segments, once it counts them. */
 const RETRANSMIT_COUNTERS = ['tcp.retransmit', 'tcp.retransmits', 'tcp.retransmitted'];
 
-export function buildStatus(view: NodeView, now: Date = new Date()): NodeStatus {
+export function buildStatus(view: NodeView, now: Date = new Date()): ReplicatedNodeStatus {
+  const r = view.replication?.();
   return {
     version: STATUS_VERSION,
-    role: 'standalone',
-    epoch: 0,
+    role: r?.role ?? 'standalone',
+    epoch: r?.epoch ?? 0,
     pid: process.pid,
     vip: view.vip,
     port: view.port,
@@ -66,14 +73,15 @@ export function buildStatus(view: NodeView, now: Date = new Date()): NodeStatus 
     lan: view.lan,
     control: view.control,
     metrics: view.metrics,
-    protected: false,
-    protectedReason: 'no backup configured',
+    protected: r?.protected ?? false,
+    protectedReason: r === undefined ? 'no backup configured' : r.protectedReason,
     startedAt: view.startedAt.toISOString(),
     uptimeMs: Math.max(0, now.getTime() - view.startedAt.getTime()),
     counters: buildCounters(view),
     links: [clientLinkStatus(view)],
     faultLog: [...view.faultLog],
     connections: view.host === undefined ? [] : connectionStatuses(view.host.connections.values()),
+    ...(r === undefined ? {} : { replication: r }),
   };
 }
 

@@ -60,4 +60,12 @@ export interface Host {
   connect(now: Micros, tuple: FourTuple, config?: Partial<TcpConfig>): TcpConnection;
   readonly connections: ReadonlyMap<string, TcpConnection>;
   readonly counters: Counters;
+  /**
+   * Files a connection built outside the listeners (a backup's promoted shadow, restored from a
+   * TCB snapshot) into the tables, as if it had always been here; returns the hosted handle whose
+   * events the host reports. Throws EADDRINUSE when its 4-tuple is taken.
+   */
+  adoptConnection?(inner: TcpConnection): TcpConnection;
+  /** The TCP settings of this host's connections (MSS bounded by the MTU). */
+  readonly tcp?: TcpConfig;
 }

@@ -15,6 +15,7 @@ import { Listener, listenerKey, type ListenerOwner } from './listener.js';
 import { closedStateReset, listenStateAckReset } from './reset.js';
 import { SynCookieJar } from './syn-cookies.js';
 import { createActiveConnection, createPassiveConnection } from './tcp/connection.js';
+import { lossCountersOf } from './tcp/rack.js';
 import type { Micros, TcpConfig, TcpConnection, TcpEvent } from './tcp/api.js';
 import { Reassembler } from './wire/fragments.js';
 import { emitIcmpError, icmpErrorPermitted, ICMP_UNREACH_PROTOCOL } from './wire/icmp.js';
@@ -122,8 +123,24 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     if (this.rxSegments > 0) out['tcp.rx'] = this.rxSegments;
     if (this.txPackets > 0) out['ip.tx'] = this.txPackets;
     for (const [k, v] of Object.entries(this.reassembler.counters)) if (v !== 0) out[k] = v;
+    // Loss recovery events, kept by each connection: the live ones plus those already removed.
+    let rto = this.retiredLoss.rto;
+    let tlp = this.retiredLoss.tlp;
+    let rackLost = this.retiredLoss.rackLost;
+    for (const c of this.byTuple.values()) {
+      const l = lossCountersOf(c instanceof HostedConnection ? c.inner : c);
+      rto += l.rto;
+      tlp += l.tlp;
+      rackLost += l.rackLost;
+    }
+    if (rto > 0) out['tcp.rto'] = rto;
+    if (tlp > 0) out['tcp.tlp'] = tlp;
+    if (rackLost > 0) out['tcp.rack-lost'] = rackLost;
     return out;
   }
+
+  /** tcp.rto, tcp.tlp and tcp.rack-lost of connections no longer in the tables. */
+  private readonly retiredLoss = { rto: 0, tlp: 0, rackLost: 0 };
 
   count(name: string): void {
     this.own[name] = (this.own[name] ?? 0) + 1;
@@ -427,6 +444,12 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
   }
 
   private remove(c: HostedConnection): void {
+    if (!c.removed) {
+      const l = lossCountersOf(c.inner);
+      this.retiredLoss.rto += l.rto;
+      this.retiredLoss.tlp += l.tlp;
+      this.retiredLoss.rackLost += l.rackLost;
+    }
     c.removed = true;
     this.unlink(c);
   }
@@ -522,6 +545,14 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     cfg.mss = Math.min(cfg.mss, this.config.mtu - IP_TCP_HEADERS);
     this.count('tcp.active-open');
     return this.register(createActiveConnection(now, full, cfg, this.config.env));
+  }
+
+  adoptConnection(inner: TcpConnection): TcpConnection {
+    const t = inner.tuple;
+    if (!this.addresses.has(t.localAddr)) throw addrInUse('EADDRNOTAVAIL', 'not a local address');
+    if (this.demux.has(demuxKey(t.localAddr, t.localPort, t.remoteAddr, t.remotePort))) throw addrInUse('EADDRINUSE', '4-tuple in use');
+    // No passive origin: it was accepted long ago (on the primary), so its events go straight up.
+    return this.register(inner);
   }
 
   /**

@@ -8,7 +8,7 @@ import type { Counters, Host, HostEvent, TcpListener } from './host-api.js';
 import { Server, type ServerContext, type ServerOptions } from './server.js';
 import { Socket, type SocketContext } from './socket.js';
 import { defaultTcpConfig } from './tcp/config.js';
-import type { TcpConfig, TcpConnection } from './tcp/api.js';
+import type { Micros, TcpConfig, TcpConnection, TcpEnv } from './tcp/api.js';
 import { ipv4FromString, ipv4ToString, type Ipv4Addr } from './wire/types.js';
 import type { Link } from '../tun/link.js';
 
@@ -35,6 +35,11 @@ export interface StackOptions {
   clock?: Clock;
   /** Random source for the TCP env (tests make it deterministic). */
   random?: () => number;
+  /**
+   * Wraps the TCP env every connection gets, e.g. replication's tap, which observes each new
+   * connection through `onConnectionCreated`.
+   */
+  wrapEnv?: (env: TcpEnv) => TcpEnv;
 }
 
 export interface ConnectOptions {
@@ -57,6 +62,17 @@ export interface Stack {
   readonly host: Host;
   /** Closes servers and sockets, sends the last packets, stops the timer and closes the link. */
   close(): Promise<void>;
+  /** The driver's clock (microseconds). */
+  now(): Micros;
+  /** The TCP settings connections of this host get (MSS already bounded by the MTU). */
+  readonly tcpConfig: TcpConfig;
+  /** The (wrapped) env connections of this host get. */
+  readonly env: TcpEnv;
+  /**
+   * Takes over a connection built outside the listeners (a promoted shadow on a backup) and
+   * returns its socket, open as if just accepted. Its pending output leaves on the next pass.
+   */
+  adoptConnection(conn: TcpConnection, opts?: { allowHalfOpen?: boolean }): Socket;
 }
 
 const DEFAULT_SYN_BACKLOG = 256;
@@ -75,13 +91,16 @@ class StackImpl implements Stack, SocketContext, ServerContext {
   private readonly log: ((event: StackLogEvent) => void) | undefined;
   private readonly link: Link;
   private closed = false;
+  readonly env: TcpEnv;
 
   constructor(opts: StackOptions) {
     this.link = opts.link;
     this.log = opts.log;
     // Linux discards SYN+FIN at a listener (tcp_rcv_state_process); no real client sends one.
     const tcp: TcpConfig = { ...defaultTcpConfig(), dropSynFin: true, ...opts.tcp };
-    const env = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond });
+    const baseEnv = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond });
+    const env = opts.wrapEnv ? opts.wrapEnv(baseEnv) : baseEnv;
+    this.env = env;
     // A link that completes TCP checksums (the TUN with virtio-net headers) saves us summing every
     // payload, and lets it merge our data segments into super-packets.
     const tcpChecksumOffload = opts.link.offload?.csum === true;
@@ -105,6 +124,23 @@ class StackImpl implements Stack, SocketContext, ServerContext {
 
   get counters(): Counters {
     return this.host.counters;
+  }
+
+  get tcpConfig(): TcpConfig {
+    return this.host.tcp ?? defaultTcpConfig();
+  }
+
+  adoptConnection(conn: TcpConnection, opts: { allowHalfOpen?: boolean } = {}): Socket {
+    if (this.closed) throw new Error('stack is closed');
+    if (this.host.adoptConnection === undefined) throw new Error('this host cannot adopt connections');
+    const hosted = this.host.adoptConnection(conn);
+    const socket = new Socket(this, hosted, { allowHalfOpen: opts.allowHalfOpen });
+    this.sockets.set(hosted, socket);
+    this.updateRef();
+    this.trackClose(socket);
+    this.log?.({ type: 'accept', local: `${socket.localAddress}:${socket.localPort}`, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.kick();
+    return socket;
   }
 
   get connectionCount(): number {

@@ -1,0 +1,561 @@
+// Replication as one `understudy node` runs it (ARCHITECTURE.md 5, docs/replication.md): the
+// composition of the building blocks in src/replication around a real stack.
+//
+// Both roles build the same plumbing before the stack exists: the PrimaryTap's env hook (every new
+// connection gets an observer) and the link chain stack -> OutputGate -> HoldLink -> client link.
+// A primary listens for its backup, logs every connection while one is attached (output commit by
+// LSN in the gate) and serves unprotected otherwise. A backup dials its primary, applies records
+// into shadows and runs the service replica on them; when the primary is silent on the channel AND
+// on the LAN for dead-after, it takes over: epoch+1, promote every shadow, attach the replica
+// sockets, take the VIP, then let the held retransmissions and window updates go. From then on it
+// is a primary itself, listening for a new backup on its own replication address.
+
+import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import type { Service } from '../../services/service.js';
+import type { Stack } from '../../stack/stack.js';
+import { realClock } from '../../stack/driver.js';
+import type { TcpEnv } from '../../stack/tcp/api.js';
+import type { Socket } from '../../stack/socket.js';
+import type { Link } from '../../tun/link.js';
+import type { ReplicationKey } from '../auth.js';
+import { type Endpoint, type PeerInfo, ReplicationChannel } from '../channel.js';
+import type { PathSilence } from '../failure-detector.js';
+import { LanHeartbeatReceiver } from '../lan-heartbeat.js';
+import type { LogRecord } from '../log-records.js';
+import type { OutputGate } from '../output-gate.js';
+import { PrimaryTap } from '../primary-tap.js';
+import { type PrimaryWatch, watchPrimary } from '../primary-watch.js';
+import { ReplicaLog, ReplicationLog } from '../replication-log.js';
+import { ServiceReplica } from '../service-replica.js';
+import { promote, ShadowTable } from '../shadow.js';
+import { HoldLink } from './hold-link.js';
+import { interfaceIpv4, LanBeacon, type LanTarget } from './lan-beacon.js';
+
+export type ReplicationRole = 'primary' | 'backup';
+
+/** The logger the CLI hands in (structurally src/cli/log.ts's Logger; replication does not import the CLI). */
+export interface ReplicationLogger {
+  debug(event: string, fields?: Readonly<Record<string, string | number | boolean | null | undefined>>): void;
+  info(event: string, fields?: Readonly<Record<string, string | number | boolean | null | undefined>>): void;
+  warn(event: string, fields?: Readonly<Record<string, string | number | boolean | null | undefined>>): void;
+  error(event: string, fields?: Readonly<Record<string, string | number | boolean | null | undefined>>): void;
+}
+
+export interface ReplicationConfig {
+  role: ReplicationRole;
+  /** Own replication address: the primary listens here (TCP), every node takes LAN heartbeats here (UDP). */
+  listen: Endpoint;
+  /** The other node's replication address: a backup dials it; its port is where LAN heartbeats go. */
+  peer: Endpoint;
+  key: ReplicationKey;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  /** The client-facing interface: LAN heartbeats go to its broadcast address. */
+  lan?: string | undefined;
+  /** Run at takeover (routed setups), with UNDERSTUDY_VIP and UNDERSTUDY_EPOCH in its environment. */
+  onTakeover?: string | undefined;
+  vip: string;
+  nodeId?: string;
+}
+
+/** What the node runner does for the takeover: the host-side steps it also undoes at stop. */
+export interface VipControl {
+  addRoute(): Promise<void>;
+  /** Resolves false when there is no LAN interface to announce on. */
+  enableProxyArp(): Promise<boolean>;
+  gratuitousArp(count: number): Promise<void>;
+  /** A promoted connection's socket, for the node's connection log and counts. */
+  adopted(socket: Socket): void;
+}
+
+export interface ReplicationStatus {
+  role: ReplicationRole;
+  epoch: number;
+  protected: boolean;
+  protectedReason: string | null;
+  fenced: boolean;
+  peer: { state: 'connected' | 'disconnected'; nodeId: string | null; address: string | null; role: string | null; epoch: number | null };
+  /** Primary: records and bytes the backup has not acknowledged. Backup: what it applied. */
+  lag: { records: number; bytes: number; lastLsn: number; ackedLsn: number; messagesInFlight: number } | null;
+  applied: { lastLsn: number; shadows: number; divergences: number } | null;
+  /** Milliseconds since the peer was last heard on the replication channel / on the LAN. */
+  heartbeatAgeMs: number | null;
+  lanHeartbeatAgeMs: number | null;
+  heartbeatMs: number;
+  deadAfterMs: number;
+  connections: { replicated: number; unreplicated: number; logged: number };
+  takeover: { at: string; ms: number; promoted: number } | null;
+  channel: { authFailures: number; protocolErrors: number; sessions: number };
+}
+
+const LOG_WINDOW = 64;
+/** Gratuitous ARP after the first: Linux neighbours may ignore updates younger than locktime (1 s). */
+const GARP_REPEATS = 5;
+const GARP_SPACING_MS = 300;
+
+export class ReplicatedNode {
+  readonly nodeId: string;
+  private role: ReplicationRole;
+  private epoch = 1;
+  private seenEpoch = 0;
+  private fenced = false;
+  private stack: Stack | null = null;
+  private service: Service | null = null;
+  private vipControl: VipControl | null = null;
+
+  // primary side
+  private log: ReplicationLog;
+  private readonly tap: PrimaryTap;
+  private gate: OutputGate | null = null;
+  private hold: HoldLink | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private beacon: LanBeacon | null = null;
+
+  // both
+  private channel: ReplicationChannel | null = null;
+  private lanReceiver: LanHeartbeatReceiver | null = null;
+  private lastChannelHeard: number | null = null;
+  private lastLanHeard: number | null = null;
+
+  // backup side
+  private replica: ReplicaLog | null = null;
+  private shadows: ShadowTable | null = null;
+  private serviceReplica: ServiceReplica | null = null;
+  private watch: PrimaryWatch | null = null;
+  private takeoverInfo: ReplicationStatus['takeover'] = null;
+  private takingOver = false;
+  private closed = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly cfg: ReplicationConfig,
+    private readonly logger: ReplicationLogger,
+  ) {
+    this.role = cfg.role;
+    this.nodeId = cfg.nodeId ?? `${hostname()}:${process.pid}`;
+    this.log = this.newLog();
+    this.tap = new PrimaryTap({
+      log: this.log,
+      // The stack's driver clock: the tap's TSval offset and heartbeat clock must be on it.
+      clock: realClock,
+      epoch: () => this.epoch,
+      say: (line) => this.logger.info('replication.protection', { detail: line }),
+    });
+  }
+
+  get currentRole(): ReplicationRole {
+    return this.role;
+  }
+
+  /** For createStack: every connection the host creates is observed by the tap. */
+  wrapEnv(env: TcpEnv): TcpEnv {
+    return this.tap.wrapEnv(env);
+  }
+
+  /** For createStack: stack -> output gate -> hold (takeover) -> the client link. */
+  wrapLink(link: Link): Link {
+    this.hold = new HoldLink(link);
+    this.gate = this.tap.wrapLink(this.hold);
+    return this.gate;
+  }
+
+  /** Starts the role once the stack and the service exist. */
+  async start(stack: Stack, service: Service, vip: VipControl): Promise<void> {
+    this.stack = stack;
+    this.service = service;
+    this.vipControl = vip;
+    await this.startLanReceiver();
+    if (this.role === 'primary') await this.startPrimary();
+    else await this.startBackup();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.stopPrimaryTimers();
+    this.watch?.stop();
+    this.lanReceiver?.close();
+    await this.channel?.close();
+  }
+
+  // ---- primary ---------------------------------------------------------------------------------
+
+  private newLog(): ReplicationLog {
+    return new ReplicationLog({ window: LOG_WINDOW, scheduleFlush: (run) => setImmediate(run) });
+  }
+
+  private async startPrimary(): Promise<void> {
+    this.role = 'primary';
+    const ch = new ReplicationChannel({
+      role: 'primary',
+      nodeId: this.nodeId,
+      key: this.cfg.key,
+      listen: this.cfg.listen,
+      epoch: () => this.epoch,
+      lastLsn: () => this.log.lastLsn,
+      heartbeatIntervalMs: this.cfg.heartbeatMs,
+      silenceTimeoutMs: this.silenceMs(),
+      log: (line) => this.logger.info('replication.channel', { detail: line }),
+    });
+    this.channel = ch;
+    ch.on('peer-up', (peer) => this.onBackupUp(peer));
+    ch.on('peer-down', ({ reason }) => this.onBackupDown(reason));
+    ch.on('ack', (lsn) => {
+      this.lastChannelHeard = Date.now();
+      const r = this.log.onAck(lsn);
+      if (!r.ok) ch.dropPeer(r.error);
+    });
+    ch.on('heartbeat', () => (this.lastChannelHeard = Date.now()));
+    ch.on('higher-epoch', (epoch, peer) => this.fence(`peer ${peer.nodeId} announced epoch ${epoch}`));
+    await ch.start();
+    this.logger.warn('replication.unprotected', { reason: 'no backup attached yet', listen: `${this.cfg.listen.host}:${this.cfg.listen.port}` });
+    // Heartbeat records carry the clock (for TSvals after a takeover) and congestion state.
+    this.heartbeatTimer = setInterval(() => {
+      if (!this.fenced) this.tap.heartbeat();
+    }, this.cfg.heartbeatMs);
+    await this.startBeacon();
+  }
+
+  private onBackupUp(peer: PeerInfo): void {
+    this.lastChannelHeard = Date.now();
+    this.seenEpoch = Math.max(this.seenEpoch, peer.epoch);
+    if (this.fenced) {
+      this.channel?.dropPeer('this node is fenced');
+      return;
+    }
+    // A fresh log per backup session: the log ran unprotected before (nothing logged), so a backup
+    // resuming elsewhere in it lacks connections; it then resets itself and dials again from 0.
+    const r = this.log.attach((b) => this.channel?.sendRecords(b), peer.lastLsn);
+    if (!r.ok) {
+      this.logger.warn('replication.backup-refused', { backup: peer.nodeId, reason: r.error });
+      this.channel?.dropPeer(r.error);
+      return;
+    }
+    this.tap.protect();
+    this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, unreplicatedEarlier: this.unreplicatedOpen() });
+  }
+
+  private onBackupDown(reason: string): void {
+    this.log.detach();
+    if (!this.tap.isProtected) return;
+    this.tap.unprotect(reason);
+    // Serve on without a backup; a backup that joins later starts from a fresh log.
+    this.log = this.newLog();
+    this.tap.setLog(this.log);
+    this.logger.warn('replication.unprotected', { reason: `backup lost: ${reason}` });
+  }
+
+  private async startBeacon(): Promise<void> {
+    const target = this.lanTarget();
+    if (target === null) {
+      this.logger.warn('replication.lan-heartbeat-off', { reason: 'no --lan interface with an IPv4 address: a cut replication link will look like a dead primary' });
+      return;
+    }
+    const b = new LanBeacon({ key: this.cfg.key, nodeId: this.nodeId, role: () => this.role, epoch: () => this.epoch, target, intervalMs: this.cfg.heartbeatMs });
+    this.beacon = b;
+    await b.start();
+    this.logger.info('replication.lan-heartbeat', { to: `${target.host}:${target.port}`, from: target.bindAddress ?? null, everyMs: this.cfg.heartbeatMs });
+  }
+
+  private lanTarget(): LanTarget | null {
+    if (this.cfg.lan === undefined) return null;
+    const ip = interfaceIpv4(this.cfg.lan);
+    if (ip === null) return null;
+    return { host: ip.broadcast, port: this.cfg.peer.port, bindAddress: ip.address, broadcast: true };
+  }
+
+  private stopPrimaryTimers(): void {
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    this.beacon?.close();
+    this.beacon = null;
+  }
+
+  /** ARCHITECTURE.md 5.4: a node that learns of a higher epoch stops speaking for the VIP at once. */
+  private fence(why: string): void {
+    if (this.fenced || this.role !== 'primary') return;
+    this.fenced = true;
+    this.gate?.fence();
+    this.stopPrimaryTimers();
+    this.logger.error('replication.fenced', { reason: why, epoch: this.epoch, note: 'another node serves the VIP now; this node sends nothing more' });
+    void this.channel?.close();
+  }
+
+  private unreplicatedOpen(): number {
+    const host = this.stack?.host;
+    if (host === undefined) return 0;
+    let n = 0;
+    for (const c of host.connections.values()) if (c.state !== 'TIME-WAIT' && c.state !== 'CLOSED') n++;
+    return Math.max(0, n - this.tap.connectionCount);
+  }
+
+  // ---- both: LAN heartbeats heard ----------------------------------------------------------------
+
+  private async startLanReceiver(): Promise<void> {
+    // Bound to every address: broadcasts arrive addressed to the subnet's broadcast address.
+    const r = new LanHeartbeatReceiver(this.cfg.key, { host: '0.0.0.0', port: this.cfg.listen.port });
+    r.on('heartbeat', (h) => {
+      if (h.nodeId === this.nodeId) return;
+      if (h.role === 'primary') {
+        this.lastLanHeard = Date.now();
+        this.seenEpoch = Math.max(this.seenEpoch, h.epoch);
+        if (this.role === 'primary' && h.epoch > this.epoch) this.fence(`primary ${h.nodeId} heard on the LAN with epoch ${h.epoch}`);
+      }
+    });
+    r.on('refused', (error, from) => this.logger.debug('replication.lan-heartbeat-refused', { from, error }));
+    try {
+      await r.start();
+      this.lanReceiver = r;
+    } catch (e) {
+      r.close();
+      throw new Error(`cannot take LAN heartbeats on udp 0.0.0.0:${this.cfg.listen.port}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  // ---- backup ----------------------------------------------------------------------------------
+
+  private silenceMs(): number {
+    return Math.max(this.cfg.deadAfterMs, 3 * this.cfg.heartbeatMs);
+  }
+
+  private freshReplica(): void {
+    for (const s of this.shadows?.all() ?? []) this.serviceReplica?.onGone(s, 'close');
+    this.shadows?.clear();
+    const service = this.service as Service;
+    const sr = new ServiceReplica(service, { say: (line) => this.logger.warn('replication.divergence', { detail: line }) });
+    this.serviceReplica = sr;
+    this.shadows = new ShadowTable(realClock, sr);
+    const shadows = this.shadows;
+    this.replica = new ReplicaLog({
+      apply: (r: LogRecord) => shadows.apply(r),
+      sendAck: (lsn) => this.channel?.sendAck(lsn),
+      scheduleAck: (run) => setImmediate(run),
+    });
+  }
+
+  private async startBackup(): Promise<void> {
+    this.freshReplica();
+    const ch = new ReplicationChannel({
+      role: 'backup',
+      nodeId: this.nodeId,
+      key: this.cfg.key,
+      connect: this.cfg.peer,
+      epoch: () => this.epoch,
+      lastLsn: () => this.replica?.lastApplied ?? 0,
+      heartbeatIntervalMs: this.cfg.heartbeatMs,
+      silenceTimeoutMs: this.silenceMs(),
+      reconnect: { initialMs: 50, maxMs: 500 },
+      log: (line) => this.logger.info('replication.channel', { detail: line }),
+    });
+    this.channel = ch;
+    ch.on('peer-up', (peer) => {
+      this.lastChannelHeard = Date.now();
+      this.seenEpoch = Math.max(this.seenEpoch, peer.epoch);
+      const replica = this.replica as ReplicaLog;
+      if (peer.lastLsn < replica.lastApplied) {
+        // The primary started a new log (it ran unprotected meanwhile): what this backup holds is
+        // of another history. Start over empty and let the channel redial from LSN 0.
+        this.logger.warn('replication.resync', { reason: `primary's log ends at LSN ${peer.lastLsn}, this backup applied ${replica.lastApplied}`, dropped: this.shadows?.size ?? 0 });
+        this.freshReplica();
+        ch.dropPeer('starting over from a fresh log');
+        return;
+      }
+      replica.resetAck();
+      this.armWatch();
+      this.logger.info('replication.attached', { primary: peer.nodeId, address: peer.address, epoch: peer.epoch, lsn: peer.lastLsn });
+    });
+    ch.on('peer-down', ({ reason }) => this.logger.warn('replication.primary-unreachable', { reason, note: 'the LAN heartbeats decide whether it is dead' }));
+    ch.on('message', (records) => {
+      this.lastChannelHeard = Date.now();
+      const r = (this.replica as ReplicaLog).receive(records);
+      if (!r.ok) {
+        this.logger.error('replication.apply-failed', { error: r.error });
+        ch.dropPeer(r.error);
+      }
+    });
+    ch.on('heartbeat', (hb) => {
+      this.lastChannelHeard = Date.now();
+      this.seenEpoch = Math.max(this.seenEpoch, hb.epoch);
+    });
+    await ch.start();
+    this.logger.info('replication.backup-ready', { peer: `${this.cfg.peer.host}:${this.cfg.peer.port}`, deadAfterMs: this.cfg.deadAfterMs, heartbeatMs: this.cfg.heartbeatMs });
+  }
+
+  /**
+   * The failure detector runs only once a primary was heard: a backup that has never been attached
+   * holds nothing to take over with, and a primary that is merely slow to start is not dead.
+   */
+  private armWatch(): void {
+    const ch = this.channel;
+    if (this.watch !== null || ch === null || this.role !== 'backup') return;
+    this.watch = watchPrimary({
+      channel: ch,
+      lan: this.lanReceiver ?? undefined,
+      deadAfterMs: this.cfg.deadAfterMs,
+      checkEveryMs: Math.max(5, Math.floor(Math.min(this.cfg.deadAfterMs, this.cfg.heartbeatMs) / 2)),
+      onDead: (silences) => void this.takeover(silences),
+    });
+    this.logger.info('replication.watching', { deadAfterMs: this.cfg.deadAfterMs, paths: this.lanReceiver === null ? 'replication' : 'replication+lan' });
+  }
+
+  /** ARCHITECTURE.md 5.4, the takeover sequence. Each step is logged as takeover.<step> with its time. */
+  private async takeover(silences: PathSilence[]): Promise<void> {
+    if (this.takingOver || this.closed) return;
+    this.takingOver = true;
+    const t0 = performance.now();
+    const at = (): number => Math.round((performance.now() - t0) * 10) / 10;
+    const silent: Record<string, number> = {};
+    for (const s of silences) silent[`${s.path}SilentMs`] = Math.round(s.silentMs);
+    this.logger.warn('takeover.detected', { ...silent, deadAfterMs: this.cfg.deadAfterMs, shadows: this.shadows?.size ?? 0, ms: 0 });
+    const stack = this.stack as Stack;
+    const vip = this.vipControl as VipControl;
+    try {
+      // Stop accepting replication input: the shadows must not move while they are promoted.
+      this.watch?.stop();
+      const ch = this.channel;
+      this.channel = null;
+      await ch?.close();
+      this.replica?.flushAck();
+      this.logger.info('takeover.replication-stopped', { lsn: this.replica?.lastApplied ?? 0, ms: at() });
+
+      this.epoch = Math.max(this.epoch, this.seenEpoch) + 1;
+      this.logger.info('takeover.epoch', { epoch: this.epoch, ms: at() });
+
+      // Hold the output: promotion queues retransmissions that must leave only once the VIP is ours.
+      this.hold?.hold();
+      const shadows = this.shadows as ShadowTable;
+      const sr = this.serviceReplica as ServiceReplica;
+      const ctx = { now: stack.now(), primaryClockUs: shadows.primaryClockNow() };
+      const promoted: { socket: Socket; id: number }[] = [];
+      let finished = 0;
+      let failed = 0;
+      for (const s of [...shadows.all()]) {
+        let conn;
+        try {
+          conn = promote(s, stack.tcpConfig, stack.env, ctx);
+        } catch (e) {
+          failed++;
+          this.logger.error('takeover.promote-failed', { conn: s.id, error: e instanceof Error ? e.message : String(e) });
+          sr.onGone(s, 'reset');
+          continue;
+        }
+        if (conn === null) {
+          finished++;
+          sr.onGone(s, 'close');
+          continue;
+        }
+        const socket = stack.adoptConnection(conn);
+        promoted.push({ socket, id: s.id });
+      }
+      this.logger.info('takeover.promoted', { connections: promoted.length, finished, failed, ms: at() });
+
+      for (const p of promoted) {
+        const r = sr.release(p.id);
+        vip.adopted(p.socket);
+        if (r !== undefined) r.attach(p.socket);
+      }
+      shadows.clear();
+      this.logger.info('takeover.attached', { sockets: promoted.length, divergences: sr.stats.divergences, ms: at() });
+
+      await vip.addRoute();
+      this.logger.info('takeover.route', { vip: this.cfg.vip, ms: at() });
+      const arp = await vip.enableProxyArp();
+      if (arp) {
+        this.logger.info('takeover.proxy-arp', { lan: this.cfg.lan ?? null, ms: at() });
+        await vip.gratuitousArp(1).catch((e: unknown) => this.logger.warn('takeover.gratuitous-arp-failed', { error: e instanceof Error ? e.message : String(e) }));
+        this.logger.info('takeover.gratuitous-arp', { count: 1, repeats: GARP_REPEATS, spacingMs: GARP_SPACING_MS, ms: at() });
+      }
+      if (this.cfg.onTakeover !== undefined) {
+        const code = await runCommand(this.cfg.onTakeover, { UNDERSTUDY_VIP: this.cfg.vip, UNDERSTUDY_EPOCH: String(this.epoch) });
+        this.logger.info('takeover.command', { command: this.cfg.onTakeover, exit: code, ms: at() });
+      }
+
+      // At once: the held retransmissions from SND.UNA and ACKs with the current window.
+      const sent = this.hold?.release() ?? 0;
+      this.logger.info('takeover.retransmit', { packets: sent, ms: at() });
+      const ms = at();
+      this.takeoverInfo = { at: new Date().toISOString(), ms, promoted: promoted.length };
+      this.logger.warn('takeover.done', { epoch: this.epoch, connections: promoted.length, ms });
+      if (arp) this.repeatGratuitousArp(vip);
+
+      // A primary now: listen for a new backup on our own replication address.
+      this.watch = null;
+      this.replica = null;
+      await this.startPrimary();
+    } catch (e) {
+      this.hold?.release();
+      this.logger.error('takeover.failed', { error: e instanceof Error ? e.message : String(e), ms: at() });
+      throw e;
+    }
+  }
+
+  private repeatGratuitousArp(vip: VipControl): void {
+    let left = GARP_REPEATS;
+    const next = (): void => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        if (this.closed || left-- <= 0) return;
+        vip.gratuitousArp(1).catch(() => undefined);
+        next();
+      }, GARP_SPACING_MS);
+      this.timers.add(t);
+    };
+    next();
+  }
+
+  // ---- status ----------------------------------------------------------------------------------
+
+  status(): ReplicationStatus {
+    const now = Date.now();
+    const peer = this.channel?.peer ?? null;
+    const primary = this.role === 'primary';
+    let protectedReason: string | null = null;
+    const isProtected = primary && this.tap.isProtected && !this.fenced;
+    if (this.fenced) protectedReason = 'fenced: a node with a higher epoch serves the VIP';
+    else if (!primary) protectedReason = 'this node is the backup';
+    else if (!this.tap.isProtected) protectedReason = peer === null ? 'no backup attached' : 'backup attached but not in step';
+    else {
+      const n = this.unreplicatedOpen();
+      if (n > 0) protectedReason = `${n} connection(s) opened before the backup attached are not replicated`;
+    }
+    const lag = primary ? this.log.lag() : null;
+    const st = this.channel?.stats;
+    return {
+      role: this.role,
+      epoch: this.epoch,
+      protected: isProtected,
+      protectedReason,
+      fenced: this.fenced,
+      peer: {
+        state: peer === null ? 'disconnected' : 'connected',
+        nodeId: peer?.nodeId ?? null,
+        address: peer?.address ?? null,
+        role: peer?.role ?? null,
+        epoch: peer?.epoch ?? null,
+      },
+      lag: lag === null ? null : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight },
+      applied:
+        this.replica === null
+          ? null
+          : { lastLsn: this.replica.lastApplied, shadows: this.shadows?.size ?? 0, divergences: this.serviceReplica?.stats.divergences ?? 0 },
+      heartbeatAgeMs: this.lastChannelHeard === null ? null : now - this.lastChannelHeard,
+      lanHeartbeatAgeMs: this.lastLanHeard === null ? null : now - this.lastLanHeard,
+      heartbeatMs: this.cfg.heartbeatMs,
+      deadAfterMs: this.cfg.deadAfterMs,
+      connections: { replicated: this.tap.stats.replicated, unreplicated: this.tap.stats.unreplicated, logged: this.tap.connectionCount },
+      takeover: this.takeoverInfo,
+      channel: { authFailures: st?.authFailures ?? 0, protocolErrors: st?.protocolErrors ?? 0, sessions: st?.sessions ?? 0 },
+    };
+  }
+}
+
+function runCommand(cmd: string, env: Record<string, string>): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', cmd], { stdio: 'ignore', env: { ...process.env, ...env } });
+    child.once('error', () => resolve(null));
+    child.once('exit', (code) => resolve(code));
+  });
+}
