@@ -9,7 +9,7 @@ import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, Tcp
 import type { SeqNum } from '../stack/wire/seq.js';
 import type { CongestionHint, ConnId, NegotiatedOptions, StreamOffset } from './log-records.js';
 import { OutputGate } from './output-gate.js';
-import type { ReplicationLog } from './replication-log.js';
+import { LogClosedError, type ReplicationLog } from './replication-log.js';
 
 export interface PrimaryTapOptions {
   log: ReplicationLog;
@@ -262,7 +262,24 @@ export class PrimaryTap {
   }
 
   private append(r: Parameters<ReplicationLog['append']>[0]): void {
-    this.log.append(r);
+    try {
+      this.log.append(r);
+    } catch (e) {
+      // The node is shutting down around us (its log closed first): events of the connections
+      // it tears down have nowhere to go, and must not throw into the stack that reports them.
+      if (!(e instanceof LogClosedError)) throw e;
+      this.stop();
+      return;
+    }
     this.stats.records++;
+  }
+
+  /** Stops observing and logging for good (the node is going away); packets pass ungated. */
+  stop(): void {
+    this.protecting = false;
+    for (const t of this.tracked.values()) t.conn.setObserver(null);
+    this.tracked.clear();
+    this.dirtyAcks.clear();
+    this.gate?.setGating(false);
   }
 }

@@ -124,8 +124,8 @@ export class ShadowTable {
   }
 
   /**
-   * An estimate of the primary's clock now that is never below its clock at any moment it could
-   * still send: its last heartbeat plus the time elapsed since here (the primary died no later).
+   * The primary's clock extrapolated to now: its last heartbeat plus the time elapsed here since
+   * it was applied. Short of the truth by that heartbeat's latency (see PromoteContext.tsMarginMs).
    */
   primaryClockNow(): number | null {
     const h = this.lastHeartbeat;
@@ -220,11 +220,23 @@ export class ShadowTable {
 export interface PromoteContext {
   /** The backup's clock. */
   now: Micros;
-  /** ShadowTable.primaryClockNow(): where the primary's TSval clock stands at most. */
+  /**
+   * ShadowTable.primaryClockNow(): the primary's clock extrapolated from its last heartbeat. It
+   * lags the truth by the heartbeat's replication latency, which `tsMarginMs` covers.
+   */
   primaryClockUs: number | null;
+  /**
+   * Added to the promoted TSvals beyond that estimate. The primary may have stamped segments after
+   * its last heartbeat left it, for as long as that heartbeat took to be applied here; a forward
+   * jump costs nothing (TSvals need only grow, RFC 7323 5.4), a backward one makes the client drop
+   * our segments (PAWS). Default 1000 ms, above any replication latency that does not already
+   * count as a dead link.
+   */
+  tsMarginMs?: number;
 }
 
 const PAWS_IDLE_US = 25 * 24 * 3600 * 1_000_000;
+const DEFAULT_TS_MARGIN_MS = 1000;
 const MS = 1000;
 const INITIAL_SSTHRESH = 0x7fffffff;
 
@@ -244,8 +256,8 @@ export function shadowState(s: Shadow): TcpState | null {
 export function promotedEnv(s: Shadow, env: TcpEnv, ctx: PromoteContext): TcpEnv {
   if (!s.options.timestamps) return env;
   const primaryMs = ctx.primaryClockUs === null ? null : Math.floor(ctx.primaryClockUs / MS);
-  // One tick of margin: the primary may have stamped a segment within the current millisecond.
-  const target = primaryMs === null ? null : (primaryMs + s.options.tsOffset + 1) >>> 0;
+  const margin = ctx.tsMarginMs ?? DEFAULT_TS_MARGIN_MS;
+  const target = primaryMs === null ? null : (primaryMs + s.options.tsOffset + margin) >>> 0;
   if (target === null) return env;
   const adj = (target - env.tsClock(ctx.now)) | 0;
   return { ...env, tsClock: (t: Micros) => (env.tsClock(t) + adj) >>> 0 };

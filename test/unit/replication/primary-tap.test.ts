@@ -125,3 +125,16 @@ describe('PrimaryTap and SYN cookies', () => {
     expect(shadows.get(1)!.rcvNxt).toBe(5021);
   });
 });
+
+describe('PrimaryTap shutdown', () => {
+  it('stops quietly when its log was closed under it, instead of throwing into the stack', () => {
+    const { log, tap } = setup(true);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    log.close();
+    expect(() => c.onSegment(2000, seg('.', 5001, 1001, { data: 10 }))).not.toThrow();
+    expect(() => c.abort(3000)).not.toThrow();
+    expect(tap.isProtected).toBe(false);
+    expect(tap.connectionCount).toBe(0);
+  });
+});
