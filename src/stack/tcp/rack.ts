@@ -38,7 +38,7 @@ export interface SentRange {
   xmitTs: Micros;
   /** RFC 8985 Segment.retransmitted. */
   retransmitted: boolean;
-  /** Marked lost (by RACK, by RFC 6675 IsLost, or by the RTO) and not yet sent again. */
+  /** Marked lost (by RACK, by RFC 6675 IsLost, or by the RTO); waits to be sent again unless rtxInFlight. */
   lost: boolean;
   /** A retransmission of it is in flight (counts in the pipe, RFC 6675 SetPipe (b)). */
   rtxInFlight: boolean;
@@ -156,7 +156,8 @@ export function rackOnSent(c: Connection, seq: SeqNum, len: number): void {
     const x = rs[i]!;
     x.xmitTs = c.now;
     x.retransmitted = true;
-    x.lost = false;
+    // A lost range stays lost: its original is gone, only the retransmission is in flight and
+    // counts in the pipe once (RFC 6675 SetPipe: IsLost is true, S1 <= HighRxt counts it once).
     x.rtxInFlight = true;
   }
   if (seqGt(end, top)) {
@@ -332,6 +333,15 @@ export function rackDetectLoss(c: Connection, r: RackState = rackOf(c)): number 
   r.counters.rackLost += lost;
   v.rackDeadline = timeout > 0 ? now + Math.ceil(timeout) : null;
   return lost;
+}
+
+/** Marks the range holding seq lost (the DupThresh fast retransmit of RFC 6675 step 4.3). */
+export function rackMarkLost(c: Connection, seq: SeqNum): void {
+  const rs = rackOf(c).ranges;
+  const x = rs[firstEndingAfter(rs, seq)];
+  if (x === undefined || x.delivered || !seqLe(x.start, seq)) return;
+  x.lost = true;
+  x.rtxInFlight = false;
 }
 
 /** True when some range is lost and waiting to be sent again below SND.NXT. */

@@ -7,7 +7,7 @@ import { TCP_FIN, TCP_SYN, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { retransmitAt, sendNew, sendRst } from './sender.js';
 import { armRetransmit } from './timers.js';
-import { nextLostRange, rackEnabled, rackOf, rackOnAck, rackOnTimeout, rackPipe } from './rack.js';
+import { nextLostRange, rackEnabled, rackMarkLost, rackOf, rackOnAck, rackOnTimeout, rackPipe } from './rack.js';
 
 /**
  * Send-side processing of an acceptable ACK (RFC 9293 3.10.7.4 fifth step, RFC 5961 5.2).
@@ -133,7 +133,9 @@ function onDupAck(c: Connection): void {
       v.recover = v.sndMax;
       v.highRxt = v.sndUna;
       c.cc.onEnterRecovery(c.now, inFlight);
-      // Fast retransmit (RFC 5681 3.2 step 2 / RFC 6675 step 4.3).
+      // Fast retransmit (RFC 5681 3.2 step 2 / RFC 6675 step 4.3). RACK learns that the segment
+      // is lost, so that its retransmission counts once in the pipe.
+      if (rackEnabled(c)) rackMarkLost(c, v.sndUna);
       const n = retransmitAt(c, v.sndUna, c.maxSeg);
       v.highRxt = seqAdd(v.sndUna, n);
       if (!v.sackEnabled) c.cc.inflate(3 * mss);
@@ -225,10 +227,14 @@ function rackRecoverySend(c: Connection): void {
   const mss = c.sendMss;
   const r = rackOf(c);
   for (let guard = 0; guard < 1000; guard++) {
-    if (!r.fastRetransmitPending && c.cc.cwnd - rackPipe(c) < mss) return;
-    r.fastRetransmitPending = false;
     const x = nextLostRange(c);
     if (x === null) return;
+    // "cwnd - pipe >= 1 SMSS", or the whole range when it is smaller: a retransmission that
+    // carried SACK blocks left the tail of a full-sized original (a few octets) behind, and that
+    // sliver must not wait for the pipe to drain a full segment's worth.
+    const room = Math.min(mss, seqDiff(x.end, x.start));
+    if (!r.fastRetransmitPending && c.cc.cwnd - rackPipe(c) < room) return;
+    r.fastRetransmitPending = false;
     const n = retransmitAt(c, x.start, Math.min(seqDiff(x.end, x.start), c.maxSeg));
     if (n === 0) return;
     const sent = seqAdd(x.start, n);

@@ -60,6 +60,16 @@ group('RACK: time-based loss detection (RFC 8985 section 6)', () => {
     expect(c.vars.sndUna).toBe(top);
   });
 
+  it('recovery entered by SACK, cwnd 5 segments: the fast retransmission counts once in the pipe, so four new segments follow it', () => {
+    const c = sackConn();
+    c.write(100 * MS, bytes(20 * SEG));
+    c.takeOutput();
+    // 0 lost, 1..9 SACKed: FlightSize 10 segments, ssthresh = cwnd = 5 (RFC 5681 equation 4).
+    const out = dataOf(ack(c, 110 * MS, at(0), [{ left: at(1), right: at(10) }]));
+    expect(c.congestionHint().cwnd).toBe(5 * SEG);
+    expect(out).toEqual([`${at(0)}:${at(1)}`, ...[10, 11, 12, 13].map((i) => `${at(i)}:${at(i + 1)}`)]);
+  });
+
   it('ESTABLISHED, one segment SACKed out of order inside the reordering window (min_RTT/4): nothing is marked lost and the hole is filled by the late original', () => {
     const c = sackConn();
     c.write(100 * MS, bytes(4 * SEG));
