@@ -62,6 +62,10 @@ describe('the operator commands against a lab node', () => {
   mkdirSync(www, { recursive: true });
   mkdirSync(out, { recursive: true });
   writeFileSync(join(www, 'blob.bin'), blob);
+  // Larger than the client kernel's receive buffer can absorb (tcp_rmem tops out near 6 MiB), so
+  // that a rate-limited curl keeps the server's SND.UNA well short of the end for many seconds.
+  const bigBlob = randomBytes(32 * 1024 * 1024);
+  writeFileSync(join(www, 'big.bin'), bigBlob);
   writeFileSync(join(www, 'index.html'), 'operator\n');
 
   afterAll(async () => {
@@ -135,7 +139,7 @@ describe('the operator commands against a lab node', () => {
 
   it('status shows a live download as a connection line, human and --json', async () => {
     const l = lab();
-    const download = l.exec('client', 'curl', ['-sS', '--max-time', '8', '--limit-rate', '300K', '-o', '/dev/null', `http://${l.addr.vip}/blob.bin`], { allowFailure: true, timeoutMs: 20_000 });
+    const download = l.exec('client', 'curl', ['-sS', '--max-time', '8', '--limit-rate', '300K', '-o', '/dev/null', `http://${l.addr.vip}/big.bin`], { allowFailure: true, timeoutMs: 20_000 });
     try {
       const conn = await poll('a connection sending data', 10_000, async () => {
         const c = clientConn(await status());
@@ -172,27 +176,31 @@ describe('the operator commands against a lab node', () => {
   it('fault loss 100 stalls a download mid-way; fault clear lets it finish byte-exact', async () => {
     const l = lab();
     const file = join(out, 'lossy.bin');
-    const download = curl(l.ns.client, [`http://${l.addr.vip}/blob.bin`], [file], 60_000, ['--limit-rate', '400K']);
+    const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [file], 60_000, ['--limit-rate', '4M']);
     const before = await poll('the download to be under way', 10_000, async () => {
       const c = clientConn(await status());
       return c !== undefined && c.sndUna.rel > 100_000 ? c : undefined;
     });
     await fault('loss', '100');
-    await sleep(1000);
-    const stalledAt = clientConn(await status());
-    await sleep(1500);
-    const s = await status();
-    const still = clientConn(s);
-    expect(still?.sndUna.rel, 'nothing is acknowledged while every packet is lost').toBe(stalledAt?.sndUna.rel);
-    expect(still!.sndUna.rel).toBeLessThan(blob.length);
-    expect(still!.sndUna.rel).toBeGreaterThanOrEqual(before.sndUna.rel);
-    expect(s.counters.drops['fault.lost']).toBeGreaterThan(0);
-    expect(s.links[0]?.faultSpec).toEqual({ in: 'loss=100', out: 'loss=100' });
-    expect(s.faultLog.at(-1)?.description).toBe('loss 100 --link client --direction both');
-    await fault('clear');
+    // Cleared whatever happens, so that a failure here does not leave the next tests without a link.
+    try {
+      await sleep(1000);
+      const stalledAt = clientConn(await status());
+      await sleep(1500);
+      const s = await status();
+      const still = clientConn(s);
+      expect(still?.sndUna.rel, 'nothing is acknowledged while every packet is lost').toBe(stalledAt?.sndUna.rel);
+      expect(still!.sndUna.rel).toBeLessThan(bigBlob.length);
+      expect(still!.sndUna.rel).toBeGreaterThanOrEqual(before.sndUna.rel);
+      expect(s.counters.drops['fault.lost']).toBeGreaterThan(0);
+      expect(s.links[0]?.faultSpec).toEqual({ in: 'loss=100', out: 'loss=100' });
+      expect(s.faultLog.at(-1)?.description).toBe('loss 100 --link client --direction both');
+    } finally {
+      await fault('clear');
+    }
     const r = await download;
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(sha256(readFileSync(file))).toBe(sha256(blob));
+    expect(sha256(readFileSync(file))).toBe(sha256(bigBlob));
     expect(output?.text()).toMatch(/ fault\.set fault="loss 100 --link client --direction both"/);
     expect(output?.text()).toMatch(/ fault\.clear /);
   }, 90_000);
