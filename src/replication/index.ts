@@ -19,3 +19,6 @@ export * from './memory-lan.js';
 export * from './memory-replication.js';
 export * from './lan-heartbeat.js';
 export * from './primary-watch.js';
+export * from './primary-node.js';
+export * from './backup-node.js';
+export * from './node-channel.js';
