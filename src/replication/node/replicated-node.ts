@@ -447,7 +447,24 @@ export class ReplicatedNode {
           sr.onGone(s, 'close');
           continue;
         }
-        const socket = stack.adoptConnection(conn);
+        const rs = sr.socketOf(s.id);
+        this.logger.debug('takeover.connection', {
+          conn: s.id,
+          state: conn.state,
+          inputEnd: s.inputEnd,
+          peerFin: s.peerFin,
+          outputEnd: s.outputEnd,
+          ourFin: s.ourFin,
+          ackedOutput: s.ackedOutput,
+          replicaWritten: rs?.bytesWritten ?? null,
+          replicaCompared: rs?.matcher.compared ?? null,
+          replicaAhead: rs?.matcher.aheadBytes ?? null,
+        });
+        // Half-open allowed: the replica socket on top carries the service's own allowHalfOpen and
+        // ends our side (through attach/_final) once the service has written everything. Left to
+        // itself, the stack socket would end as soon as the client's FIN was read, before the
+        // replica's service had echoed the bytes ahead of that FIN.
+        const socket = stack.adoptConnection(conn, { allowHalfOpen: true });
         promoted.push({ socket, id: s.id });
       }
       this.logger.info('takeover.promoted', { connections: promoted.length, finished, failed, ms: at() });
