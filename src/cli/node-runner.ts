@@ -334,6 +334,12 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
           return true;
         },
         gratuitousArp: (count) => (config.lan === undefined ? Promise.resolve() : network.sendGratuitousArp(config.vip, config.lan, count)),
+        releaseVip: async () => {
+          if (proxyArp && config.lan !== undefined) await network.disableProxyArp(config.vip, config.lan);
+          proxyArp = false;
+          if (routed) await network.removeRoute(config.vip, tunName);
+          routed = false;
+        },
         adopted: (socket) => trackConnection(socket, log, stats),
       };
       await stillStarting();

@@ -173,6 +173,54 @@ describe('failover in the lab', () => {
     }
   }, 180_000);
 
+  it('a primary frozen (SIGSTOP) is taken over; resumed, it fences itself: download intact, no RST', async () => {
+    const l = lab();
+    rmSync(www, { recursive: true, force: true });
+    await l.exec('primary', 'mkdir', ['-p', www]);
+    const size = 32 * MIB;
+    const blob = randomBytes(size);
+    writeFileSync(join(www, 'big.bin'), blob);
+    await startPair(`http-static:${www}`, PORT_HTTP);
+    await waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}/nothing`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const pid = nodes.get('primary')?.child.pid as number;
+    try {
+      const out = join(dir, 'download.bin');
+      rmSync(out, { force: true });
+      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 120_000, ['--limit-rate', String(4 * MIB)]);
+      let finished = false;
+      void download.finally(() => (finished = true));
+      await waitUntil('40% downloaded', async () => finished || (existsSync(out) && statSync(out).size >= size * 0.4), 60_000);
+      expect(finished, 'the download ended before the freeze').toBe(false);
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await waitUntil('the backup took over', async () => logOf('backup').includes('"takeover.done"'), 30_000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      // Resumed, it hears the new primary's epoch on the LAN and stops speaking for the VIP.
+      await waitUntil('the old primary fenced itself', async () => logOf('primary').includes('"replication.fenced-vip-released"'), 30_000);
+      const proxy = await l.exec('primary', 'ip', ['neigh', 'show', 'proxy']);
+      expect(proxy.stdout).not.toContain(l.addr.vip);
+      expect((await status('primary'))?.protectedReason ?? '').toMatch(/fenced/);
+      // Fencing won over "backup lost": the packets it held for the backup were dropped, not sent.
+      expect(logOf('primary')).not.toContain('backup lost');
+      const r = await download;
+      expect(r.exitCode, `curl: ${r.stderr}\n${logs()}`).toBe(0);
+      const got = readFileSync(out);
+      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('download across a frozen primary', rsts)).toBe(0);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+      await cap.dispose();
+    }
+  }, 180_000);
+
   it('20 echo connections streaming both ways survive the SIGKILL: every byte back once, in order', async () => {
     const l = lab();
     await startPair('echo', PORT_ECHO);

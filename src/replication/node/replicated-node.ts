@@ -65,6 +65,8 @@ export interface VipControl {
   /** Resolves false when there is no LAN interface to announce on. */
   enableProxyArp(): Promise<boolean>;
   gratuitousArp(count: number): Promise<void>;
+  /** Withdraws the route and proxy ARP (a fenced node). */
+  releaseVip(): Promise<void>;
   /** A promoted connection's socket, for the node's connection log and counts. */
   adopted(socket: Socket): void;
 }
@@ -240,7 +242,21 @@ export class ReplicatedNode {
 
   private onBackupDown(reason: string): void {
     this.log.detach();
-    if (!this.tap.isProtected) return;
+    if (!this.tap.isProtected || this.fenced) return;
+    // Deferred by two heartbeats: a node that was itself stalled (SIGSTOP, a long pause) finds the
+    // channel silent the moment it resumes, before it has read the LAN heartbeats of a node that
+    // took over meanwhile. Releasing the held packets first would put on the wire bytes and ACKs
+    // the new primary never had; waiting lets fencing win. A backup that is back by then resumes
+    // the same log.
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (this.fenced || this.closed || this.channel?.peer != null || !this.tap.isProtected) return;
+      this.unprotect(reason);
+    }, 2 * this.cfg.heartbeatMs);
+    this.timers.add(t);
+  }
+
+  private unprotect(reason: string): void {
     this.tap.unprotect(reason);
     // Serve on without a backup; a backup that joins later starts from a fresh log.
     this.log = this.newLog();
@@ -282,6 +298,11 @@ export class ReplicatedNode {
     this.stopPrimaryTimers();
     this.logger.error('replication.fenced', { reason: why, epoch: this.epoch, note: 'another node serves the VIP now; this node sends nothing more' });
     void this.channel?.close();
+    // Nor may it answer ARP for the VIP: a neighbour's next probe would otherwise flip back here.
+    void this.vipControl
+      ?.releaseVip()
+      .then(() => this.logger.info('replication.fenced-vip-released', { vip: this.cfg.vip }))
+      .catch((e: unknown) => this.logger.error('replication.fenced-vip-release-failed', { error: e instanceof Error ? e.message : String(e) }));
   }
 
   private unreplicatedOpen(): number {

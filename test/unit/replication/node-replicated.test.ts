@@ -106,6 +106,7 @@ describe('ReplicatedNode', () => {
         addRoute: async () => undefined,
         enableProxyArp: async () => false,
         gratuitousArp: async () => undefined,
+        releaseVip: async () => undefined,
         adopted: () => undefined,
         ...vip,
       });
