@@ -1,0 +1,285 @@
+// `npm run bench:failover`: the figures of issue 3, measured in a namespace lab with real Linux
+// clients. Not a test: nothing here asserts a time; it measures, prints and records.
+//
+// 1. Stall: N kills with the default failure detection (heartbeat 50 ms, dead-after 300 ms) and N
+//    with --heartbeat 20 --dead-after 100. Each kill: a fresh primary/backup pair (same lab), a
+//    rate-limited curl download of a random file (sizes 32-128 MiB), the primary SIGKILLed at a
+//    uniformly random 10-90% of the bytes received, and from a capture of the client's interface
+//    the longest pause in new data across the kill; curl's exit code, the SHA-256 and RSTs are
+//    checked per round. Some rounds add 1-2% loss on both nodes' client links.
+// 2. Replication cost: bulk download throughput and 64-byte request/response latency of a
+//    replicated primary against the same node unreplicated, interleaved in the same run.
+//
+// Flags: --kills N (default 20 per setting), --quick (5 kills per setting, one cost repetition),
+//        Rounds with a problem keep the client capture and both nodes' logs in
+//        $TMPDIR/understudy-fbench-evidence-<time>/ (the path is in the round's notes).
+//        --seed S (the random sizes, kill points and loss; default from the clock), --no-write
+//        (leave bench/RESULTS.md alone), --no-cost / --no-stall (one half only).
+
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createLab, type Lab } from '../scripts/lab.js';
+import { flags, numFlag } from './clients/common.js';
+import { costRun, type CostRun, type Mode } from './failover/cost.js';
+import { Nodes, type Timing } from './failover/nodes.js';
+import { killRound, type KillRound, type ServedFile } from './failover/stall.js';
+import { REPO_ROOT } from './proc.js';
+import { median } from './results.js';
+
+const MIB = 1024 * 1024;
+const argv = process.argv.slice(2);
+const f = flags(argv);
+const quick = f.has('quick');
+const kills = numFlag(f, 'kills', quick ? 5 : 20);
+const seed = numFlag(f, 'seed', Date.now() % 1_000_000);
+const costReps = quick ? 1 : 2;
+const SETTINGS: { name: string; timing: Timing; targetMs: number }[] = [
+  { name: 'defaults (heartbeat 50, dead-after 300)', timing: { heartbeatMs: 50, deadAfterMs: 300 }, targetMs: 500 },
+  { name: 'fast (heartbeat 20, dead-after 100)', timing: { heartbeatMs: 20, deadAfterMs: 100 }, targetMs: 200 },
+];
+// Every kill round downloads at this rate: the transfer lasts 1-4 s, long enough to kill it
+// part-way by bytes received, short enough for 40 rounds in a few minutes.
+const RATE = 32 * MIB;
+const SIZES_MIB = [32, 64, 96, 128];
+// One round in four has loss on the client links (1% or 2% alternately), as in the issue's test.
+const lossFor = (i: number): number => (i % 4 === 3 ? (((i - 3) / 4) % 2 === 0 ? 1 : 2) : 0);
+
+const started = Date.now();
+const loadAtStart = os.loadavg().map((v) => v.toFixed(2)).join(' ');
+function progress(msg: string): void {
+  process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
+}
+
+/** Mulberry32: a seeded generator, so a run's sizes, kill points and losses can be repeated. */
+function rng(s: number): () => number {
+  let a = s >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Nearest-rank percentile, as bench/clients/stats.ts. */
+function pct(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  return s[Math.min(s.length, Math.max(1, Math.ceil(q * s.length))) - 1]!;
+}
+
+function writeRandomFile(file: string, size: number): string {
+  const hash = createHash('sha256');
+  const fd = openSync(file, 'w');
+  try {
+    for (let left = size; left > 0; ) {
+      const chunk = randomBytes(Math.min(MIB, left));
+      hash.update(chunk);
+      writeSync(fd, chunk);
+      left -= chunk.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+function machine(): string {
+  return `nproc ${os.availableParallelism()}, ${os.cpus()[0]?.model ?? 'unknown CPU'}, Linux ${os.release()}, Node ${process.version}`;
+}
+
+const fmt = (v: number | undefined, d = 0): string => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
+
+interface SettingResult {
+  name: string;
+  timing: Timing;
+  targetMs: number;
+  rounds: KillRound[];
+  errors: string[];
+}
+
+function stallSummary(s: SettingResult): { n: number; median: number; p95: number; clean: number } {
+  const stalls = s.rounds.map((r) => r.stallMs).filter((v): v is number => v !== undefined);
+  return { n: stalls.length, median: stalls.length > 0 ? median(stalls) : Number.NaN, p95: pct(stalls, 0.95), clean: s.rounds.filter((r) => r.problems.length === 0).length };
+}
+
+function costSummary(runs: CostRun[]): Record<Mode, { mibs: number; p50: number; p99: number }> | undefined {
+  const by = (m: Mode): CostRun[] => runs.filter((r) => r.mode === m);
+  if (by('unreplicated').length === 0 || by('replicated').length === 0) return undefined;
+  const sum = (m: Mode): { mibs: number; p50: number; p99: number } => ({
+    mibs: median(by(m).flatMap((r) => r.bulkMiBs)),
+    p50: median(by(m).map((r) => r.p50Us)),
+    p99: median(by(m).map((r) => r.p99Us)),
+  });
+  return { unreplicated: sum('unreplicated'), replicated: sum('replicated') };
+}
+
+function summaryTable(settings: SettingResult[], cost: CostRun[], costError: string | undefined): string[] {
+  const lines = ['| figure | value | target | verdict |', '|---|---:|---:|---|'];
+  for (const s of settings) {
+    const st = stallSummary(s);
+    lines.push(`| stall median, ${s.name} (${st.n} kills, ${st.clean} clean) | ${fmt(st.median)} ms | < ${s.targetMs} ms | ${st.n === 0 ? 'not measured' : st.median < s.targetMs ? 'meets' : 'misses'} |`);
+    lines.push(`| stall p95, ${s.name} | ${fmt(st.p95)} ms | - | |`);
+  }
+  const c = costSummary(cost);
+  if (c !== undefined) {
+    const tr = c.replicated.mibs / c.unreplicated.mibs;
+    const added = c.replicated.p50 - c.unreplicated.p50;
+    lines.push(`| bulk download, 1 connection: replicated / unreplicated | ${fmt(c.replicated.mibs, 1)} / ${fmt(c.unreplicated.mibs, 1)} MiB/s = ${tr.toFixed(3)} | >= 0.70 | ${tr >= 0.7 ? 'meets' : 'misses'} |`);
+    lines.push(`| 64 B request/response p50: replicated / unreplicated | ${fmt(c.replicated.p50, 1)} / ${fmt(c.unreplicated.p50, 1)} us = ${(c.replicated.p50 / c.unreplicated.p50).toFixed(3)} (added ${fmt(added, 1)} us) | added < 500 us | ${added < 500 ? 'meets' : 'misses'} |`);
+    lines.push(`| 64 B request/response p99: replicated / unreplicated | ${fmt(c.replicated.p99, 1)} / ${fmt(c.unreplicated.p99, 1)} us = ${(c.replicated.p99 / c.unreplicated.p99).toFixed(3)} | - | |`);
+  } else {
+    lines.push(`| replication cost | not measured${costError === undefined ? '' : `: ${costError.split('\n')[0]!.slice(0, 200)}`} | | |`);
+  }
+  return lines;
+}
+
+function roundLines(s: SettingResult): string[] {
+  const out = [
+    `Kills, ${s.name}:`,
+    '',
+    '| # | file MiB | loss % | killed at | stall ms | kill -> resume ms | kill -> takeover.done ms | curl | SHA-256 | RSTs | notes |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|',
+  ];
+  s.rounds.forEach((r, i) => {
+    const at = r.killedAtBytes === undefined ? '-' : `${((100 * r.killedAtBytes) / r.plan.file.bytes).toFixed(0)}% (plan ${(100 * r.plan.killAt).toFixed(0)}%)`;
+    out.push(
+      `| ${i + 1} | ${r.plan.file.bytes / MIB} | ${r.plan.lossPct} | ${at} | ${fmt(r.stallMs, 1)} | ${fmt(r.killToResumeMs, 1)} | ${fmt(r.killToTakeoverMs, 1)} | ${r.curlExit ?? 'killed'} | ${r.shaOk ? 'ok' : 'DIFFERS'} | ${r.rsts} | ${r.problems.join('; ').replace(/\|/g, '/').slice(0, 600)} |`,
+    );
+  });
+  for (const e of s.errors) out.push(`| - | | | | | | | | | | round failed: ${e.replace(/\n/g, ' ').replace(/\|/g, '/').slice(0, 300)} |`);
+  return out;
+}
+
+function writeResults(settings: SettingResult[], cost: CostRun[], costError: string | undefined): void {
+  const file = path.join(REPO_ROOT, 'bench', 'RESULTS.md');
+  const previous = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n';
+  // The new section goes above the newest existing one, below the file's header (which bench/run.ts
+  // owns and rewrites).
+  const at = previous.indexOf('\n## ');
+  const head = at < 0 ? `${previous.trimEnd()}\n` : previous.slice(0, at + 1);
+  const older = at < 0 ? '' : previous.slice(at + 1);
+  const section = [
+    `## ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} failover${quick ? ' (quick)' : ''}`,
+    '',
+    `- command: \`npm run bench:failover${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\` (bench/failover.ts), seed ${seed}`,
+    `- machine: ${machine()}; load average at start ${loadAtStart}, at end ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} (other work on the machine shows up as noise)`,
+    `- lab: scripts/lab.ts, client, primary and backup namespaces on a bridge (veth, MTU 1500) plus a primary-backup replication veth; \`understudy node\` on VIP 198.18.0.100`,
+    `- stall: ${kills} kills per setting; each a fresh pair serving http-static, curl --limit-rate ${RATE / MIB} MiB/s of a random ${SIZES_MIB.join('/')} MiB file, SIGKILL of the primary at a uniform 10-90% of the bytes curl holds; one round in four with 1% or 2% loss on both nodes' client links (\`fault loss\`). Stall = the longest pause in new server data on the client's interface (tcpdump) that ends after the kill and starts before the backup's takeover.done; curl exit, SHA-256 and RSTs checked per round`,
+    `- replication cost: ${costReps} interleaved repetition(s) of: curl of a ${SIZES_MIB.at(-1)} MiB file with no rate limit x 3 (curl speed_download), and bench/clients/rr.ts 64 B round-trips (${quick ? 2000 : 5000} after ${quick ? 200 : 500} warm-up) against echo; replicated = primary with backup attached and protected (defaults), unreplicated = the same node without --role`,
+    '',
+    ...summaryTable(settings, cost, costError),
+    '',
+    ...settings.flatMap((s) => [...roundLines(s), '']),
+    'Replication cost, every repetition:',
+    '',
+    ...cost.map((r) => `- ${r.mode}: bulk ${r.bulkMiBs.map((v) => v.toFixed(1)).join(', ')} MiB/s; rr p50 ${r.p50Us.toFixed(1)} us, p99 ${r.p99Us.toFixed(1)} us`),
+    ...(costError === undefined ? [] : [`- FAILED: ${costError.replace(/\n/g, ' ').slice(0, 400)}`]),
+    '',
+  ].join('\n');
+  writeFileSync(file, `${head}\n${section}\n${older}`.replace(/\n{3,}/g, '\n\n'));
+  progress(`wrote ${path.relative(process.cwd(), file)}`);
+}
+
+let interrupted = false;
+
+async function main(): Promise<number> {
+  progress(`bench:failover ${quick ? '(quick) ' : ''}on ${machine()}, load average ${loadAtStart}, seed ${seed}`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'understudy-fbench-'));
+  // Only rounds with a problem write here (created on first use); it outlives the run.
+  const evidenceRoot = path.join(tmpdir(), `understudy-fbench-evidence-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`);
+  let lab: Lab | undefined;
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
+  // Ctrl-C: the lab's own hooks (scripts/lab/lab.ts) kill every process it started and delete
+  // the namespaces on exit; this handler makes the exit happen and takes the work directory along.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(sig, () => {
+      if (interrupted) return;
+      interrupted = true;
+      progress(`${sig}: removing the lab and the work directory`);
+      process.exit(130);
+    });
+
+  const settings: SettingResult[] = SETTINGS.map((s) => ({ ...s, rounds: [], errors: [] }));
+  const cost: CostRun[] = [];
+  let costError: string | undefined;
+  try {
+    lab = await createLab({ replicationLink: true });
+    progress(`lab ${lab.id}`);
+    const keyFile = path.join(dir, 'repl.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    const www = path.join(dir, 'www');
+    mkdirSync(www);
+    const files: ServedFile[] = SIZES_MIB.map((m) => {
+      const name = `f${m}.bin`;
+      return { name, bytes: m * MIB, sha256: writeRandomFile(path.join(www, name), m * MIB) };
+    });
+    progress(`wrote ${files.length} random files (${SIZES_MIB.join(', ')} MiB)`);
+    const nodes = new Nodes(lab, dir, keyFile);
+    const rand = rng(seed);
+
+    if (!f.has('no-stall')) {
+      // Rounds of the two settings alternate, so that drift on the shared machine hits both alike.
+      for (let i = 0; i < kills; i++) {
+        for (const s of settings) {
+          const plan = { file: files[Math.floor(rand() * files.length)]!, killAt: 0.1 + 0.8 * rand(), lossPct: lossFor(i), rate: RATE, timing: s.timing };
+          const tag = `kill ${String(i + 1).padStart(2)}/${kills} ${s.timing.heartbeatMs}/${s.timing.deadAfterMs}`;
+          try {
+            const r = await killRound(lab, nodes, dir, plan, path.join(evidenceRoot, `kill-${i + 1}-${s.timing.heartbeatMs}-${s.timing.deadAfterMs}`));
+            s.rounds.push(r);
+            progress(
+              `${tag}: ${plan.file.bytes / MIB} MiB, loss ${plan.lossPct}%, killed at ${r.killedAtBytes === undefined ? '-' : `${((100 * r.killedAtBytes) / plan.file.bytes).toFixed(0)}%`}: ` +
+                `stall ${fmt(r.stallMs)} ms (kill -> takeover.done ${fmt(r.killToTakeoverMs)} ms), curl ${r.curlExit}, SHA-256 ${r.shaOk ? 'ok' : 'DIFFERS'}, RSTs ${r.rsts}` +
+                (r.problems.length > 0 ? `  PROBLEMS: ${r.problems.join('; ')}` : ''),
+            );
+          } catch (e) {
+            const msg = e instanceof Error ? e.message : String(e);
+            s.errors.push(msg);
+            progress(`${tag}: FAILED: ${msg.split('\n')[0]!.slice(0, 300)}`);
+            await nodes.stopAll();
+          }
+        }
+      }
+    }
+
+    if (!f.has('no-cost')) {
+      const plan = { file: files.at(-1)!, bulkReps: 3, rrCount: quick ? 2000 : 5000, rrWarmup: quick ? 200 : 500, timing: SETTINGS[0]!.timing, www };
+      try {
+        for (let rep = 0; rep < costReps; rep++) {
+          // Alternate which mode goes first, for the same reason as above.
+          const order: Mode[] = rep % 2 === 0 ? ['unreplicated', 'replicated'] : ['replicated', 'unreplicated'];
+          for (const mode of order) {
+            progress(`cost #${rep + 1}: ${mode}`);
+            cost.push(await costRun(lab, nodes, mode, plan, progress));
+          }
+        }
+      } catch (e) {
+        costError = e instanceof Error ? e.message : String(e);
+        progress(`replication cost FAILED: ${costError.split('\n')[0]!.slice(0, 300)}`);
+        await nodes.stopAll();
+      }
+    }
+  } finally {
+    await lab?.destroy();
+    removeDir();
+  }
+
+  const table = summaryTable(settings, cost, costError);
+  process.stdout.write(`\n${table.join('\n')}\n\n`);
+  if (!f.has('no-write')) writeResults(settings, cost, costError);
+  const bad = settings.reduce((n, s) => n + s.errors.length + s.rounds.filter((r) => r.problems.length > 0).length, 0);
+  progress(`done${bad > 0 ? `: ${bad} round(s) with problems (see above)` : ''}`);
+  return bad > 0 || costError !== undefined ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench:failover failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,161 @@
+// Starting and stopping `understudy node` processes inside the failover bench's lab: a replicated
+// primary/backup pair (started the way test/lab/failover.test.ts starts it) or a lone unreplicated
+// node on the primary, each with its JSON log in a file (the log must survive a SIGKILL) and its
+// own control socket.
+
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Lab } from '../../scripts/lab.js';
+import { controlRequest } from '../../src/control/client.js';
+import { REPO_ROOT } from '../proc.js';
+
+export const TUN = 'usfbench0';
+export const REPL_PORT = 7070;
+
+export type Role = 'primary' | 'backup' | 'solo';
+
+export interface Timing {
+  heartbeatMs: number;
+  deadAfterMs: number;
+}
+
+export interface NodeHandle {
+  role: Role;
+  child: ChildProcess;
+  exited: Promise<unknown>;
+  logFile: string;
+  control: string;
+}
+
+export interface Status {
+  role?: string;
+  epoch?: number;
+  protected?: boolean;
+  protectedReason?: string | null;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class Nodes {
+  private readonly live = new Set<NodeHandle>();
+  private seq = 0;
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly dir: string,
+    private readonly keyFile: string,
+  ) {}
+
+  /** Starts one node; `solo` is the same binary without --role (no replication at all). */
+  start(role: Role, service: string, port: number, timing?: Timing): NodeHandle {
+    const l = this.lab;
+    const n = ++this.seq;
+    const logFile = path.join(this.dir, `${role}-${n}.log`);
+    const control = path.join(this.dir, `${role}-${n}.sock`);
+    const replication =
+      role === 'solo'
+        ? []
+        : [
+            '--role', role,
+            '--replication', `${role === 'primary' ? l.addr.replPrimary : l.addr.replBackup}:${REPL_PORT}`,
+            '--peer', `${role === 'primary' ? l.addr.replBackup : l.addr.replPrimary}:${REPL_PORT}`,
+            '--key-file', this.keyFile,
+            ...(timing === undefined ? [] : ['--heartbeat', String(timing.heartbeatMs), '--dead-after', String(timing.deadAfterMs)]),
+          ];
+    const fd = openSync(logFile, 'w');
+    let child: ChildProcess;
+    try {
+      child = l.spawn(role === 'backup' ? 'backup' : 'primary', process.execPath, [
+        path.join(REPO_ROOT, 'bin', 'understudy.js'), 'node',
+        ...replication,
+        '--vip', l.addr.vip, '--port', String(port),
+        '--service', service,
+        '--lan', l.lanIface, '--tun', TUN,
+        '--log-format', 'json',
+        '--control', control,
+      ], { stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    const h: NodeHandle = { role, child, exited: once(child, 'exit'), logFile, control };
+    this.live.add(h);
+    return h;
+  }
+
+  log(h: NodeHandle): string {
+    return existsSync(h.logFile) ? readFileSync(h.logFile, 'utf8') : '';
+  }
+
+  async status(h: NodeHandle): Promise<Status | null> {
+    try {
+      return (await controlRequest(h.control, 'status', {}, 2000)) as Status;
+    } catch {
+      return null;
+    }
+  }
+
+  alive(h: NodeHandle): boolean {
+    return h.child.exitCode === null && h.child.signalCode === null;
+  }
+
+  /** Polls until ok() holds; throws with the log tail when the node exits or time runs out. */
+  async waitUntil(what: string, h: NodeHandle, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await ok())) {
+      if (!this.alive(h)) throw new Error(`the ${h.role} exited while waiting for ${what}: ${this.log(h).slice(-1500)}`);
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s; ${h.role} log: ${this.log(h).slice(-1500)}`);
+      await sleep(50);
+    }
+  }
+
+  /** Backup first, then the primary; ready once the primary says it is protected. */
+  async startPair(service: string, port: number, timing: Timing): Promise<{ primary: NodeHandle; backup: NodeHandle }> {
+    const backup = this.start('backup', service, port, timing);
+    // A backup holds no route and may log no node.ready: its control socket answering will do.
+    await this.waitUntil('backup control socket', backup, async () => (await this.status(backup)) !== null, 30_000);
+    const primary = this.start('primary', service, port, timing);
+    await this.waitUntil('primary protected', primary, async () => (await this.status(primary))?.protected === true, 45_000);
+    await this.forgetNeighbours();
+    return { primary, backup };
+  }
+
+  async startSolo(service: string, port: number): Promise<NodeHandle> {
+    const h = this.start('solo', service, port);
+    // The control socket answers before the VIP is routed; node.ready says it is.
+    await this.waitUntil('node.ready', h, async () => this.log(h).includes('"node.ready"'), 30_000);
+    await this.forgetNeighbours();
+    return h;
+  }
+
+  /**
+   * The client's neighbour entry for the VIP may still name the MAC of a node from the previous
+   * round (the backup that took over); flushing makes the next packet ask ARP afresh, which only
+   * the running node answers.
+   */
+  private async forgetNeighbours(): Promise<void> {
+    await this.lab.exec('client', 'ip', ['neigh', 'flush', 'all'], { allowFailure: true });
+  }
+
+  kill(h: NodeHandle): void {
+    if (this.alive(h) && h.child.pid !== undefined) process.kill(h.child.pid, 'SIGKILL');
+  }
+
+  /** SIGTERM every node still running (SIGKILL after 5 s); resolves when all are gone. */
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      [...this.live].map(async (h) => {
+        if (this.alive(h)) {
+          h.child.kill('SIGTERM');
+          const done = await Promise.race([h.exited.then(() => true), sleep(5000).then(() => false)]);
+          if (!done) {
+            h.child.kill('SIGKILL');
+            await h.exited;
+          }
+        }
+        this.live.delete(h);
+      }),
+    );
+  }
+}
