@@ -29,7 +29,8 @@ export function receiveWindow(c: Connection): number {
 /**
  * The window field for an outgoing segment. Receiver SWS avoidance as in BSD: a window below
  * min(RCV.BUFF/4, MSS) is advertised as zero; the right edge never moves left (RFC 9293 3.8.6,
- * RFC 7323 2.4), so the field is rounded up when scaling would shrink it.
+ * RFC 7323 2.4), so the field is rounded up whenever rounding down (scaling, SWS) would put
+ * RCV.NXT + (field << Rcv.Wind.Shift) left of RCV.ADV, the largest edge already advertised.
  */
 export function receiveWindowField(c: Connection): number {
   const v = c.v;
@@ -41,9 +42,11 @@ export function receiveWindowField(c: Connection): number {
   if (win < c.cfg.rcvBuf / 4 && win < c.cfg.mss) win = 0;
   let current = (v.rcvAdv - v.rcvNxt) | 0;
   if (current < 0) current = 0;
-  let field: number;
-  if (win < current) field = (current + (1 << shift) - 1) >>> shift;
-  else field = win >>> shift;
+  // Rounded down, a scaled field may fall short of the edge already advertised even when the free
+  // space does not (free 2010, advertised 2000, wscale 7: 15 units, 1920 bytes): then it is
+  // rounded up from that edge instead, overshooting the free space by less than one unit.
+  let field = win >>> shift;
+  if (field << shift < current) field = (current + (1 << shift) - 1) >>> shift;
   if (field > 65535) field = 65535;
   const edge = (v.rcvNxt + (field << shift)) >>> 0;
   if (seqGt(edge, v.rcvAdv)) v.rcvAdv = edge;
