@@ -5,7 +5,7 @@ import { seqAdd, seqGt, seqLe } from '../wire/seq.js';
 import { TCP_ACK, TCP_RST, TCP_SYN, type TcpOptions, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { armKeepalive, armRetransmit } from './timers.js';
-import { sendRst, makeSegment } from './sender.js';
+import { sendRst, makeSegment, nextTsval } from './sender.js';
 import { processText } from './receiver.js';
 
 /** "the largest window-scale shift ... is 14" (RFC 7323 section 2.3). */
@@ -41,7 +41,7 @@ export function sendSyn(c: Connection): void {
   if (!cfg.noOptions && !onlyMss) {
     if (cfg.windowScale !== null) opts.wscale = Math.min(cfg.windowScale, MAX_WSCALE);
     if (cfg.sack) opts.sackPermitted = true;
-    if (cfg.timestamps) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: 0 };
+    if (cfg.timestamps) opts.timestamp = { tsval: nextTsval(c), tsecr: 0 };
   }
   v.offeredWscale = opts.wscale ?? null;
   if (v.rtxCount === 0) v.rttStart = c.now;
@@ -58,7 +58,7 @@ export function sendSynAck(c: Connection): void {
   const opts: TcpOptions = c.cfg.noOptions ? {} : { mss: ourMss(c), layout: c.cfg.optionLayout };
   if (v.offeredWscale !== null) opts.wscale = v.offeredWscale;
   if (v.sackEnabled) opts.sackPermitted = true;
-  if (v.tsEnabled) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: v.tsRecent };
+  if (v.tsEnabled) opts.timestamp = { tsval: nextTsval(c), tsecr: v.tsRecent };
   const win = synWindow(c);
   if (v.rtxCount === 0) v.rttStart = c.now;
   c.push(makeSegment(c, v.iss, v.rcvNxt, TCP_SYN | TCP_ACK, win, opts, EMPTY));

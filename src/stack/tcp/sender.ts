@@ -38,11 +38,26 @@ export function dataRoom(c: Connection): number {
   return c.sendMss - tcpOptionsLength(opts, TCP_ACK);
 }
 
+/**
+ * The TSval for the next segment: the timestamp clock at the input's time, but never below a TSval
+ * this connection already sent (modulo 2^32). A receiver drops a segment whose TSval is below its
+ * TS.Recent (RFC 7323 5.3, R1), so one stamped with an earlier batch time after a user call used a
+ * later one would be lost to PAWS.
+ */
+export function nextTsval(c: Connection): number {
+  const v = c.v;
+  let ts = c.env.tsClock(c.now) >>> 0;
+  const last = v.tsLastSent;
+  if (last !== undefined && ((ts - last) | 0) < 0) ts = last;
+  v.tsLastSent = ts;
+  return ts;
+}
+
 /** Any segment of a synchronized connection: carries ACK, our window, TSopt and SACK blocks. */
 export function sendSegment(c: Connection, seq: SeqNum, flags: number, payload: Uint8Array): void {
   const v = c.v;
   const opts: TcpOptions = {};
-  if (v.tsEnabled) opts.timestamp = { tsval: c.env.tsClock(c.now) >>> 0, tsecr: v.tsRecent };
+  if (v.tsEnabled) opts.timestamp = { tsval: nextTsval(c), tsecr: v.tsRecent };
   if (v.sackEnabled) {
     // Options and payload share the MSS (RFC 9293 3.7.1). Data segments are sized by dataRoom()
     // and so carry every pending block; this bound only guards a payload sized some other way,

@@ -44,6 +44,13 @@ export interface TcbVars {
   /** TS.Recent and when it was set (RFC 7323 section 5.5: invalid after 24 days idle). */
   tsRecent: number;
   tsRecentAt: Micros;
+  /**
+   * The largest TSval sent; absent before the first. TSvals never go below it (RFC 7323 5.2: PAWS
+   * "assumes that every received TCP segment ... contains a timestamp SEG.TSval whose values are
+   * monotonically non-decreasing in time"), even when an input brings an earlier time than one
+   * already used. See nextTsval (sender.ts).
+   */
+  tsLastSent?: number;
   sackEnabled: boolean;
   /** Options we put on our SYN (active open), kept for SYN retransmissions. */
   offeredWscale: number | null;
