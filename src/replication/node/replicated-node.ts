@@ -375,6 +375,8 @@ export class ReplicatedNode {
     ch.on('peer-up', (peer) => {
       this.lastChannelHeard = Date.now();
       this.seenEpoch = Math.max(this.seenEpoch, peer.epoch);
+      // A backup serves under its primary's epoch (a node rejoining after a failover catches up).
+      this.epoch = Math.max(this.epoch, peer.epoch);
       const replica = this.replica as ReplicaLog;
       if (peer.lastLsn < replica.lastApplied) {
         // The primary started a new log (it ran unprotected meanwhile): what this backup holds is
