@@ -38,8 +38,18 @@ const MIB = 1024 * 1024;
  * the kill" would measure nothing; the pause that the failover causes is the longest one. The
  * search stops at `searchUntilUs` (default: end of capture), so that a pause long after the
  * takeover is not blamed on it.
+ *
+ * With `failoverAtUs` (when the backup decided the primary was dead), the stall is instead the
+ * pause that spans that moment: nothing new can reach the client between the kill and that
+ * decision, so that pause is the failover's, whatever its length. The longest pause could be
+ * another one: curl's --limit-rate stops reading for half a second at times, which closes the
+ * window and makes a pause longer than a failover's, and such a pause right after the takeover
+ * would otherwise be reported (and drawn) as the stall.
  */
-export function analyzeCapture(events: readonly TcpEvent[], opts: { server: Endpoint; killedAtUs?: number; searchUntilUs?: number }): CaptureAnalysis {
+export function analyzeCapture(
+  events: readonly TcpEvent[],
+  opts: { server: Endpoint; killedAtUs?: number; searchUntilUs?: number; failoverAtUs?: number },
+): CaptureAnalysis {
   const { server } = opts;
   const fromServer = (e: TcpEvent): boolean => e.src === server.ip && e.srcPort === server.port;
   const toServer = (e: TcpEvent): boolean => e.dst === server.ip && e.dstPort === server.port;
@@ -89,7 +99,17 @@ export function analyzeCapture(events: readonly TcpEvent[], opts: { server: Endp
   }
 
   let stall: CaptureAnalysis['stall'];
-  if (opts.killedAtUs !== undefined) {
+  if (opts.killedAtUs !== undefined && opts.failoverAtUs !== undefined) {
+    const t = opts.failoverAtUs;
+    for (let i = 1; i < progress.length && stall === undefined; i++) {
+      const a = progress[i - 1]!;
+      const b = progress[i]!;
+      if (a <= t && t < b && b > opts.killedAtUs) stall = { fromUs: a, toUs: b, ms: (b - a) / 1000 };
+    }
+  }
+  // No pause spans the decision (the log's clock is only to the millisecond, or no takeover was
+  // logged): the longest pause after the kill, as before.
+  if (stall === undefined && opts.killedAtUs !== undefined) {
     const until = opts.searchUntilUs ?? Number.POSITIVE_INFINITY;
     for (let i = 1; i < progress.length; i++) {
       const a = progress[i - 1]!;

@@ -19,7 +19,7 @@ export interface DemoOutcome {
   /** When the primary was SIGKILLed (ms since the epoch) and how far the download was then. */
   killedAtMs: number | undefined;
   killedAtBytes?: number;
-  /** Default SIGKILL; the rehearsal freezes the primary with SIGSTOP instead. */
+  /** The signal the primary got; default SIGKILL. */
   killSignal?: string;
   stallMs: number | undefined;
   takeoverSteps: readonly LogEvent[];
@@ -92,13 +92,17 @@ function fmtOffset(ms: number): string {
   return `${ms < 0 ? '-' : '+'}${Math.round(Math.abs(ms))} ms`;
 }
 
-/** A step's own fields, short: a takeover step that says "connections=1" should show it. */
+/**
+ * A step's own fields, short: a takeover step that says "connections=1" should show it. `ms` (the
+ * node's time since the takeover began) is left out: the column before it already gives the time,
+ * and without it the first step's fields fit on the line.
+ */
 function fmtFields(fields: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(fields)) {
-    if (v === null || v === undefined || typeof v === 'object') continue;
+    if (k === 'ms' || v === null || v === undefined || typeof v === 'object') continue;
     parts.push(`${k}=${String(v)}`);
   }
   const s = parts.join(' ');
-  return s === '' ? '' : `  ${s.length > 60 ? s.slice(0, 59) + '…' : s}`;
+  return s === '' ? '' : `  ${s.length > 72 ? s.slice(0, 71) + '…' : s}`;
 }

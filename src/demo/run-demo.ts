@@ -29,7 +29,6 @@ const TUN = 'usdemo0';
 const FILE_NAME = 'demo.bin';
 /** After the kill, this long without a new byte at the client means the failover failed. */
 const NO_PROGRESS_GIVE_UP_MS = 20_000;
-const REHEARSAL_PAUSE_MS = 500;
 
 export interface DemoOptions {
   sizeMiB: number;
@@ -40,13 +39,6 @@ export interface DemoOptions {
   killAt?: number;
   /** How long the download should take, which sets curl's rate limit (default 10 s). */
   transferSeconds?: number;
-  /**
-   * Run the demo's own machinery (lab, capture, analysis, picture, report) with a lone primary
-   * and no replication: instead of being killed, the primary is frozen (SIGSTOP) for
-   * REHEARSAL_PAUSE_MS and then continues, which gives the client a stall to see and a download
-   * that completes. For testing the demo itself; not offered on the command line.
-   */
-  rehearsal?: boolean;
 }
 
 export interface DemoIo {
@@ -74,11 +66,14 @@ class DemoError extends Error {}
 
 export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
   const started = Date.now();
-  const progress = (msg: string): void => io.stdout(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}\n`);
+  // Set by Ctrl-C: the demo's flow still runs for the moment it takes to exit (curl's death wakes
+  // it), but has nothing more to say.
+  let interrupted = false;
+  const progress = (msg: string): void => void (interrupted || io.stdout(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}\n`));
 
   // This build's node must speak replication; the demo is meaningless without it.
-  const help = opts.rehearsal ? undefined : spawnSync(process.execPath, [BIN, 'node', '--help'], { encoding: 'utf8', timeout: 30_000 });
-  if (help !== undefined && missingReplicationOptions(`${help.stdout ?? ''}${help.stderr ?? ''}`).length > 0) {
+  const help = spawnSync(process.execPath, [BIN, 'node', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  if (missingReplicationOptions(`${help.stdout ?? ''}${help.stderr ?? ''}`).length > 0) {
     io.stderr(`understudy: ${NO_REPLICATION_MESSAGE}\n`);
     return 1;
   }
@@ -98,16 +93,27 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
   // operator wants the evidence, not two copies of random bytes.
   const work = mkdtempSync(path.join(tmpdir(), 'understudy-demo-'));
   const removeWork = (): void => rmSync(work, { recursive: true, force: true });
+  // Everything started in the lab, to be stopped and waited for before the lab goes (below).
+  const children: ChildProcess[] = [];
   // Ctrl-C must not leave 2 x --size MiB in /tmp: remove the work directory and exit. The lab
-  // removes itself on 'exit' (scripts/lab/lab.ts), which process.exit still runs.
+  // removes itself on 'exit' (scripts/lab/lab.ts), which process.exit still runs; its own signal
+  // handler, which runs right after this one, SIGKILLs the lab's processes. Waiting (briefly) for
+  // them to be gone before exiting leaves no zombie for init to reap and says what happened.
   const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) process.exit(sig === 'SIGINT' ? 130 : 143); // a second Ctrl-C: now
+    interrupted = true;
+    io.stderr(`understudy: demo interrupted (${sig}), tearing down the lab\n`);
     removeWork();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    const exit = (): never => process.exit(sig === 'SIGINT' ? 130 : 143);
+    setTimeout(exit, 3000).unref();
+    void Promise.all(children.map((c) => stopProcess(c, 'SIGKILL', 1000))).then(exit, exit);
   };
   if (!opts.keep) {
     process.once('exit', removeWork);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // `on`, not `once`: the lab's handler re-raises the signal (killing the process at once,
+    // before the wait above) when it is the only listener left.
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   }
 
   let lab: Lab | undefined;
@@ -127,18 +133,12 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
 
     const logs = { primary: path.join(outDir, 'primary.log'), backup: path.join(outDir, 'backup.log') };
     const control = { primary: path.join(work, 'primary.sock'), backup: path.join(work, 'backup.sock') };
-    const replication = (role: 'primary' | 'backup'): string[] =>
-      opts.rehearsal
-        ? []
-        : [
-            '--role', role,
-            '--replication', `${role === 'primary' ? l.addr.replPrimary : l.addr.replBackup}:${REPL_PORT}`,
-            '--peer', `${role === 'primary' ? l.addr.replBackup : l.addr.replPrimary}:${REPL_PORT}`,
-            '--key-file', keyFile,
-          ];
     const nodeArgs = (role: 'primary' | 'backup'): string[] => [
       BIN, 'node',
-      ...replication(role),
+      '--role', role,
+      '--replication', `${role === 'primary' ? l.addr.replPrimary : l.addr.replBackup}:${REPL_PORT}`,
+      '--peer', `${role === 'primary' ? l.addr.replBackup : l.addr.replPrimary}:${REPL_PORT}`,
+      '--key-file', keyFile,
       '--vip', l.addr.vip, '--port', String(PORT),
       '--service', `http-static:${www}`,
       '--lan', l.lanIface, '--tun', TUN,
@@ -149,33 +149,28 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       // The log goes straight to a file: it must survive the SIGKILL and the demo's own crash.
       const fd = openSync(logs[role], 'w');
       try {
-        return l.spawn(role, process.execPath, nodeArgs(role), { stdio: ['ignore', fd, fd] });
+        const child = l.spawn(role, process.execPath, nodeArgs(role), { stdio: ['ignore', fd, fd] });
+        children.push(child);
+        return child;
       } finally {
         closeSync(fd);
       }
     };
 
-    if (!opts.rehearsal) {
-      progress('starting the backup');
-      const backup = startNode('backup');
-      // A backup holds no route and may log no `node.ready`: its control socket answering will do.
-      await waitForStatus(control.backup, backup, logs.backup, 'backup', () => true, 30_000);
-    }
+    progress('starting the backup');
+    const backup = startNode('backup');
+    // A backup holds no route and may log no `node.ready`: its control socket answering will do.
+    await waitForStatus(control.backup, backup, logs.backup, 'backup', () => true, 30_000);
     progress('starting the primary');
     const primary = startNode('primary');
-    if (opts.rehearsal) {
-      // The control socket answers before the VIP is routed; a lone node logs when it is.
-      await waitForStatus(control.primary, primary, logs.primary, 'primary', (_s, log) => log.some((e) => e.event === 'node.ready'), 30_000);
-      progress('rehearsal: the primary runs alone, nothing will take over');
-    } else {
-      await waitForStatus(control.primary, primary, logs.primary, 'primary', (s) => s['protected'] === true, 45_000);
-      progress('the primary is protected by the backup');
-    }
+    await waitForStatus(control.primary, primary, logs.primary, 'primary', (s) => s['protected'] === true, 45_000);
+    progress('the primary is protected by the backup');
 
     const pcapFile = path.join(outDir, 'client.pcap');
     // The snap length keeps headers only: the analysis needs no payload, and a 256 MiB download
     // would otherwise make a capture as big as the file.
     const tcpdump = l.spawn('client', 'tcpdump', ['-i', l.lanIface, '-n', '-s', '128', '--immediate-mode', '-U', '-Z', 'root', '-w', pcapFile, `tcp port ${PORT} or arp`]);
+    children.push(tcpdump);
     await waitForOutput(tcpdump, /listening on/, 15_000, 'tcpdump');
 
     const download = path.join(work, 'download.bin');
@@ -184,6 +179,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     const url = `http://${l.addr.vip}/${FILE_NAME}`;
     progress(`curl ${url} from the client, limited to ${(rate / MIB).toFixed(1)} MiB/s (about ${transferSeconds} s)`);
     const curl = l.spawn('client', 'curl', ['-sS', '--max-time', String(maxSeconds), '--limit-rate', String(rate), '-o', download, url]);
+    children.push(curl);
     let curlErr = '';
     curl.stderr?.setEncoding('utf8').on('data', (d: string) => (curlErr += d));
     const curlDone = new Promise<number | null>((resolve) => curl.once('exit', (code) => resolve(code)));
@@ -199,6 +195,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     let lastChange = Date.now();
     let seen = 0;
     let gaveUp = false;
+    let announcedTakeover = false;
     while (curlExit === undefined) {
       const have = fileSize(download);
       if (have !== seen) {
@@ -207,18 +204,18 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       }
       if (killedAtMs === undefined && have >= killBytes) {
         killedAtBytes = have;
-        const pid = primary.pid!;
-        process.kill(pid, opts.rehearsal ? 'SIGSTOP' : 'SIGKILL');
+        process.kill(primary.pid!, 'SIGKILL');
         killedAtMs = Date.now();
-        progress(`${opts.rehearsal ? 'SIGSTOP' : 'SIGKILL'} to the primary at ${(have / MIB).toFixed(1)} MiB (${Math.round((100 * have) / sizeBytes)}%)`);
-        if (opts.rehearsal) {
-          setTimeout(() => {
-            try {
-              process.kill(pid, 'SIGCONT');
-            } catch {
-              // already gone
-            }
-          }, REHEARSAL_PAUSE_MS);
+        progress(`SIGKILL to the primary at ${(have / MIB).toFixed(1)} MiB (${Math.round((100 * have) / sizeBytes)}%)`);
+      }
+      // Say when the backup has taken over, as it happens: the operator watching should not have
+      // to wait for the report to learn that the silence after the kill has ended. The backup's
+      // log is a few kB, cheap to reread every 100 ms until its `takeover.done` is there.
+      if (killedAtMs !== undefined && !announcedTakeover) {
+        const done = parseNodeLog(readText(logs.backup), 'backup').find((e) => e.event === 'takeover.done');
+        if (done !== undefined) {
+          announcedTakeover = true;
+          progress(`the backup took over, ${Math.round(done.timeMs - killedAtMs)} ms after the kill`);
         }
       }
       // Once a second while bytes come in; every five seconds while they do not.
@@ -251,7 +248,9 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     const analysis = analyzeCapture(pcap.tcp, {
       server: { ip: l.addr.vip, port: PORT },
       ...(killedAtMs === undefined ? {} : { killedAtUs: killedAtMs * 1000 }),
-      // A pause long after the takeover is the client's rate limit, not the failover.
+      // The pause the failover caused is the one across the backup's decision; without that, a
+      // pause long after the takeover is the client's rate limit, not the failover.
+      ...(steps[0] === undefined ? {} : { failoverAtUs: steps[0].timeMs * 1000 }),
       ...(tookOverMs === undefined ? {} : { searchUntilUs: (tookOverMs + 2000) * 1000 }),
     });
 
@@ -264,9 +263,10 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     const svg = renderTimelineSvg({
       title: `understudy: ${opts.sizeMiB} MiB download through a failover`,
       subtitle:
-        `curl on the client, capture of its interface; primary ${opts.rehearsal ? `frozen for ${REHEARSAL_PAUSE_MS} ms (rehearsal, no replication)` : 'SIGKILLed'} at ${Math.round(killAt * 100)}%` +
+        'curl on the client, capture of its interface; ' +
+        // Where the kill really landed (the client's bytes then), not where it was aimed.
+        (killedAtBytes === undefined ? 'the download ended before the primary was killed' : `primary SIGKILLed at ${Math.round((100 * killedAtBytes) / sizeBytes)}% of the download`) +
         (analysis.stall ? `, stall ${Math.round(analysis.stall.ms)} ms` : ''),
-      ...(opts.rehearsal ? { killedLabel: 'primary frozen' } : {}),
       data: analysis.data,
       acks: analysis.acks,
       ...(killedAtMs === undefined ? {} : { killedMs: killedAtMs - originMs }),
@@ -291,7 +291,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       rsts: analysis.rsts.length,
       rstLines: analysis.rsts.slice(0, 5).map((e) => `+${((e.timeUs - analysis.originUs) / 1000).toFixed(1)} ms ${e.src}:${e.srcPort} > ${e.dst}:${e.dstPort} [${flagString(e.flags)}]`),
       killedAtMs,
-      killSignal: opts.rehearsal ? 'SIGSTOP' : 'SIGKILL',
+      killSignal: 'SIGKILL',
       ...(killedAtBytes === undefined ? {} : { killedAtBytes }),
       stallMs: analysis.stall?.ms,
       takeoverSteps: steps,
@@ -300,7 +300,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     };
     const report = formatReport(outcome);
     writeFileSync(path.join(outDir, 'report.txt'), report);
-    io.stdout(report);
+    if (!interrupted) io.stdout(report);
     if (opts.keep) {
       io.stdout(
         `kept: lab ${l.id} with its nodes (e.g. understudy status --control ${control.backup}); ` +
@@ -309,11 +309,16 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     }
     return demoExitCode(outcome);
   } catch (e) {
-    io.stderr(`understudy: demo failed: ${e instanceof Error ? e.message : String(e)} (nodes' logs in ${outDir})\n`);
+    if (!interrupted) io.stderr(`understudy: demo failed: ${e instanceof Error ? e.message : String(e)} (nodes' logs in ${outDir})\n`);
     return 1;
   } finally {
     if (!opts.keep) {
       progress('tearing down the lab');
+      // The lab's own teardown SIGKILLs its processes without waiting for them, so the demo could
+      // exit while the node that took over was still dying, and leave it to init as a zombie for
+      // a moment. Stop them first and wait: the surviving node gets a SIGTERM and shuts down in
+      // order; whatever ignores it gets a SIGKILL after the grace period.
+      await Promise.all(children.map((c) => stopProcess(c, 'SIGTERM', 5000)));
       await lab?.destroy();
       removeWork();
       process.off('exit', removeWork);

@@ -144,15 +144,26 @@ export function renderTimelineSvg(input: TimelineInput): string {
   );
   if (input.subtitle !== undefined) parts.push(`<text x="${s.left}" y="52" ${FONT} font-size="14" fill="#555555">${esc(input.subtitle)}</text>`);
 
-  // The stall first, so that grid, series and markers are drawn over it.
+  // The stall first, so that grid, series and markers are drawn over it; its label last.
+  const stallLabel: string[] = [];
   if (input.stall !== undefined) {
     const x1 = s.x(input.stall.fromMs);
     const x2 = s.x(input.stall.toMs);
     const ms = input.stall.toMs - input.stall.fromMs;
+    const label = `stall ${Math.round(ms)} ms`;
+    // A failover's stall is a few hundred ms of a ten-second picture, a band narrower than its
+    // label: centred in it, the text would be crossed by the kill and takeover lines that bound
+    // it. Then the label goes right of the band, on a white backing. Either way it is drawn last
+    // (below), over grid, series and markers.
+    const approxWidth = label.length * 7.5;
+    const inside = x2 - x1 >= approxWidth + 12;
+    const lx = inside ? round1((x1 + x2) / 2) : round1(x2 + 8);
+    const ly = s.bottom - 10;
     parts.push(
       `<rect id="stall" x="${x1}" y="${s.top}" width="${round1(Math.max(1, x2 - x1))}" height="${s.bottom - s.top}" fill="${COLORS.stall}" fill-opacity="0.55"/>`,
-      `<text id="stall-label" x="${round1((x1 + x2) / 2)}" y="${s.bottom - 10}" ${FONT} font-size="13" text-anchor="middle" fill="#8a4b00">stall ${Math.round(ms)} ms</text>`,
     );
+    if (!inside) stallLabel.push(`<rect id="stall-label-bg" x="${round1(lx - 3)}" y="${ly - 14}" width="${round1(approxWidth + 6)}" height="19" fill="#ffffff" fill-opacity="0.85"/>`);
+    stallLabel.push(`<text id="stall-label" x="${lx}" y="${ly}" ${FONT} font-size="13" font-weight="bold" text-anchor="${inside ? 'middle' : 'start'}" fill="#8a4b00">${label}</text>`);
   }
 
   // Grid and axes.
@@ -205,6 +216,8 @@ export function renderTimelineSvg(input: TimelineInput): string {
     const after = input.killedMs === undefined ? '' : ` (+${Math.round(input.takeoverMs - input.killedMs)} ms)`;
     marker('marker-takeover', input.takeoverMs, COLORS.takeover, `backup took over${after}`, 1, 'start');
   }
+
+  parts.push(...stallLabel);
 
   // Legend, bottom right inside the plot: a download climbs from bottom left to top right.
   const lx = s.right - 250;
