@@ -108,6 +108,22 @@ export class ReassemblyQueue {
     return this.recent.slice(0, max);
   }
 
+  /** Bytes of [seq, seq + len) already queued (from the merged coverage): what inserting them would not add. */
+  coveredBytes(seq: SeqNum, len: number): number {
+    const r = this.ranges;
+    const end = seqAdd(seq, len);
+    let lo = 0;
+    let hi = r.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seqLe(r[mid]!.right, seq)) lo = mid + 1;
+      else hi = mid;
+    }
+    let n = 0;
+    for (let j = lo; j < r.length && seqLt(r[j]!.left, end); j++) n += seqDiff(seqMin(r[j]!.right, end), seqMax(r[j]!.left, seq));
+    return n;
+  }
+
   /** Queued pieces, for snapshots. */
   entries(): ReadonlyArray<{ seq: SeqNum; data: Uint8Array }> {
     return this.pieces;

@@ -4,13 +4,42 @@
 
 import { seqAdd, seqDiff, seqGt } from '../wire/seq.js';
 import { TCP_FIN, type SackBlock, type TcpSegment } from '../wire/types.js';
+import type { TcpConnection } from './api.js';
 import type { Connection } from './connection.js';
+import { RecvBuffer } from './recv-buffer.js';
 import { sendRst } from './sender.js';
 import { receiveFin } from './close.js';
 
 /** Free receive-buffer space: what the window may offer. Out-of-order data is not counted. */
 export function freeSpace(c: Connection): number {
   return Math.max(0, c.cfg.rcvBuf - c.rcvBuf.length);
+}
+
+/**
+ * The most bytes a connection holds for its peer: unread in-order data plus the reassembly queue,
+ * at most rcvBuf + max(2^Rcv.Wind.Shift, rcvBuf / 16). A segment whose new bytes would take it
+ * beyond is dropped whole, unacknowledged, and counted (RecvBuffer.drops), as Linux drops what it
+ * cannot charge to sk_rcvbuf; the peer sends it again once the application has read.
+ *
+ * Why: the right edge never moves left, so a scaled field is rounded up from the last edge
+ * (receiveWindowField) and may overshoot the free space by up to 2^shift - 1 bytes. A peer that
+ * stops short of each edge while the application reads nothing makes every ACK overshoot again,
+ * and without a cap the buffer would grow without limit. The slack above rcvBuf is one unit at
+ * least, but honest senders stop short too (MSS-sized segments are no multiple of the unit, the
+ * persist timer fills odd windows): a bulk transfer from this stack to a pausing reader was seen
+ * to end up 144 bytes above rcvBuf, with its advertised edge 1455 bytes beyond. rcvBuf / 16
+ * (16 KiB of 256 KiB, 4 KiB of FreeBSD's 65700) leaves room for that, and a peer meets the cap only
+ * after dozens of such overshoots without a read. Without scaling nothing overshoots.
+ */
+export function rcvMemoryCap(c: Connection): number {
+  const rcvBuf = c.cfg.rcvBuf;
+  return rcvBuf + Math.max(1 << c.v.rcvShift, Math.floor(rcvBuf / 16));
+}
+
+/** Segments a core connection dropped at its receive memory cap (0 for anything else), for the host's counters. */
+export function rcvbufDropsOf(c: TcpConnection): number {
+  const b = (c as Partial<Connection>).rcvBuf;
+  return b instanceof RecvBuffer ? b.drops : 0;
 }
 
 /**
@@ -128,6 +157,16 @@ export function processText(c: Connection, seg: TcpSegment): void {
       payload = payload.subarray(0, Math.max(0, room));
       trimmedRight = true;
     }
+    // The memory cap (rcvMemoryCap): only bytes not already queued out of order are charged.
+    let capped = false;
+    if (payload.length > 0) {
+      const charge = payload.length - (c.ooo.isEmpty ? 0 : c.ooo.coveredBytes(seq, payload.length));
+      if (charge > 0 && c.rcvBuf.length + c.ooo.size + charge > rcvMemoryCap(c)) {
+        c.rcvBuf.drops++;
+        payload = EMPTY;
+        capped = true;
+      }
+    }
     if (payload.length > 0) {
       if (seq === v.rcvNxt) {
         const hadHole = !c.ooo.isEmpty;
@@ -161,9 +200,9 @@ export function processText(c: Connection, seg: TcpSegment): void {
       c.pendingDsack = dsack;
       v.ackNow = true;
     }
-    if (trimmedRight) {
-      // The FIN, if any, lay beyond the window and was cut off with the data: the peer sends it
-      // again once the window opens.
+    if (trimmedRight || capped) {
+      // The FIN, if any, lay beyond the window (or came with data dropped at the cap) and was cut
+      // off with the data: the peer sends it again once the window opens.
       v.ackNow = true;
       return;
     }

@@ -10,6 +10,12 @@ export class RecvBuffer {
     return this.total;
   }
 
+  /**
+   * Segments dropped because they would have taken this connection's receive memory (unread bytes
+   * plus the reassembly queue) beyond its cap (receiver.ts, rcvMemoryCap); see rcvbufDropsOf.
+   */
+  drops = 0;
+
   /** Told of every non-empty push (replication's capture of accepted bytes, Connection.setObserver). */
   onPush: ((data: Uint8Array) => void) | null = null;
 
