@@ -13,6 +13,8 @@
 // Flags: --kills N (default 20 per setting), --quick (5 kills per setting, one cost repetition),
 //        Rounds with a problem keep the client capture and both nodes' logs in
 //        $TMPDIR/understudy-fbench-evidence-<time>/ (the path is in the round's notes).
+//        --settings defaults,fast (one of them only), --kill-range 0.1-0.9 (where kills land, as
+//        shares of the file: to chase a failure seen at one end),
 //        --seed S (the random sizes, kill points and loss; default from the clock), --no-write
 //        (leave bench/RESULTS.md alone), --no-cost / --no-stall (one half only).
 
@@ -35,9 +37,12 @@ const quick = f.has('quick');
 const kills = numFlag(f, 'kills', quick ? 5 : 20);
 const seed = numFlag(f, 'seed', Date.now() % 1_000_000);
 const costReps = quick ? 1 : 2;
-const SETTINGS: { name: string; timing: Timing; targetMs: number }[] = [
-  { name: 'defaults (heartbeat 50, dead-after 300)', timing: { heartbeatMs: 50, deadAfterMs: 300 }, targetMs: 500 },
-  { name: 'fast (heartbeat 20, dead-after 100)', timing: { heartbeatMs: 20, deadAfterMs: 100 }, targetMs: 200 },
+const [killFrom, killTo] = (f.get('kill-range') ?? '0.1-0.9').split('-').map(Number) as [number, number];
+if (!(killFrom >= 0 && killTo <= 1 && killFrom <= killTo)) throw new Error('--kill-range: expected e.g. 0.1-0.9');
+const wantedSettings = f.get('settings')?.split(',');
+const SETTINGS: { key: string; name: string; timing: Timing; targetMs: number }[] = [
+  { key: 'defaults', name: 'defaults (heartbeat 50, dead-after 300)', timing: { heartbeatMs: 50, deadAfterMs: 300 }, targetMs: 500 },
+  { key: 'fast', name: 'fast (heartbeat 20, dead-after 100)', timing: { heartbeatMs: 20, deadAfterMs: 100 }, targetMs: 200 },
 ];
 // Every kill round downloads at this rate: the transfer lasts 1-4 s, long enough to kill it
 // part-way by bytes received, short enough for 40 rounds in a few minutes.
@@ -168,7 +173,7 @@ function writeResults(settings: SettingResult[], cost: CostRun[], costError: str
     `- command: \`npm run bench:failover${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\` (bench/failover.ts), seed ${seed}`,
     `- machine: ${machine()}; load average at start ${loadAtStart}, at end ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} (other work on the machine shows up as noise)`,
     `- lab: scripts/lab.ts, client, primary and backup namespaces on a bridge (veth, MTU 1500) plus a primary-backup replication veth; \`understudy node\` on VIP 198.18.0.100`,
-    `- stall: ${kills} kills per setting; each a fresh pair serving http-static, curl --limit-rate ${RATE / MIB} MiB/s of a random ${SIZES_MIB.join('/')} MiB file, SIGKILL of the primary at a uniform 10-90% of the bytes curl holds; one round in four with 1% or 2% loss on both nodes' client links (\`fault loss\`). Stall = the longest pause in new server data on the client's interface (tcpdump) that ends after the kill and starts before the backup's takeover.done; curl exit, SHA-256 and RSTs checked per round`,
+    `- stall: ${kills} kills per setting; each a fresh pair serving http-static, curl --limit-rate ${RATE / MIB} MiB/s of a random ${SIZES_MIB.join('/')} MiB file, SIGKILL of the primary at a uniform ${(killFrom * 100).toFixed(0)}-${(killTo * 100).toFixed(0)}% of the bytes curl holds; one round in four with 1% or 2% loss on both nodes' client links (\`fault loss\`). Stall = the longest pause in new server data on the client's interface (tcpdump) that ends after the kill and starts before the backup's takeover.done; curl exit, SHA-256 and RSTs checked per round`,
     `- replication cost: ${costReps} interleaved repetition(s) of: curl of a ${SIZES_MIB.at(-1)} MiB file with no rate limit x 3 (curl speed_download), and bench/clients/rr.ts 64 B round-trips (${quick ? 2000 : 5000} after ${quick ? 200 : 500} warm-up) against echo; replicated = primary with backup attached and protected (defaults), unreplicated = the same node without --role`,
     '',
     ...summaryTable(settings, cost, costError),
@@ -204,7 +209,7 @@ async function main(): Promise<number> {
       process.exit(130);
     });
 
-  const settings: SettingResult[] = SETTINGS.map((s) => ({ ...s, rounds: [], errors: [] }));
+  const settings: SettingResult[] = SETTINGS.filter((s) => wantedSettings === undefined || wantedSettings.includes(s.key)).map((s) => ({ ...s, rounds: [], errors: [] }));
   const cost: CostRun[] = [];
   let costError: string | undefined;
   try {
@@ -226,7 +231,7 @@ async function main(): Promise<number> {
       // Rounds of the two settings alternate, so that drift on the shared machine hits both alike.
       for (let i = 0; i < kills; i++) {
         for (const s of settings) {
-          const plan = { file: files[Math.floor(rand() * files.length)]!, killAt: 0.1 + 0.8 * rand(), lossPct: lossFor(i), rate: RATE, timing: s.timing };
+          const plan = { file: files[Math.floor(rand() * files.length)]!, killAt: killFrom + (killTo - killFrom) * rand(), lossPct: lossFor(i), rate: RATE, timing: s.timing };
           const tag = `kill ${String(i + 1).padStart(2)}/${kills} ${s.timing.heartbeatMs}/${s.timing.deadAfterMs}`;
           try {
             const r = await killRound(lab, nodes, dir, plan, path.join(evidenceRoot, `kill-${i + 1}-${s.timing.heartbeatMs}-${s.timing.deadAfterMs}`));
