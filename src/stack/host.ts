@@ -16,6 +16,7 @@ import { closedStateReset, listenStateAckReset } from './reset.js';
 import { SynCookieJar } from './syn-cookies.js';
 import { createActiveConnection, createPassiveConnection } from './tcp/connection.js';
 import { lossCountersOf } from './tcp/rack.js';
+import { rcvbufDropsOf } from './tcp/receiver.js';
 import type { Micros, TcpConfig, TcpConnection, TcpEvent } from './tcp/api.js';
 import { Reassembler } from './wire/fragments.js';
 import { emitIcmpError, icmpErrorPermitted, ICMP_UNREACH_PROTOCOL } from './wire/icmp.js';
@@ -127,20 +128,24 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     let rto = this.retiredLoss.rto;
     let tlp = this.retiredLoss.tlp;
     let rackLost = this.retiredLoss.rackLost;
+    let rcvbufDrops = this.retiredLoss.rcvbufDrops;
     for (const c of this.byTuple.values()) {
-      const l = lossCountersOf(c instanceof HostedConnection ? c.inner : c);
+      const inner = c instanceof HostedConnection ? c.inner : c;
+      const l = lossCountersOf(inner);
       rto += l.rto;
       tlp += l.tlp;
       rackLost += l.rackLost;
+      rcvbufDrops += rcvbufDropsOf(inner);
     }
     if (rto > 0) out['tcp.rto'] = rto;
     if (tlp > 0) out['tcp.tlp'] = tlp;
     if (rackLost > 0) out['tcp.rack-lost'] = rackLost;
+    if (rcvbufDrops > 0) out['tcp.rcvbuf-drops'] = rcvbufDrops;
     return out;
   }
 
-  /** tcp.rto, tcp.tlp and tcp.rack-lost of connections no longer in the tables. */
-  private readonly retiredLoss = { rto: 0, tlp: 0, rackLost: 0 };
+  /** tcp.rto, tcp.tlp, tcp.rack-lost and tcp.rcvbuf-drops of connections no longer in the tables. */
+  private readonly retiredLoss = { rto: 0, tlp: 0, rackLost: 0, rcvbufDrops: 0 };
 
   count(name: string): void {
     this.own[name] = (this.own[name] ?? 0) + 1;
@@ -449,6 +454,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
       this.retiredLoss.rto += l.rto;
       this.retiredLoss.tlp += l.tlp;
       this.retiredLoss.rackLost += l.rackLost;
+      this.retiredLoss.rcvbufDrops += rcvbufDropsOf(c.inner);
     }
     c.removed = true;
     this.unlink(c);
