@@ -46,6 +46,29 @@ export class OutputStore {
     return out;
   }
 
+  /**
+   * Bytes [from, to) as views into the held chunks, in order (no copy): valid until the next
+   * trimTo. Both bounds must lie within [start, end].
+   */
+  views(from: StreamOffset, to: StreamOffset): Uint8Array[] {
+    if (from < this.startOffset || to > this.endOffset || from > to) {
+      throw new RangeError(`output range [${from}, ${to}) outside the held [${this.startOffset}, ${this.endOffset})`);
+    }
+    const out: Uint8Array[] = [];
+    let at = this.startOffset;
+    for (let i = this.head; i < this.chunks.length && at < to; i++) {
+      const c = this.chunks[i]!;
+      const cEnd = at + c.length;
+      if (cEnd > from) {
+        const a = Math.max(from, at) - at;
+        const b = Math.min(to, cEnd) - at;
+        out.push(a === 0 && b === c.length ? c : c.subarray(a, b));
+      }
+      at = cEnd;
+    }
+    return out;
+  }
+
   /** Forgets everything before `offset` (clamped to what is held). */
   trimTo(offset: StreamOffset): void {
     let n = Math.min(offset, this.endOffset) - this.startOffset;

@@ -40,6 +40,14 @@ export interface ReplicationLogOptions {
   scheduleFlush?: Scheduler;
   /** LSN of the last record already replicated before this log (0 for a fresh log). */
   startAfter?: Lsn;
+  /**
+   * Nagle for the log: while this many messages are in flight, the scheduled (end-of-turn) flush
+   * keeps a part-filled batch open, and the next acknowledgement sends it, so one round trip
+   * carries what a whole flight of turns appended instead of one small message (and one ack)
+   * per turn. A full batch and an explicit flush() go at once. Default: off (every scheduled flush
+   * sends).
+   */
+  holdWhileInFlight?: number;
 }
 
 export interface LogLag {
@@ -81,6 +89,8 @@ export class ReplicationLog {
   private readonly maxMessageBytes: number;
   private readonly window: number;
   private readonly scheduleFlush: Scheduler | undefined;
+  private readonly holdWhileInFlight: number;
+  private readonly holding: boolean;
 
   private nextLsn: Lsn;
   private acked: Lsn;
@@ -107,6 +117,9 @@ export class ReplicationLog {
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_FRAME_BODY;
     this.window = opts.window ?? 16;
     this.scheduleFlush = opts.scheduleFlush;
+    this.holdWhileInFlight = opts.holdWhileInFlight ?? Infinity;
+    this.holding = this.holdWhileInFlight !== Infinity;
+    if (!(this.holdWhileInFlight >= 1)) throw new RangeError('holdWhileInFlight must be at least 1 message');
     if (!(this.window >= 1)) throw new RangeError('window must be at least 1 message');
     if (!(this.maxBatchBytes >= 1)) throw new RangeError('maxBatchBytes must be positive');
     const start = opts.startAfter ?? LSN_NONE;
@@ -154,6 +167,8 @@ export class ReplicationLog {
       this.flushScheduled = true;
       this.scheduleFlush(() => {
         this.flushScheduled = false;
+        // Held: onAck() (or attach) sends it once the flight in progress is acknowledged.
+        if (this.sink !== null && this.inFlight >= this.holdWhileInFlight) return;
         this.flush();
       });
     }
@@ -176,6 +191,7 @@ export class ReplicationLog {
     this.acked = lsn;
     this.trimAcked();
     this.release();
+    if (this.holding && this.pending.length > 0 && this.inFlight < this.holdWhileInFlight) this.seal();
     this.pump();
     return { ok: true };
   }
@@ -202,6 +218,8 @@ export class ReplicationLog {
       this.trimAcked();
       this.release();
     }
+    // Records held open for an acknowledgement that the old session will never bring.
+    if (this.holding) this.seal();
     this.pump();
     return { ok: true };
   }
