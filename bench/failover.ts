@@ -18,11 +18,12 @@
 //        --seed S (the random sizes, kill points and loss; default from the clock), --no-write
 //        (leave bench/RESULTS.md alone), --no-cost / --no-stall (one half only).
 
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createLab, type Lab } from '../scripts/lab.js';
+import { writeRandomFile } from '../src/demo/io.js';
 import { flags, numFlag } from './clients/common.js';
 import { costRun, type CostRun, type Mode } from './failover/cost.js';
 import { Nodes, type Timing } from './failover/nodes.js';
@@ -74,22 +75,6 @@ function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
   return s[Math.min(s.length, Math.max(1, Math.ceil(q * s.length))) - 1]!;
-}
-
-function writeRandomFile(file: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(file, 'w');
-  try {
-    for (let left = size; left > 0; ) {
-      const chunk = randomBytes(Math.min(MIB, left));
-      hash.update(chunk);
-      writeSync(fd, chunk);
-      left -= chunk.length;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
 }
 
 function machine(): string {

@@ -3,18 +3,16 @@
 // SIGKILLed when curl has a chosen share of the file, and what the client saw: the stall (from the
 // capture), curl's exit code, the SHA-256 of what it wrote, and RSTs.
 
-import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import type { Lab } from '../../scripts/lab.js';
 import { controlRequest } from '../../src/control/client.js';
 import { analyzeCapture, parseNodeLog, takeoverSteps } from '../../src/demo/analysis.js';
+import { sha256File, waitForOutput } from '../../src/demo/io.js';
 import { flagString, readPcapFile, TCP_FIN, TCP_RST, type TcpEvent } from '../../src/demo/pcap.js';
 import type { Nodes, Timing } from './nodes.js';
 
 export const HTTP_PORT = 80;
-const MIB = 1024 * 1024;
 
 export interface ServedFile {
   name: string;
@@ -186,34 +184,4 @@ function countedRsts(events: readonly TcpEvent[]): TcpEvent[] {
 
 function describeRst(e: TcpEvent): string {
   return `${new Date(e.timeUs / 1000).toISOString()} ${e.src}:${e.srcPort} > ${e.dst}:${e.dstPort} [${flagString(e.flags)}] seq ${e.seq} ack ${e.ack}`;
-}
-
-async function sha256File(file: string): Promise<{ hex: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 * MIB })) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { hex: hash.digest('hex'), bytes };
-}
-
-function waitForOutput(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within ${timeoutMs / 1000} s: ${text.trim()}`)), timeoutMs);
-    const onData = (d: Buffer): void => {
-      text += d.toString('utf8');
-      if (re.test(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited (${code}): ${text.trim()}`));
-    });
-  });
 }

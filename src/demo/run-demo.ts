@@ -6,8 +6,8 @@
 // with the capture and a timeline picture written to the output directory.
 
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { analyzeCapture, parseNodeLog, takeoverMoment, takeoverSteps, type LogEv
 import { flagString, readPcapFile } from './pcap.js';
 import { demoExitCode, formatReport, type DemoOutcome } from './report.js';
 import { renderTimelineSvg } from './timeline.js';
+import { sha256File, waitForOutput, writeRandomFile } from './io.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(REPO_ROOT, 'bin', 'understudy.js');
@@ -328,33 +329,6 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
   }
 }
 
-/** Writes `size` random bytes in 1 MiB pieces and returns their SHA-256. */
-function writeRandomFile(file: string, size: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(file, 'w');
-  try {
-    for (let left = size; left > 0; ) {
-      const chunk = randomBytes(Math.min(MIB, left));
-      hash.update(chunk);
-      writeSync(fd, chunk);
-      left -= chunk.length;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-async function sha256File(file: string): Promise<{ hex: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 * MIB })) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { hex: hash.digest('hex'), bytes };
-}
-
 /**
  * Polls a node's control socket until `ready` holds for its status. Fails at once, with the end
  * of its log, if the node exits first.
@@ -383,26 +357,6 @@ async function waitForStatus(
     if (Date.now() > deadline) throw new DemoError(`the ${role} was not ready within ${timeoutMs / 1000} s: ${last}; log: ${tail(readText(logFile))}`);
     await sleep(200);
   }
-}
-
-function waitForOutput(child: ChildProcess, re: RegExp, timeoutMs: number, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new DemoError(`${what} did not start within ${timeoutMs / 1000} s: ${text.trim()}`)), timeoutMs);
-    const onData = (d: Buffer): void => {
-      text += d.toString('utf8');
-      if (re.test(text)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new DemoError(`${what} exited (${code}): ${text.trim()}`));
-    });
-  });
 }
 
 async function stopProcess(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
