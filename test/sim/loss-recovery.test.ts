@@ -5,13 +5,13 @@
 // The timers are Linux's (200 ms minimum RTO, 40 ms delayed ACK): what makes a tail loss or a lost
 // retransmission expensive is exactly that floor.
 
-import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStack, type Stack } from '../../src/stack/stack.js';
 import type { Socket } from '../../src/stack/socket.js';
 import type { TcpConfig } from '../../src/stack/tcp/api.js';
 import { FaultLink, type FaultSettings } from '../../src/tun/fault-link.js';
 import { createMemoryLinkPair } from '../../src/tun/memory-link.js';
+import { payload, sha256 } from './payload.js';
 
 const SERVER = '198.18.0.1';
 const CLIENT = '198.18.0.2';
@@ -33,21 +33,6 @@ function faults(lossPct: number): Partial<FaultSettings> {
   return { lossPct, delayMs: 0.5, jitterMs: 0.2, reorderPct: 1, reorderDistance: 3 };
 }
 
-function payload(seed: number, n: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 function readAll(s: Socket): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -98,8 +83,8 @@ async function run(sc: Scenario, rack: boolean): Promise<Run> {
   const seconds = (performance.now() - started) / 1000;
   expect(gotDown.length).toBe(SIZE);
   expect(gotUp.length).toBe(SIZE);
-  expect(sha(gotDown)).toBe(sha(down));
-  expect(sha(gotUp)).toBe(sha(up));
+  expect(sha256(gotDown)).toBe(sha256(down));
+  expect(sha256(gotUp)).toBe(sha256(up));
   const stacks = [server, client];
   const result: Run = {
     seconds,

@@ -3,7 +3,6 @@
 // downloads random amounts at once over its own connection; every byte must arrive exactly.
 // Throughput is printed, never asserted.
 
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStack, type Stack } from '../../src/stack/stack.js';
@@ -12,6 +11,7 @@ import type { TcpConfig } from '../../src/stack/tcp/api.js';
 import { FaultLink, type FaultSettings } from '../../src/tun/fault-link.js';
 import { createMemoryLinkPair } from '../../src/tun/memory-link.js';
 import { createPrng } from '../../src/tun/prng.js';
+import { payload, sha256 } from './payload.js';
 
 const SERVER = '198.18.0.1';
 const CLIENT = '198.18.0.2';
@@ -57,25 +57,6 @@ function randomSize(rnd: () => number): number {
   if (r < 0.7) return Math.floor(rnd() * 4096);
   if (r < 0.95) return 4096 + Math.floor(rnd() * 60 * 1024);
   return 64 * 1024 + Math.floor(rnd() * (1024 * 1024 - 64 * 1024));
-}
-
-/** Deterministic bytes for a seed: what each side expects the other to send. */
-function payload(seed: number, n: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
 }
 
 /** Reads everything until the peer's FIN. */
