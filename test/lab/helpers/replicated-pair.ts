@@ -1,0 +1,156 @@
+// A primary and a backup `understudy node` in a lab built with a replication link: started with
+// one service spec, watched through their control sockets and JSON logs, SIGKILLed on demand and
+// stopped after each test. Waits are on conditions (control socket up, primary protected), never
+// on fixed sleeps, and they fail at once when a node exits, with both nodes' log tails.
+
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab } from '../../../scripts/lab.js';
+import { controlRequest } from '../../../src/control/client.js';
+
+export type PairRole = 'primary' | 'backup';
+
+/** The part of `understudy status --json` the pair tests read. */
+export interface PairStatus {
+  role: string;
+  epoch: number;
+  protected: boolean;
+  protectedReason: string | null;
+  replication?: {
+    peer: { state: string };
+    applied: { lastLsn: number; shadows: number; divergences: number } | null;
+    takeover: unknown;
+    heartbeatAgeMs: number | null;
+    lanHeartbeatAgeMs: number | null;
+  };
+}
+
+interface RunningNode {
+  child: ChildProcess;
+  exited: Promise<unknown>;
+  logFile: string;
+  control: string;
+}
+
+const REPL_PORT = 7070;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class ReplicatedPair {
+  private readonly nodes = new Map<PairRole, RunningNode>();
+  private readonly keyFile: string;
+  private run = 0;
+
+  /** `dir` holds the key, logs and control sockets; `tun` names both nodes' tun devices. */
+  constructor(
+    private readonly lab: () => Lab,
+    private readonly dir: string,
+    private readonly tun: string,
+  ) {
+    this.keyFile = join(dir, 'repl.key');
+    writeFileSync(this.keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  }
+
+  logOf(role: PairRole): string {
+    const n = this.nodes.get(role);
+    return n === undefined || !existsSync(n.logFile) ? '' : readFileSync(n.logFile, 'utf8');
+  }
+
+  /** Both nodes' log tails, for failure messages. */
+  logs(): string {
+    return `--- primary log (tail)\n${this.logOf('primary').slice(-4000)}\n--- backup log (tail)\n${this.logOf('backup').slice(-4000)}`;
+  }
+
+  /** The JSON log events named `event` of one node, parsed. */
+  events(role: PairRole, event: string): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const line of this.logOf(role).split('\n')) {
+      if (!line.includes(`"${event}"`)) continue;
+      try {
+        const v = JSON.parse(line) as Record<string, unknown>;
+        if (v.event === event) out.push(v);
+      } catch {
+        // a line cut by the kill, or not JSON: not an event
+      }
+    }
+    return out;
+  }
+
+  async status(role: PairRole): Promise<PairStatus | null> {
+    const n = this.nodes.get(role);
+    if (n === undefined) return null;
+    try {
+      return (await controlRequest(n.control, 'status', {}, 2000)) as PairStatus;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Polls `ok` until it holds; fails on timeout or when a node that was not killed has exited. */
+  async waitUntil(what: string, ok: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await ok())) {
+      for (const [role, n] of this.nodes) {
+        if (n.child.exitCode !== null) throw new Error(`the ${role} exited (code ${n.child.exitCode}) while waiting for ${what}\n${this.logs()}`);
+      }
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs / 1000} s\n${this.logs()}`);
+      await sleep(50);
+    }
+  }
+
+  /** Backup first, then the primary; resolves once the primary says it is protected. */
+  async start(service: string, port: number): Promise<void> {
+    this.run++;
+    this.startNode('backup', service, port);
+    await this.waitUntil('backup control socket', async () => (await this.status('backup')) !== null, 30_000);
+    this.startNode('primary', service, port);
+    await this.waitUntil('primary protected', async () => (await this.status('primary'))?.protected === true, 45_000);
+  }
+
+  kill(role: PairRole): void {
+    const pid = this.nodes.get(role)?.child.pid;
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+  }
+
+  /** SIGTERM, then SIGKILL after 10 s, for every node still running. */
+  async stop(): Promise<void> {
+    for (const [, n] of this.nodes) {
+      if (n.child.exitCode === null && n.child.signalCode === null) {
+        n.child.kill('SIGTERM');
+        const done = await Promise.race([n.exited.then(() => true), sleep(10_000).then(() => false)]);
+        if (!done) n.child.kill('SIGKILL');
+      }
+    }
+    this.nodes.clear();
+  }
+
+  private startNode(role: PairRole, service: string, port: number): void {
+    const l = this.lab();
+    const logFile = join(this.dir, `${role}-${this.run}.log`);
+    const control = join(this.dir, `${role}-${this.run}.sock`);
+    const own = role === 'primary' ? l.addr.replPrimary : l.addr.replBackup;
+    const peer = role === 'primary' ? l.addr.replBackup : l.addr.replPrimary;
+    const fd = openSync(logFile, 'w');
+    let child: ChildProcess;
+    try {
+      child = l.spawn(role, process.execPath, [
+        'bin/understudy.js', 'node',
+        '--role', role,
+        '--replication', `${own}:${REPL_PORT}`,
+        '--peer', `${peer}:${REPL_PORT}`,
+        '--key-file', this.keyFile,
+        '--vip', l.addr.vip, '--port', String(port),
+        '--service', service,
+        '--lan', l.lanIface, '--tun', this.tun,
+        '--log-format', 'json',
+        '--control', control,
+      ], { stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    this.nodes.set(role, { child, exited: once(child, 'exit'), logFile, control });
+  }
+}

@@ -1,0 +1,306 @@
+// Failover under the services a user brings (issue 4): `proxy:` in front of a real Linux TCP server
+// (python3 -m http.server) and `module:` with the user's own code, each run as a primary and a
+// backup `understudy node` in the lab. The backup's copy of the service is its own: the proxy's
+// replica connects to the backend on the backup host, the module is loaded again there
+// (ARCHITECTURE.md 5.5, docs/services.md). The primary is SIGKILLed part-way through real client
+// traffic; the client must notice nothing: exit 0, every byte once (SHA-256), no RST on its wire.
+
+import type { ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { LabNode } from '../../scripts/lab.js';
+import { BLOB_CHUNK, blobChunk } from './fixtures/download-app.mjs';
+import { Capture, describeRsts, RST_FILTER } from './helpers/capture.js';
+import { curl, type CurlResult } from './helpers/clients.js';
+import { useLab } from './helpers/lab-fixture.js';
+import { ReplicatedPair } from './helpers/replicated-pair.js';
+
+const TUN = 'ussvf0';
+const BACKEND_PORT = 8081;
+const TALLY_PORT = 7000;
+const MIB = 1024 * 1024;
+/** The download's own source port, to pick its divergence out of the backup's log. */
+const DOWNLOAD_PORT = 41234;
+const DOWNLOAD_APP = resolve('test/lab/fixtures/download-app.mjs');
+const TALLY_APP = resolve('test/lab/fixtures/tally-lines.mjs');
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+describe('failover under proxy: and module: services', () => {
+  const lab = useLab({ replicationLink: true });
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-services-failover-'));
+  const pair = new ReplicatedPair(lab, dir, TUN);
+  const backends: ChildProcess[] = [];
+
+  afterEach(async () => {
+    await pair.stop();
+    for (const b of backends.splice(0)) if (b.exitCode === null && b.signalCode === null) b.kill('SIGKILL');
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `python3 -m http.server` on 127.0.0.1 inside `node`, serving `www`; resolves once it accepts. */
+  async function startHttpServer(node: LabNode, www: string): Promise<void> {
+    const l = lab();
+    const child = l.spawn(node, 'python3', ['-m', 'http.server', String(BACKEND_PORT), '--protocol', 'HTTP/1.1', '--bind', '127.0.0.1', '--directory', www], { stdio: 'ignore' });
+    backends.push(child);
+    const connects = `import socket; socket.create_connection(('127.0.0.1', ${BACKEND_PORT}), 1).close()`;
+    await pair.waitUntil(`http.server in the ${node}`, async () => {
+      if (child.exitCode !== null) throw new Error(`python3 -m http.server in the ${node} exited with ${child.exitCode}`);
+      return (await l.exec(node, 'python3', ['-c', connects], { allowFailure: true })).code === 0;
+    }, 20_000);
+  }
+
+  /** The client's neighbour entry may still name a node of an earlier test: wait until the VIP answers. */
+  async function untilHttpAnswers(path: string): Promise<void> {
+    const l = lab();
+    await pair.waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}${path}`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
+  }
+
+  /**
+   * A rate-limited curl fetching `urls` into `outs` (one connection where the server keeps it
+   * alive), with the primary SIGKILLed once 40% of `size` is in `outs[which]`. `beforeKill` runs just before the kill (the backup's status
+   * is read there, while it still has its replica).
+   */
+  async function downloadAcrossKill(
+    urls: string[],
+    outs: string[],
+    which: number,
+    size: number,
+    extra: string[],
+    beforeKill: () => Promise<void>,
+  ): Promise<CurlResult> {
+    const l = lab();
+    for (const o of outs) rmSync(o, { force: true });
+    const out = outs[which]!;
+    // About 6 s for 24 MiB: long enough to kill the primary part-way on the bytes the client has.
+    const download = curl(l.ns.client, urls, outs, 90_000, ['--limit-rate', String(4 * MIB), ...extra]);
+    let finished = false;
+    void download.finally(() => (finished = true));
+    await pair.waitUntil('40% downloaded', () => finished || (existsSync(out) && statSync(out).size >= size * 0.4), 60_000);
+    expect(finished, `the download ended before the kill point\n${pair.logs()}`).toBe(false);
+    await beforeKill();
+    pair.kill('primary');
+    return download;
+  }
+
+  async function expectTakenOver(): Promise<void> {
+    const st = await pair.status('backup');
+    expect(st?.role).toBe('primary');
+    expect(st?.epoch).toBe(2);
+    expect(pair.events('backup', 'takeover.done')).toHaveLength(1);
+  }
+
+  it('proxy: python3 -m http.server on each node, keep-alive: a 24 MiB download across a SIGKILL, then a request the backup answers: exit 0, same SHA-256, no RST; the header divergence is counted once', async () => {
+    const l = lab();
+    const size = 24 * MIB;
+    const blob = randomBytes(size);
+    // Each node's backend serves its own copy of the files, as on two real hosts. The copies of
+    // big.bin differ on purpose in their modification time, so the backup's reply differs from the
+    // primary's in the Last-Modified header (same length, other bytes): a divergence inside bytes
+    // the primary had already sent, which must be counted and then overruled by the primary's.
+    const www = { primary: join(dir, 'www-primary'), backup: join(dir, 'www-backup') };
+    for (const [node, path] of Object.entries(www)) {
+      mkdirSync(path, { recursive: true });
+      writeFileSync(join(path, 'hello.txt'), 'hello\n');
+      writeFileSync(join(path, 'after.txt'), 'answered after the takeover\n');
+      writeFileSync(join(path, 'big.bin'), blob);
+      const mtime = node === 'primary' ? new Date('2026-01-05T10:00:00Z') : new Date('2026-01-06T10:00:00Z');
+      utimesSync(join(path, 'big.bin'), mtime, mtime);
+    }
+    await startHttpServer('primary', www.primary);
+    await startHttpServer('backup', www.backup);
+    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
+    await untilHttpAnswers('/hello.txt');
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      // One connection (HTTP/1.1 keep-alive): a small file, big.bin across the kill, then after.txt,
+      // which only the backup's backend answers, through the backup's copy of the proxy.
+      const outs = ['hello.txt', 'big.bin', 'after.txt'].map((f) => join(dir, `proxy-${f}`));
+      const headers = join(dir, 'proxy-headers.txt');
+      let divergencesBeforeKill = -1;
+      const r = await downloadAcrossKill(
+        ['/hello.txt', '/big.bin', '/after.txt'].map((p) => `http://${l.addr.vip}${p}`),
+        outs,
+        1,
+        size,
+        ['-D', headers, '--local-port', String(DOWNLOAD_PORT)],
+        async () => {
+          divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
+        },
+      );
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+      expect(r.transfers.map((t) => [t.httpCode, t.numConnects])).toEqual([[200, 1], [200, 0], [200, 0]]);
+      const got = readFileSync(outs[1]!);
+      expect(got.length).toBe(size);
+      expect(sha256(got)).toBe(sha256(blob));
+      expect(readFileSync(outs[2]!, 'utf8')).toBe('answered after the takeover\n');
+      // The client has the primary's headers for big.bin, sent before the kill.
+      const heads = readFileSync(headers, 'latin1').split(/(?<=\r\n\r\n)/);
+      expect(heads).toHaveLength(3);
+      expect(heads[1]).toContain('Last-Modified: Mon, 05 Jan 2026 10:00:00 GMT');
+      await expectTakenOver();
+
+      // This connection's divergence: one (a Date may already differ in the first reply), before
+      // the first byte of big.bin's body; none after it.
+      const mine = pair
+        .events('backup', 'replication.divergence')
+        .map((e) => String(e.detail))
+        .filter((d) => d.includes(`(${l.addr.client}:${DOWNLOAD_PORT})`));
+      expect(mine, pair.logs()).toHaveLength(1);
+      const offset = Number(/from offset (\d+)/.exec(mine[0]!)?.[1] ?? NaN);
+      const bodyStarts = Buffer.byteLength(heads[0]! + 'hello\n' + heads[1]!, 'latin1');
+      expect(offset).toBeGreaterThanOrEqual(0);
+      expect(offset).toBeLessThan(bodyStarts);
+      // The backup's status counted it (a probe may add a Date divergence of its own).
+      expect(divergencesBeforeKill).toBeGreaterThanOrEqual(1);
+      expect(divergencesBeforeKill).toBe(pair.events('backup', 'replication.divergence').length);
+
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('proxy download across the failover', rsts)).toBe(0);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+
+  it('module: a (req, res) app streaming a generated 24 MiB body, across a SIGKILL: exit 0, same SHA-256, no RST, no divergence', async () => {
+    const l = lab();
+    const size = 24 * MIB;
+    await pair.start(`module:${DOWNLOAD_APP}`, 80);
+    await untilHttpAnswers('/');
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const out = join(dir, 'module-download.bin');
+      let divergencesBeforeKill = -1;
+      const r = await downloadAcrossKill([`http://${l.addr.vip}/blob/${size / MIB}`], [out], 0, size, [], async () => {
+        divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
+      });
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+      expect(r.transfers[0]?.httpCode).toBe(200);
+      const expected = createHash('sha256');
+      for (let i = 0; i < size / BLOB_CHUNK; i++) expected.update(blobChunk(i));
+      const got = readFileSync(out);
+      expect(got.length).toBe(size);
+      expect(sha256(got)).toBe(expected.digest('hex'));
+      await expectTakenOver();
+      // A deterministic app: the backup's copy wrote exactly the primary's bytes.
+      expect(divergencesBeforeKill).toBe(0);
+      expect(pair.events('backup', 'replication.divergence')).toEqual([]);
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('module download across the failover', rsts)).toBe(0);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+
+  it('module: a connection handler keeping a running total per connection, 8 connections across a SIGKILL: every answer right, no RST', async () => {
+    const l = lab();
+    await pair.start(`module:${TALLY_APP}`, TALLY_PORT);
+    const conns = 8;
+    const lines = 1500;
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const client = l.spawn('client', 'python3', ['-c', PY_TALLY_CLIENT, l.addr.vip, String(TALLY_PORT), String(conns), String(lines), '400', '30']);
+      let out = '';
+      let err = '';
+      client.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+      client.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = once(client, 'exit') as Promise<[number | null]>;
+      const answered = (): number => Number([...out.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0);
+      await pair.waitUntil('40% of the lines answered', () => {
+        if (client.exitCode !== null) throw new Error(`the tally client ended early: ${out}\n${err}\n${pair.logs()}`);
+        return answered() >= conns * lines * 0.4;
+      }, 60_000);
+      const divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
+      pair.kill('primary');
+      const [code] = await exited;
+      const result = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ok?: number; failures?: string[] };
+      expect(code, `tally client: ${out.slice(-2000)}\n${err}\n${pair.logs()}`).toBe(0);
+      expect(result.failures, pair.logs()).toEqual([]);
+      expect(result.ok).toBe(conns);
+      await expectTakenOver();
+      expect(divergencesBeforeKill).toBe(0);
+      expect(pair.events('backup', 'replication.divergence')).toEqual([]);
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('tally connections across the failover', rsts)).toBe(0);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+});
+
+// Connections at once, each sending "ADD <n>" lines (seeded) at a paced rate from its own thread
+// while another checks every answer against the running total it expects; connecting is retried
+// while the VIP does not answer yet (a neighbour entry of an earlier test). Progress lines (answers
+// checked, over all connections) let the test kill the primary mid-stream; the last line is JSON.
+const PY_TALLY_CLIENT = String.raw`
+import json, random, socket, sys, threading, time
+host, port, conns, n, rate, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+checked = [0] * conns
+failures = []
+ok = [0]
+lock = threading.Lock()
+def connect():
+    deadline = time.time() + 20
+    while True:
+        try:
+            return socket.create_connection((host, port), timeout=idle)
+        except OSError:
+            if time.time() > deadline: raise
+            time.sleep(0.2)
+def one(i):
+    values = [random.Random(7000 + i).randint(-1000, 1000) for _ in range(n)]
+    try:
+        s = connect()
+    except Exception as e:
+        with lock: failures.append('conn %d: connect: %r' % (i, e))
+        return
+    def sender():
+        t0 = time.time()
+        try:
+            for k, v in enumerate(values):
+                s.sendall(b'ADD %d\n' % v)
+                ahead = (k + 1) / rate - (time.time() - t0)
+                if ahead > 0: time.sleep(ahead)
+            s.shutdown(socket.SHUT_WR)
+        except Exception as e:
+            with lock: failures.append('conn %d: send: %r' % (i, e))
+    th = threading.Thread(target=sender)
+    th.start()
+    f = s.makefile('rb')
+    total = 0
+    k = 0
+    try:
+        for line in f:
+            if k >= n:
+                with lock: failures.append('conn %d: answer beyond the last line: %r' % (i, line))
+                break
+            total += values[k]
+            k += 1
+            if line != b'%d %d\n' % (k, total):
+                with lock: failures.append('conn %d: answer %d is %r, expected %r' % (i, k, line, b'%d %d\n' % (k, total)))
+                break
+            checked[i] = k
+    except Exception as e:
+        with lock: failures.append('conn %d: recv after %d answers: %r' % (i, k, e))
+    th.join()
+    s.close()
+    if k == n and not any(x.startswith('conn %d:' % i) for x in failures):
+        with lock: ok[0] += 1
+    elif k != n:
+        with lock: failures.append('conn %d: %d answers of %d before the end of the stream' % (i, k, n))
+threads = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
+for t in threads: t.start()
+while any(t.is_alive() for t in threads):
+    print('progress %d' % sum(checked), flush=True)
+    time.sleep(0.05)
+for t in threads: t.join()
+print(json.dumps({'ok': ok[0], 'failures': failures}), flush=True)
+`;
