@@ -4,6 +4,7 @@
 import { ControlRequestError, type ControlHandler } from '../control/server.js';
 import { describeFault, faultClearSchema, describeIssues, parseFaultRequest, type FaultRequest, type PercentFault } from '../control/fault.js';
 import type { FaultLogEntry, LinkStatus } from '../control/status.js';
+import { parseSwitchoverParams } from '../control/switchover.js';
 import type { FaultDirection, FaultSettings } from '../tun/fault-link.js';
 import type { Logger } from './log.js';
 import { buildStatus, clientLinkStatus, type NodeView } from './node-status.js';
@@ -119,6 +120,16 @@ export function createControlHandlers(
       log.warn('fault.clear', { link: 'client' });
       record('clear');
       return { applied: 'clear' } satisfies FaultReply;
+    },
+
+    // Planned switchover: the reply is the SwitchoverResult, also when refused or aborted (ok false).
+    switchover: async (call) => {
+      const p = parseSwitchoverParams(call.params);
+      if (!p.ok) throw new ControlRequestError('invalid-params', p.message);
+      const run = view().switchover;
+      if (run === undefined) throw new ControlRequestError('unavailable', NO_REPLICATION);
+      log.info('switchover.requested', { timeoutMs: p.timeoutMs });
+      return await run(p.timeoutMs);
     },
 
     'fault.list': (): FaultListResult => {

@@ -290,6 +290,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       connections: stats,
       faultLog,
       replication: replicated === undefined ? undefined : () => (replicated as ReplicatedNode).status(),
+      switchover: replicated === undefined ? undefined : (ms: number) => (replicated as ReplicatedNode).switchover(ms),
     });
     if (config.control !== undefined) {
       const path = typeof config.control === 'string' ? config.control : config.control(tunName);

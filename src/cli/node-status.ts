@@ -10,6 +10,7 @@ import { STATUS_VERSION, type FaultLogEntry, type LinkStatus, type NodeStatus, t
 import { connectionStatuses } from './connection-info.js';
 import type { ConnectionStats } from './connection-log.js';
 import type { ReplicationStatus } from '../replication/node/replicated-node.js';
+import type { SwitchoverResult } from '../replication/node/switchover.js';
 
 export interface NodeView {
   vip: string;
@@ -29,6 +30,8 @@ export interface NodeView {
   faultLog: readonly FaultLogEntry[];
   /** The replication state of a primary or backup; absent on a standalone node. */
   replication?: (() => ReplicationStatus) | undefined;
+  /** Planned switchover (a primary of a replicated pair); absent on a standalone node. */
+  switchover?: ((timeoutMs: number) => Promise<SwitchoverResult>) | undefined;
 }
 
 /** The status with the replication section (role, epoch, peer, lag, heartbeat ages) when replicated. */

@@ -7,6 +7,7 @@ import { registerDemoCommand } from './demo-command.js';
 import { registerFaultCommand } from './fault-command.js';
 import { registerNodeCommand } from './node-command.js';
 import { registerStatusCommand } from './status-command.js';
+import { registerSwitchoverCommand } from './switchover-command.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './usage-error.js';
 
 export interface CliIo {
@@ -40,6 +41,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerNodeCommand(program, ctx);
   registerStatusCommand(program, ctx);
   registerFaultCommand(program, ctx);
+  registerSwitchoverCommand(program, ctx);
   registerDemoCommand(program, ctx);
   // Subcommands (and theirs: `fault loss`) inherit neither exitOverride nor output settings.
   const configure = (parent: Command): void => {

@@ -3,12 +3,16 @@
 
 import type { ConnectionStatus, FaultLogEntry, LinkStatus, NodeStatus, SeqPosition } from '../control/status.js';
 import type { FaultCounters } from '../tun/fault-link.js';
+import type { SwitchoverInfo } from '../replication/node/switchover.js';
 
 export function formatStatus(s: NodeStatus): string {
   const lines: string[] = [];
   lines.push(`node ${s.vip}:${s.port}  role ${s.role}  epoch ${s.epoch}  pid ${s.pid}  up ${formatDuration(s.uptimeMs)}`);
   lines.push(`  service ${s.service}  tun ${s.tun}${s.lan !== null ? `  lan ${s.lan}` : ''}`);
   lines.push(`  protected ${s.protected ? 'yes' : `no (${s.protectedReason ?? 'unknown'})`}`);
+  // Replicated nodes add a replication section (cli/node-status.ts); only its last switchover shows here.
+  const sw = (s as { replication?: { switchover?: SwitchoverInfo | null } }).replication?.switchover;
+  if (sw != null) lines.push(`  last switchover ${formatSwitchoverInfo(sw)}`);
   lines.push(`  control ${s.control}${s.metrics !== null ? `  metrics http://${s.metrics}/metrics` : ''}`);
   lines.push('');
 
@@ -41,6 +45,12 @@ export function formatStatus(s: NodeStatus): string {
   lines.push(`connections ${s.connections.length}`);
   if (s.connections.length > 0) lines.push(formatConnections(s.connections));
   return lines.join('\n') + '\n';
+}
+
+export function formatSwitchoverInfo(sw: SwitchoverInfo): string {
+  const figures = [sw.stallMs !== null ? `stall ${sw.stallMs} ms` : '', sw.takeoverMs !== null ? `takeover ${sw.takeoverMs} ms` : ''].filter((x) => x !== '').join(', ');
+  const peer = sw.peer === null ? '' : sw.outcome === 'took-over' ? ` from ${sw.peer}` : ` to ${sw.peer}`;
+  return `${sw.at} ${sw.outcome}${peer} epoch ${sw.epoch}${figures === '' ? '' : ` (${figures})`}${sw.reason === null ? '' : `: ${sw.reason}`}`;
 }
 
 export function formatLink(l: LinkStatus): string[] {

@@ -12,6 +12,8 @@ import {
   FrameSealer,
   openFrame,
   type FrameError,
+  type HandoverDoneMessage,
+  type HandoverMessage,
   type HeartbeatMessage,
   type HelloMessage,
   type OutgoingMessage,
@@ -87,6 +89,11 @@ export interface ChannelEvents {
   heartbeat: [hb: HeartbeatMessage, peer: PeerInfo];
   /** The peer announced an epoch above ours (fencing is the caller's decision). */
   'higher-epoch': [epoch: number, peer: PeerInfo];
+  /** Planned switchover: the primary hands over (only a backup takes this). */
+  handover: [m: HandoverMessage, peer: PeerInfo];
+  /** The backup's answer to a handover (only a primary takes these). */
+  'handover-done': [m: HandoverDoneMessage, peer: PeerInfo];
+  'handover-refused': [reason: string, peer: PeerInfo];
   'auth-failure': [ev: RefusalEvent];
   'protocol-error': [ev: RefusalEvent];
 }
@@ -209,6 +216,18 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
 
   sendAck(lsn: Lsn): boolean {
     return this.send({ type: 'ack', lsn });
+  }
+
+  sendHandover(epoch: number, lastLsn: Lsn): boolean {
+    return this.send({ type: 'handover', epoch, lastLsn });
+  }
+
+  sendHandoverDone(epoch: number, takeoverMs: number): boolean {
+    return this.send({ type: 'handover-done', epoch, takeoverMs });
+  }
+
+  sendHandoverRefused(reason: string): boolean {
+    return this.send({ type: 'handover-refused', reason });
   }
 
   /** Drops the current session (e.g. the log refused what arrived); a dialler redials. */
@@ -364,6 +383,23 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
           peer.epoch = Math.max(peer.epoch, m.epoch);
           if (m.epoch > this.opts.epoch()) this.emit('higher-epoch', m.epoch, peer);
           this.emit('heartbeat', m, peer);
+          break;
+        case 'handover':
+          // Only a primary hands over, and only to its backup.
+          if (this.opts.role !== 'backup') {
+            this.refuse(l, { kind: 'protocol', error: 'handover sent to a primary' });
+            return;
+          }
+          this.emit('handover', m, peer);
+          break;
+        case 'handover-done':
+        case 'handover-refused':
+          if (this.opts.role !== 'primary') {
+            this.refuse(l, { kind: 'protocol', error: `${m.type} sent to a backup` });
+            return;
+          }
+          if (m.type === 'handover-done') this.emit('handover-done', m, peer);
+          else this.emit('handover-refused', m.reason, peer);
           break;
       }
       // A listener may have dropped the session.

@@ -50,16 +50,42 @@ export interface HeartbeatMessage {
   clockUs: number;
 }
 
-export type Message = HelloMessage | RecordsMessage | AckMessage | HeartbeatMessage;
+/**
+ * Planned switchover (ARCHITECTURE.md 5.4), primary to backup: the primary holds its output, the
+ * backup has acknowledged every record up to lastLsn and the VIP is withdrawn; take over at once.
+ */
+export interface HandoverMessage {
+  type: 'handover';
+  /** The primary's epoch; the backup takes over with the next one. */
+  epoch: number;
+  lastLsn: Lsn;
+}
+
+/** Backup to primary: the takeover ran, the new primary serves under `epoch`. */
+export interface HandoverDoneMessage {
+  type: 'handover-done';
+  epoch: number;
+  /** From the handover's arrival to the release of the promoted connections' retransmissions. */
+  takeoverMs: number;
+}
+
+/** Backup to primary: it cannot take over (not in step); the primary resumes. */
+export interface HandoverRefusedMessage {
+  type: 'handover-refused';
+  reason: string;
+}
+
+export type Message = HelloMessage | RecordsMessage | AckMessage | HeartbeatMessage | HandoverMessage | HandoverDoneMessage | HandoverRefusedMessage;
 export type MessageType = Message['type'];
 
 /** What a sender passes: records already encoded, so a resend costs no re-encoding. */
 export type OutgoingMessage = Exclude<Message, RecordsMessage> | { type: 'records'; records: readonly EncodedRecord[] };
 
-const TYPE_CODES: Record<MessageType, number> = { hello: 1, records: 2, ack: 3, heartbeat: 4 };
-const TYPE_BY_CODE: readonly (MessageType | undefined)[] = [undefined, 'hello', 'records', 'ack', 'heartbeat'];
+const TYPE_CODES: Record<MessageType, number> = { hello: 1, records: 2, ack: 3, heartbeat: 4, handover: 5, 'handover-done': 6, 'handover-refused': 7 };
+const TYPE_BY_CODE: readonly (MessageType | undefined)[] = [undefined, 'hello', 'records', 'ack', 'heartbeat', 'handover', 'handover-done', 'handover-refused'];
 
 export const MAX_NODE_ID_BYTES = 255;
+export const MAX_REFUSAL_BYTES = 255;
 const HELLO_FIXED = 16 + NONCE_BYTES;
 
 const utf8 = new TextEncoder();
@@ -93,6 +119,22 @@ export function encodeMessageBody(m: OutgoingMessage): { chunks: Uint8Array[]; b
       writeU64(dv, 8, m.lsn);
       writeU64(dv, 16, m.clockUs);
       return { chunks: [b], byteLength: 24 };
+    }
+    case 'handover':
+    case 'handover-done': {
+      // epoch, then the LSN (handover) or the takeover time in microseconds (handover-done).
+      const b = new Uint8Array(16);
+      const dv = new DataView(b.buffer);
+      dv.setUint32(0, m.epoch, true);
+      writeU64(dv, 8, m.type === 'handover' ? m.lastLsn : Math.max(0, Math.round(m.takeoverMs * 1000)));
+      return { chunks: [b], byteLength: 16 };
+    }
+    case 'handover-refused': {
+      const reason = truncateUtf8(m.reason, MAX_REFUSAL_BYTES);
+      const b = new Uint8Array(1 + reason.length);
+      b[0] = reason.length;
+      b.set(reason, 1);
+      return { chunks: [b], byteLength: b.length };
     }
     case 'hello': {
       let id = utf8.encode(m.nodeId);
@@ -130,6 +172,19 @@ export function decodeMessageBody(type: MessageType, body: Uint8Array): Message 
       if (lsn < 0 || clockUs < 0) return { error: 'heartbeat figure beyond 2^53' };
       return { type, epoch: dv.getUint32(0, true), lsn, clockUs };
     }
+    case 'handover':
+    case 'handover-done': {
+      if (body.length !== 16) return { error: `${type} body of ${body.length} bytes, expected 16` };
+      const v = readU64(dv, 8);
+      if (v < 0) return { error: `${type} figure beyond 2^53` };
+      const epoch = dv.getUint32(0, true);
+      if (epoch === 0) return { error: `${type} with epoch 0` };
+      return type === 'handover' ? { type, epoch, lastLsn: v } : { type, epoch, takeoverMs: v / 1000 };
+    }
+    case 'handover-refused': {
+      if (body.length < 1 || body.length !== 1 + body[0]!) return { error: 'handover-refused reason length does not match the body' };
+      return { type, reason: utf8Decoder.decode(body.subarray(1)) };
+    }
     case 'hello': {
       if (body.length < HELLO_FIXED) return { error: `hello body of ${body.length} bytes, at least ${HELLO_FIXED} expected` };
       const roleCode = dv.getUint8(0);
@@ -148,6 +203,16 @@ export function decodeMessageBody(type: MessageType, body: Uint8Array): Message 
       };
     }
   }
+}
+
+/** At most `max` bytes of s's UTF-8, cut at a character boundary. */
+function truncateUtf8(s: string, max: number): Uint8Array {
+  const b = utf8.encode(s);
+  if (b.length <= max) return b;
+  let end = max;
+  // Back off continuation bytes (10xxxxxx) so no character is split.
+  while (end > 0 && (b[end]! & 0xc0) === 0x80) end--;
+  return b.subarray(0, end);
 }
 
 /** Seals one direction's frames: numbers them and MACs them. */

@@ -138,6 +138,24 @@ export class OutputGate implements Link {
     this.inputMuted = true;
   }
 
+  /** Hands received packets to the stack again (an aborted handover: this node carries on). */
+  unmuteInput(): void {
+    if (!this.fenced) this.inputMuted = false;
+  }
+
+  /**
+   * The step-down after a planned switchover: this node spoke for the VIP under an epoch that the
+   * new primary now continues, so unlike a fenced node it may serve again later (as a backup that
+   * takes over). Everything the fence dropped stays dropped; from now on packets pass and input
+   * goes up, ungated until a backup attaches.
+   */
+  rearm(): void {
+    if (this.gating) throw new Error('the gate steps down only once gating is off');
+    this.queue = [];
+    this.fenced = false;
+    this.inputMuted = false;
+  }
+
   close(): void {
     this.stopListening();
     this.queue = [];

@@ -73,6 +73,8 @@ export interface Stack {
    * returns its socket, open as if just accepted. Its pending output leaves on the next pass.
    */
   adoptConnection(conn: TcpConnection, opts?: { allowHalfOpen?: boolean }): Socket;
+  /** Schedules a driver pass soon: after calls made on the host's connections directly. */
+  kick(): void;
 }
 
 const DEFAULT_SYN_BACKLOG = 256;

@@ -44,6 +44,15 @@ export class HoldLink implements Link {
     return n;
   }
 
+  /** Forgets what was held (a switched-over primary: the new one retransmits it); returns the count. */
+  discard(): number {
+    const q = this.held;
+    this.held = null;
+    let n = 0;
+    for (const h of q ?? []) n += h.packets.length;
+    return n;
+  }
+
   send(packets: readonly Uint8Array[], opts?: SendOptions): void {
     if (this.held !== null) {
       this.held.push({ packets, opts });

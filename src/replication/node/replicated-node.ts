@@ -22,6 +22,7 @@ import type { ReplicationKey } from '../auth.js';
 import { type Endpoint, type PeerInfo, ReplicationChannel } from '../channel.js';
 import type { PathSilence } from '../failure-detector.js';
 import { LanHeartbeatReceiver } from '../lan-heartbeat.js';
+import type { HandoverMessage } from '../framing.js';
 import type { LogRecord } from '../log-records.js';
 import type { OutputGate } from '../output-gate.js';
 import { PrimaryTap } from '../primary-tap.js';
@@ -31,6 +32,7 @@ import { ServiceReplica } from '../service-replica.js';
 import { promote, ShadowTable } from '../shadow.js';
 import { HoldLink } from './hold-link.js';
 import { interfaceIpv4, LanBeacon, type LanTarget } from './lan-beacon.js';
+import { awaitHandoverReply, DEFAULT_SWITCHOVER_TIMEOUT_MS, drainLog, type SwitchoverInfo, type SwitchoverResult } from './switchover.js';
 
 export type ReplicationRole = 'primary' | 'backup';
 
@@ -88,6 +90,8 @@ export interface ReplicationStatus {
   deadAfterMs: number;
   connections: { replicated: number; unreplicated: number; logged: number };
   takeover: { at: string; ms: number; promoted: number } | null;
+  /** The last planned switchover this node took part in (either side), or tried. */
+  switchover: SwitchoverInfo | null;
   channel: { authFailures: number; protocolErrors: number; sessions: number };
 }
 
@@ -133,6 +137,11 @@ export class ReplicatedNode {
   private takeoverInfo: ReplicationStatus['takeover'] = null;
   private takingOver = false;
   private closed = false;
+  // planned switchover (primary side)
+  private switching = false;
+  /** A higher epoch was heard while switching: the backup took over even if its reply is lost. */
+  private supersededWhileSwitching = false;
+  private switchoverInfo: SwitchoverInfo | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -221,7 +230,8 @@ export class ReplicatedNode {
     this.logger.warn('replication.unprotected', { reason: 'no backup attached yet', listen: `${this.cfg.listen.host}:${this.cfg.listen.port}` });
     // Heartbeat records carry the clock (for TSvals after a takeover) and congestion state.
     this.heartbeatTimer = setInterval(() => {
-      if (!this.fenced) this.tap.heartbeat();
+      // Not while switching over: the drain waits for a tail that stays put.
+      if (!this.fenced && !this.switching) this.tap.heartbeat();
     }, this.cfg.heartbeatMs);
     await this.startBeacon();
   }
@@ -255,7 +265,8 @@ export class ReplicatedNode {
     // the same log.
     const t = setTimeout(() => {
       this.timers.delete(t);
-      if (this.fenced || this.closed || this.channel?.peer != null || !this.tap.isProtected) return;
+      // A switchover in progress decides for itself (it aborts, then unprotects).
+      if (this.fenced || this.closed || this.switching || this.channel?.peer != null || !this.tap.isProtected) return;
       this.unprotect(reason);
     }, 2 * this.cfg.heartbeatMs);
     this.timers.add(t);
@@ -298,6 +309,13 @@ export class ReplicatedNode {
   /** ARCHITECTURE.md 5.4: a node that learns of a higher epoch stops speaking for the VIP at once. */
   private fence(why: string): void {
     if (this.fenced || this.role !== 'primary') return;
+    if (this.switching) {
+      // Expected once the handover went out: the new primary's epoch arrives on the channel and
+      // the LAN, maybe before its reply. The switchover steps down (or fences, if it aborts).
+      this.supersededWhileSwitching = true;
+      this.logger.info('switchover.higher-epoch', { detail: why });
+      return;
+    }
     this.fenced = true;
     this.gate?.fence();
     this.stopPrimaryTimers();
@@ -363,6 +381,8 @@ export class ReplicatedNode {
   }
 
   private async startBackup(): Promise<void> {
+    this.role = 'backup';
+    this.takingOver = false;
     this.freshReplica();
     const ch = new ReplicationChannel({
       role: 'backup',
@@ -408,6 +428,7 @@ export class ReplicatedNode {
       this.lastChannelHeard = Date.now();
       this.seenEpoch = Math.max(this.seenEpoch, hb.epoch);
     });
+    ch.on('handover', (m) => this.onHandover(m, ch));
     await ch.start();
     this.logger.info('replication.backup-ready', { peer: `${this.cfg.peer.host}:${this.cfg.peer.port}`, deadAfterMs: this.cfg.deadAfterMs, heartbeatMs: this.cfg.heartbeatMs });
   }
@@ -429,15 +450,20 @@ export class ReplicatedNode {
     this.logger.info('replication.watching', { deadAfterMs: this.cfg.deadAfterMs, paths: this.lanReceiver === null ? 'replication' : 'replication+lan' });
   }
 
-  /** ARCHITECTURE.md 5.4, the takeover sequence. Each step is logged as takeover.<step> with its time. */
-  private async takeover(silences: PathSilence[]): Promise<void> {
+  /**
+   * ARCHITECTURE.md 5.4, the takeover sequence. Each step is logged as takeover.<step> with its
+   * time. `handover`: the channel a planned switchover came on; the primary is alive and waits
+   * for the reply there, so it stays open (only deaf) until the reply went.
+   */
+  private async takeover(silences: PathSilence[], handover?: { channel: ReplicationChannel; from: string }): Promise<void> {
     if (this.takingOver || this.closed) return;
     this.takingOver = true;
     const t0 = performance.now();
     const at = (): number => Math.round((performance.now() - t0) * 10) / 10;
     const silent: Record<string, number> = {};
     for (const s of silences) silent[`${s.path}SilentMs`] = Math.round(s.silentMs);
-    this.logger.warn('takeover.detected', { ...silent, deadAfterMs: this.cfg.deadAfterMs, shadows: this.shadows?.size ?? 0, ms: 0 });
+    if (handover === undefined) this.logger.warn('takeover.detected', { ...silent, deadAfterMs: this.cfg.deadAfterMs, shadows: this.shadows?.size ?? 0, ms: 0 });
+    else this.logger.warn('takeover.handover', { from: handover.from, shadows: this.shadows?.size ?? 0, ms: 0 });
     const stack = this.stack as Stack;
     const vip = this.vipControl as VipControl;
     try {
@@ -445,7 +471,8 @@ export class ReplicatedNode {
       this.watch?.stop();
       const ch = this.channel;
       this.channel = null;
-      await ch?.close();
+      if (handover === undefined) await ch?.close();
+      else deafen(handover.channel, 2 * this.silenceMs());
       this.replica?.flushAck();
       this.logger.info('takeover.replication-stopped', { lsn: this.replica?.lastApplied ?? 0, ms: at() });
 
@@ -524,6 +551,11 @@ export class ReplicatedNode {
       const ms = at();
       this.takeoverInfo = { at: new Date().toISOString(), ms, promoted: promoted.length };
       this.logger.warn('takeover.done', { epoch: this.epoch, connections: promoted.length, ms });
+      if (handover !== undefined) {
+        handover.channel.sendHandoverDone(this.epoch, ms);
+        this.switchoverInfo = { at: new Date().toISOString(), outcome: 'took-over', stallMs: null, takeoverMs: ms, epoch: this.epoch, peer: handover.from, reason: null };
+        this.logger.warn('switchover.done', { role: 'primary', from: handover.from, epoch: this.epoch, takeoverMs: ms, connections: promoted.length });
+      }
       if (arp) this.repeatGratuitousArp(vip);
 
       // A primary now: listen for a new backup on our own replication address.
@@ -549,6 +581,162 @@ export class ReplicatedNode {
       this.timers.add(t);
     };
     next();
+  }
+
+  // ---- planned switchover ------------------------------------------------------------------------
+
+  /** Why this node cannot hand over now, or null. */
+  private switchoverRefusal(): string | null {
+    if (this.closed) return 'the node is stopping';
+    if (this.role !== 'primary') return 'this node is the backup; ask the primary';
+    if (this.fenced) return 'this node is fenced: a node with a higher epoch serves the VIP';
+    if (this.switching) return 'a switchover is already under way';
+    if (this.channel?.peer == null) return 'no backup attached: nobody to hand over to';
+    if (!this.tap.isProtected) return 'the backup is attached but not in step yet';
+    const n = this.unreplicatedOpen();
+    if (n > 0) return `${n} connection(s) opened before the backup attached are not replicated and would be lost`;
+    return null;
+  }
+
+  /**
+   * Planned switchover, the primary's half (ARCHITECTURE.md 5.4). Hold all output (nothing the
+   * backup has not got may leave), drain the log until the backup acknowledged its tail, withdraw
+   * the VIP, send `handover`; the backup takes over at once and replies. Then drop every
+   * connection without a word (the new primary owns them and retransmits what was held) and
+   * restart as its backup. A refusal touches nothing; a drain or reply that does not come within
+   * `timeoutMs` aborts: the VIP comes back, the held packets go, and this node serves on.
+   */
+  async switchover(timeoutMs = DEFAULT_SWITCHOVER_TIMEOUT_MS): Promise<SwitchoverResult> {
+    const refusal = this.switchoverRefusal();
+    if (refusal !== null) {
+      this.logger.warn('switchover.refused', { reason: refusal });
+      this.recordSwitchover('refused', null, null, null, refusal);
+      return { ok: false, outcome: 'refused', reason: refusal };
+    }
+    const ch = this.channel as ReplicationChannel;
+    const peer = ch.peer as PeerInfo;
+    const vip = this.vipControl as VipControl;
+    this.switching = true;
+    this.supersededWhileSwitching = false;
+    const t0 = performance.now();
+    const at = (): number => Math.round((performance.now() - t0) * 10) / 10;
+    // From here the clients hear nothing: held packets go only if this aborts.
+    this.hold?.hold();
+    // The connections stop moving so that the log can drain; the clients retransmit what is dropped.
+    this.gate?.muteInput();
+    // The new primary continues TSvals and congestion state from the last heartbeat: a fresh one.
+    this.tap.heartbeat();
+    this.logger.info('switchover.hold', { backup: peer.nodeId, lsn: this.log.lastLsn, timeoutMs, ms: 0 });
+    let vipReleased = false;
+    try {
+      const notDrained = await drainLog(() => this.log, t0 + timeoutMs, () => this.channel?.peer === peer);
+      if (notDrained !== null) return await this.abortSwitchover(notDrained, vipReleased, at);
+      const lastLsn = this.log.lastLsn;
+      const drainMs = at();
+      this.logger.info('switchover.drained', { lsn: lastLsn, ms: drainMs });
+      vipReleased = true;
+      await vip.releaseVip();
+      this.logger.info('switchover.vip-released', { vip: this.cfg.vip, ms: at() });
+      const replied = awaitHandoverReply(ch, timeoutMs, () => this.supersededWhileSwitching);
+      if (!ch.sendHandover(this.epoch, lastLsn)) return await this.abortSwitchover('the backup went away before the handover', vipReleased, at);
+      this.logger.info('switchover.handover-sent', { epoch: this.epoch, lsn: lastLsn, ms: at() });
+      const r = await replied;
+      if ('refused' in r) return await this.abortSwitchover(`the backup refused: ${r.refused}`, vipReleased, at);
+      if ('timeout' in r) return await this.abortSwitchover(`no reply to the handover within ${timeoutMs} ms`, vipReleased, at);
+      const stallMs = at();
+      const epoch = 'done' in r ? r.done.epoch : Math.max(this.seenEpoch, this.epoch + 1);
+      const takeoverMs = 'done' in r ? r.done.takeoverMs : null;
+      const newPrimary = { nodeId: 'done' in r ? r.nodeId : peer.nodeId, address: `${this.cfg.peer.host}:${this.cfg.peer.port}` };
+      this.logger.warn('switchover.handed-over', { to: newPrimary.nodeId, epoch, stallMs, takeoverMs, replyLost: 'superseded' in r, ms: stallMs });
+      this.recordSwitchover('handed-over', stallMs, takeoverMs, newPrimary.nodeId, null, epoch);
+      await this.stepDown(at);
+      return { ok: true, stallMs, drainMs, takeoverMs, epoch, newPrimary };
+    } catch (e) {
+      return await this.abortSwitchover(e instanceof Error ? e.message : String(e), vipReleased, at);
+    } finally {
+      this.switching = false;
+    }
+  }
+
+  private recordSwitchover(outcome: SwitchoverInfo['outcome'], stallMs: number | null, takeoverMs: number | null, peer: string | null, reason: string | null, epoch = this.epoch): void {
+    this.switchoverInfo = { at: new Date().toISOString(), outcome, stallMs, takeoverMs, epoch, peer, reason };
+  }
+
+  /** Back to serving as the primary: the VIP again, the held packets out (all acknowledged by the backup). */
+  private async abortSwitchover(reason: string, vipReleased: boolean, at: () => number): Promise<SwitchoverResult> {
+    const vip = this.vipControl as VipControl;
+    try {
+      if (vipReleased) {
+        await vip.addRoute();
+        if (await vip.enableProxyArp()) await vip.gratuitousArp(1).catch(() => undefined);
+      }
+    } catch (e) {
+      this.logger.error('switchover.vip-restore-failed', { error: e instanceof Error ? e.message : String(e) });
+    }
+    this.gate?.unmuteInput();
+    const released = this.hold?.release() ?? 0;
+    this.switching = false;
+    this.logger.warn('switchover.aborted', { reason, released, ms: at() });
+    this.recordSwitchover('aborted', null, null, this.channel?.peer?.nodeId ?? null, reason);
+    if (this.supersededWhileSwitching) this.fence('a higher epoch was heard during an aborted switchover');
+    else if (this.channel?.peer == null && this.tap.isProtected) this.unprotect(`lost during the switchover: ${reason}`);
+    return { ok: false, outcome: 'aborted', reason };
+  }
+
+  /**
+   * The old primary after the handover: its connections belong to the new primary, which
+   * retransmits whatever was held here. They go without a FIN or RST (the gate is fenced while
+   * they are aborted, so the resets die in it), the gate steps down to ungated, and the node
+   * restarts as a backup dialling its peer, where reintegration brings it up to date.
+   */
+  private async stepDown(at: () => number): Promise<void> {
+    const gate = this.gate as OutputGate;
+    gate.fence();
+    const discarded = this.hold?.discard() ?? 0;
+    this.tap.stop();
+    this.stopPrimaryTimers();
+    const ch = this.channel;
+    this.channel = null;
+    await ch?.close();
+    const dropped = await this.dropConnectionsSilently();
+    this.log.close();
+    this.log = this.newLog();
+    this.tap.setLog(this.log);
+    gate.rearm();
+    this.logger.info('switchover.stepped-down', { discardedPackets: discarded, droppedConnections: dropped, ms: at() });
+    await this.startBackup();
+    this.logger.info('switchover.backup', { peer: `${this.cfg.peer.host}:${this.cfg.peer.port}`, ms: at() });
+  }
+
+  /** Aborts every connection of the stack behind the fenced gate; resolves with how many there were. */
+  private async dropConnectionsSilently(): Promise<number> {
+    const stack = this.stack as Stack;
+    const conns = [...stack.host.connections.values()];
+    for (const c of conns) c.abort(stack.now());
+    stack.kick();
+    // The driver's next pass removes them and tells their sockets; wait for it (bounded).
+    const deadline = performance.now() + 2000;
+    while (stack.host.connections.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    if (stack.host.connections.size > 0) this.logger.warn('switchover.connections-left', { count: stack.host.connections.size });
+    return conns.length;
+  }
+
+  /** The backup's half: in step with the handover's LSN, it takes over at once (no failure detection). */
+  private onHandover(m: HandoverMessage, ch: ReplicationChannel): void {
+    const replica = this.replica;
+    const from = ch.peer?.nodeId ?? 'the primary';
+    let why: string | null = null;
+    if (this.role !== 'backup' || this.takingOver || replica === null) why = 'this node is not a backup ready to take over';
+    else if (m.epoch < this.epoch) why = `the handover is for epoch ${m.epoch}, this backup serves epoch ${this.epoch}`;
+    else if (replica.lastApplied !== m.lastLsn) why = `this backup applied up to LSN ${replica.lastApplied}, the handover names ${m.lastLsn}`;
+    if (why !== null) {
+      this.logger.warn('switchover.handover-refused', { from, reason: why });
+      ch.sendHandoverRefused(why);
+      return;
+    }
+    this.logger.info('switchover.handover-received', { from, epoch: m.epoch, lsn: m.lastLsn });
+    this.seenEpoch = Math.max(this.seenEpoch, m.epoch);
+    void this.takeover([], { channel: ch, from }).catch(() => undefined);
   }
 
   // ---- status ----------------------------------------------------------------------------------
@@ -592,9 +780,24 @@ export class ReplicatedNode {
       deadAfterMs: this.cfg.deadAfterMs,
       connections: { replicated: this.tap.stats.replicated, unreplicated: this.tap.stats.unreplicated, logged: this.tap.connectionCount },
       takeover: this.takeoverInfo,
+      switchover: this.switchoverInfo,
       channel: { authFailures: st?.authFailures ?? 0, protocolErrors: st?.protocolErrors ?? 0, sessions: st?.sessions ?? 0 },
     };
   }
+}
+
+/**
+ * A backup's channel after a handover: its primary waits on it for the reply, so it stays open,
+ * but nothing it brings is applied any more. Closed once the old primary hangs up, or at the latest
+ * after `maxMs`.
+ */
+function deafen(ch: ReplicationChannel, maxMs: number): void {
+  ch.removeAllListeners();
+  const t = setTimeout(() => void ch.close(), maxMs);
+  ch.once('peer-down', () => {
+    clearTimeout(t);
+    void ch.close();
+  });
 }
 
 function runCommand(cmd: string, env: Record<string, string>): Promise<number | null> {
