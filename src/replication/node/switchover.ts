@@ -80,8 +80,9 @@ export async function drainLog(log: () => ReplicationLog, deadline: number, peer
 export type HandoverReply = { done: HandoverDoneMessage; nodeId: string; address: string } | { refused: string } | { superseded: true } | { timeout: true };
 
 /**
- * The backup's reply to a handover; `higherEpoch` also ends the wait (the new primary's epoch was
- * heard on another path: it took over, and only its reply was lost).
+ * The backup's reply to a handover. The new primary's epoch usually shows on the channel's
+ * heartbeats before the reply itself; it ends the wait only when the reply can no longer come
+ * (the session is gone) or time is up: the backup took over, and only its reply was lost.
  */
 export async function awaitHandoverReply(ch: ReplicationChannel, timeoutMs: number, higherEpoch: () => boolean): Promise<HandoverReply> {
   let settle!: (r: HandoverReply) => void;
@@ -95,9 +96,9 @@ export async function awaitHandoverReply(ch: ReplicationChannel, timeoutMs: numb
   void (async () => {
     while (waiting && performance.now() < deadline) {
       await sleep(10);
-      if (waiting && higherEpoch()) settle({ superseded: true });
+      if (waiting && ch.peer === null && higherEpoch()) settle({ superseded: true });
     }
-    settle({ timeout: true });
+    settle(higherEpoch() ? { superseded: true } : { timeout: true });
   })();
   try {
     return await reply;

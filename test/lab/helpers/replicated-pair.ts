@@ -25,6 +25,7 @@ export interface PairStatus {
     takeover: unknown;
     heartbeatAgeMs: number | null;
     lanHeartbeatAgeMs: number | null;
+    switchover: { outcome: string; stallMs: number | null; takeoverMs: number | null; epoch: number } | null;
   };
 }
 
@@ -52,6 +53,13 @@ export class ReplicatedPair {
   ) {
     this.keyFile = join(dir, 'repl.key');
     writeFileSync(this.keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  }
+
+  /** The control socket of the node started in that role's namespace. */
+  control(role: PairRole): string {
+    const n = this.nodes.get(role);
+    if (n === undefined) throw new Error(`no ${role} node running`);
+    return n.control;
   }
 
   logOf(role: PairRole): string {
@@ -127,7 +135,8 @@ export class ReplicatedPair {
     this.nodes.clear();
   }
 
-  private startNode(role: PairRole, service: string, port: number): void {
+  /** One node in the namespace named for its role, started in that role (start() starts both). */
+  startNode(role: PairRole, service: string, port: number): void {
     const l = this.lab();
     const logFile = join(this.dir, `${role}-${this.run}.log`);
     const control = join(this.dir, `${role}-${this.run}.sock`);

@@ -200,6 +200,13 @@ describe('a node answering status and fault on its control socket', () => {
     expect((await cli('fault', 'clear')).code).toBe(0);
   });
 
+  it('switchover on a standalone node: a clear error and exit 1', async () => {
+    const r = await cli('switchover');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe('understudy: no replication link: this node is standalone (no backup configured)\n');
+    expect(r.out).toBe('');
+  });
+
   it('crash and hang answer first, then act on the process', async () => {
     processFaults.length = 0;
     const c = await cli('fault', 'crash');

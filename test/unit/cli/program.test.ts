@@ -55,6 +55,11 @@ describe('understudy command line (in process)', () => {
     [['fault', 'crash', 'now'], /too many arguments/],
     [['status', '--watch', '5'], /--watch: expected milliseconds >= 100/],
     [['status', '--control', '/x.sock', '--tun', 'us0'], /cannot be used with/],
+    [['switchover', '--timeout', '5'], /100\.\.60000/],
+    [['switchover', '--timeout', 'soon'], /100\.\.60000/],
+    [['switchover', 'now'], /too many arguments/],
+    [['switchover', '--force'], /unknown option '--force'/],
+    [['switchover', '--control', '/x.sock', '--tun', 'us0'], /cannot be used with/],
   ])('%j fails with one line and exit 2', async (argv, message) => {
     const io = capture();
     expect(await runCli(argv, io)).toBe(2);
@@ -69,6 +74,7 @@ describe('understudy command line (in process)', () => {
     [['fault', 'loss', '5']],
     [['fault', 'clear']],
     [['fault', 'list']],
+    [['switchover']],
   ])('%j with no node at the control path fails with one line and exit 1', async (argv) => {
     const io = capture();
     expect(await runCli([...argv, '--control', '/nonexistent/understudy-test.sock'], io)).toBe(1);

@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseKey, type ReplicationKey } from '../../../src/replication/auth.js';
 import { ReplicationChannel, bindBackup, bindPrimary, type ChannelEvents, type ChannelOptions } from '../../../src/replication/channel.js';
 import { helloMac } from '../../../src/replication/auth.js';
@@ -152,6 +152,38 @@ describe('replication channel', () => {
     expect(hbAtBackup).toMatchObject({ type: 'heartbeat', epoch: 2, lsn: 55 });
     expect(hbAtPrimary).toMatchObject({ type: 'heartbeat', epoch: 2, lsn: 44 });
     expect(hbAtPrimary.clockUs).toBeGreaterThan(1_600_000_000_000_000);
+  });
+
+  it('carries a handover to the backup and its done and refused replies back to the primary', async () => {
+    const { ch: primary, port } = await listening({ epoch: () => 2 });
+    const up = next(primary, 'peer-up');
+    const { ch: backup } = dialing(port, { epoch: () => 2 });
+    await Promise.all([up, next(backup, 'peer-up')]);
+    const got = next(backup, 'handover');
+    expect(primary.sendHandover(2, 41)).toBe(true);
+    const [m] = await got;
+    expect(m).toEqual({ type: 'handover', epoch: 2, lastLsn: 41 });
+    const done = next(primary, 'handover-done');
+    backup.sendHandoverDone(3, 7.5);
+    expect((await done)[0]).toEqual({ type: 'handover-done', epoch: 3, takeoverMs: 7.5 });
+    const refused = next(primary, 'handover-refused');
+    backup.sendHandoverRefused('not in step');
+    expect((await refused)[0]).toBe('not in step');
+  });
+
+  it('refuses a handover sent the wrong way (backup to primary) as a protocol error and drops the session', async () => {
+    const { ch: primary, port } = await listening();
+    const up = next(primary, 'peer-up');
+    const { ch: backup } = dialing(port);
+    await Promise.all([up, next(backup, 'peer-up')]);
+    const down = next(primary, 'peer-down');
+    const handed = vi.fn();
+    primary.on('handover', handed);
+    backup.sendHandover(1, 1);
+    const [{ reason }] = await down;
+    expect(reason).toMatch(/protocol error: handover sent to a primary/);
+    expect(primary.stats.protocolErrors).toBe(1);
+    expect(handed).not.toHaveBeenCalled();
   });
 
   it('reports a peer with a higher epoch', async () => {

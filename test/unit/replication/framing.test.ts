@@ -166,4 +166,46 @@ describe('frames', () => {
     const bad: VerifiedFrame = { ...f, body: Uint8Array.of(5, 0, 0, 0) };
     expect(openFrame(bad)).toEqual({ kind: 'protocol', error: expect.stringMatching(/^records message: batch claims 5 records/) });
   });
+
+  it('carry the handover messages intact, a long refusal cut at a character boundary', () => {
+    const sealer = new FrameSealer(helloMac(key, D2L));
+    const dec = new FrameDecoder({ mac: helloMac(key, D2L) });
+    const sent: OutgoingMessage[] = [
+      { type: 'handover', epoch: 3, lastLsn: 2 ** 45 + 7 },
+      { type: 'handover-done', epoch: 4, takeoverMs: 12.345 },
+      { type: 'handover-refused', reason: 'this backup applied up to LSN 9, the handover names 12' },
+      { type: 'handover-refused', reason: 'é'.repeat(200) },
+    ];
+    for (const m of sent) dec.push(bytes(sealer.seal(m)));
+    const got = messages(dec);
+    expect(got.slice(0, 3)).toEqual(sent.slice(0, 3));
+    // 255 bytes hold 127 two-byte characters: the cut never splits one.
+    expect(got[3]).toEqual({ type: 'handover-refused', reason: 'é'.repeat(127) });
+    expect([...bytes(new FrameSealer(helloMac(key, D2L)).seal(sent[0]!)).subarray(0, 4)]).toEqual([0x55, 0x53, FRAME_VERSION, 5]);
+  });
+
+  it('refuse malformed handover bodies as protocol errors', () => {
+    const sealer = new FrameSealer(helloMac(key, D2L));
+    const dec = new FrameDecoder({ mac: helloMac(key, D2L) });
+    dec.push(bytes(sealer.seal({ type: 'handover', epoch: 1, lastLsn: 1 })));
+    const f = dec.next() as VerifiedFrame;
+    const lsnTooBig = new Uint8Array(16);
+    new DataView(lsnTooBig.buffer).setUint32(0, 1, true);
+    new DataView(lsnTooBig.buffer).setUint32(12, 0xffffffff, true);
+    const cases: [VerifiedFrame, RegExp][] = [
+      [{ ...f, body: new Uint8Array(15) }, /^handover message: handover body of 15 bytes, expected 16/],
+      [{ ...f, body: new Uint8Array(16) }, /^handover message: handover with epoch 0/],
+      [{ ...f, body: lsnTooBig }, /^handover message: handover figure beyond 2\^53/],
+      [{ ...f, type: 'handover-done', body: new Uint8Array(17) }, /^handover-done message: handover-done body of 17 bytes/],
+      [{ ...f, type: 'handover-refused', body: Uint8Array.of(5, 0x61) }, /^handover-refused message: handover-refused reason length does not match/],
+      [{ ...f, type: 'handover-refused', body: new Uint8Array(0) }, /^handover-refused message: handover-refused reason length does not match/],
+    ];
+    for (const [frame, why] of cases) expect(openFrame(frame)).toEqual({ kind: 'protocol', error: expect.stringMatching(why) });
+  });
+
+  it('refuse a handover sealed under the wrong key', () => {
+    const dec = new FrameDecoder({ mac: helloMac(wrongKey, D2L) });
+    dec.push(bytes(new FrameSealer(helloMac(key, D2L)).seal({ type: 'handover', epoch: 2, lastLsn: 10 })));
+    expect(dec.next()).toEqual({ kind: 'auth', error: expect.stringMatching(/bad MAC on a handover frame/) });
+  });
 });
