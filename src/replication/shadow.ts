@@ -349,6 +349,10 @@ export function promote(s: Shadow, config: TcpConfig, env: TcpEnv, ctx: PromoteC
   if (state === 'SYN-RECEIVED') {
     // The handshake timer fires now: the SYN-ACK goes again, with the same ISS and options.
     c.v.rtxDeadline = ctx.now;
+  } else if (state === 'TIME-WAIT') {
+    // Nothing to say: both FINs are acknowledged as far as the log knows. An unprompted ACK would
+    // meet a client that has long closed and answers it with a RST; a client whose FIN's ACK never
+    // left the primary retransmits that FIN, and TIME-WAIT acknowledges it then.
   } else {
     c.v.ackNow = true;
     if (c.v.sndMax !== c.v.sndUna) c.v.rtxDeadline = ctx.now + c.rto.rtoUs;

@@ -93,6 +93,21 @@ describe('promote', () => {
     expect(c!.vars.sndMax).toBe(4001);
   });
 
+  it('time-wait: promoted silently (the client has closed), and acknowledges a retransmitted FIN', () => {
+    const { s } = table([
+      OPEN,
+      { kind: 'ack', conn: 1, ack: 1001, window: 65535 },
+      { kind: 'output', conn: 1, offset: 0, data: new Uint8Array(0), fin: true },
+      { kind: 'input', conn: 1, offset: 0, data: new Uint8Array(0), rcvNxt: 5002, fin: true },
+      { kind: 'ack', conn: 1, ack: 1002, window: 65535 },
+    ]);
+    const c = promote(s!, plainConfig(), testEnv(), { now: 10_000, primaryClockUs: null });
+    expect(c!.state).toBe('TIME-WAIT');
+    expect(c!.takeOutput()).toEqual([]);
+    c!.onSegment(20_000, { srcPort: TUPLE.remotePort, dstPort: TUPLE.localPort, seq: 5001, ack: 1002, flags: TCP_FIN | TCP_ACK, window: 65535, urgent: 0, options: {}, payload: new Uint8Array(0) });
+    expect(c!.takeOutput()).toMatchObject([{ seq: 1002, ack: 5002, flags: TCP_ACK }]);
+  });
+
   it('repeats the SYN-ACK with the logged ISS for a connection still in SYN-RECEIVED', () => {
     const { s } = table([OPEN]);
     const c = promote(s!, plainConfig(), testEnv(), { now: 10_000, primaryClockUs: null });
