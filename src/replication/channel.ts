@@ -19,7 +19,9 @@ import {
   type OutgoingMessage,
   type Role,
 } from './framing.js';
+import { FrameCutter } from './frame-cutter.js';
 import type { LogRecord, Lsn } from './log-records.js';
+import type { MessageFaults, MessagePipe } from './message-faults.js';
 import type { OutgoingBatch, ReplicaLog, ReplicationLog } from './replication-log.js';
 
 export interface Endpoint {
@@ -58,6 +60,8 @@ export interface ChannelOptions {
   clockUs?: () => number;
   /** One line per notable event (peer up/down, refusals). Default: none. */
   log?: (line: string) => void;
+  /** Faults an operator injects on this link (`understudy fault ... --link replication`). Default: none. */
+  faults?: MessageFaults;
 }
 
 export interface PeerInfo {
@@ -126,6 +130,10 @@ class Link {
   lastHeard = Date.now();
   timer: NodeJS.Timeout | null = null;
   done = false;
+  /** With injected faults: frames pass through these pipes, received ones cut from the stream first. */
+  outPipe: MessagePipe | null = null;
+  inPipe: MessagePipe | null = null;
+  cutter: FrameCutter | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -253,13 +261,19 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
 
   private write(l: Link, m: OutgoingMessage): void {
     const chunks = l.sealer.seal(m);
+    this.stats.framesSent++;
+    if (l.outPipe === null) this.transmit(l, chunks);
+    else l.outPipe.push(chunks, true);
+  }
+
+  private transmit(l: Link, chunks: Uint8Array[]): void {
+    if (l.done) return;
     l.socket.cork();
     for (const c of chunks) {
       l.socket.write(c);
       this.stats.bytesSent += c.length;
     }
     l.socket.uncork();
-    this.stats.framesSent++;
   }
 
   private say(line: string): void {
@@ -315,6 +329,12 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     }
     socket.setNoDelay(true);
     const l = new Link(socket, direction, address, this.opts.key, this.opts.maxFrameBody);
+    const faults = this.opts.faults;
+    if (faults !== undefined) {
+      l.outPipe = faults.pipe('out', (chunks) => this.transmit(l, chunks));
+      l.inPipe = faults.pipe('in', (chunks) => this.receive(l, chunks));
+      l.cutter = new FrameCutter(this.opts.maxFrameBody);
+    }
     this.links.add(l);
     socket.on('data', (chunk: Buffer) => this.onData(l, chunk));
     socket.on('error', (e) => this.finish(l, `socket error: ${e.message}`));
@@ -344,7 +364,15 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
   private onData(l: Link, chunk: Buffer): void {
     if (l.done) return;
     this.stats.bytesReceived += chunk.length;
-    l.decoder.push(chunk);
+    const pipe = l.inPipe;
+    if (pipe === null || l.cutter === null) this.receive(l, [chunk]);
+    else l.cutter.cut(chunk, (piece, end) => pipe.push([piece], end));
+  }
+
+  /** Bytes that reached this node (past any injected faults): decode, verify and act on them. */
+  private receive(l: Link, chunks: readonly Uint8Array[]): void {
+    if (l.done) return;
+    for (const c of chunks) l.decoder.push(c);
     for (;;) {
       const f = l.decoder.next();
       if (f === null) return;
@@ -454,6 +482,8 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     l.done = true;
     this.links.delete(l);
     if (l.timer !== null) clearInterval(l.timer);
+    l.inPipe?.close();
+    l.outPipe?.close();
     l.socket.destroy();
     if (this.active === l) {
       this.active = null;

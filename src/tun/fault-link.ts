@@ -81,7 +81,8 @@ function zeroCounters(): FaultCounters {
   return { passed: 0, lost: 0, partitioned: 0, corrupted: 0, duplicated: 0, reordered: 0, delayed: 0 };
 }
 
-function validate(s: FaultSettings): void {
+/** Throws RangeError for a setting out of range (shared with the replication link's message faults). */
+export function validateFaultSettings(s: FaultSettings): void {
   for (const k of ['lossPct', 'duplicatePct', 'reorderPct', 'corruptPct'] as const) {
     const v = s[k];
     if (!(v >= 0 && v <= 100)) throw new RangeError(`${k} must be within 0..100, got ${v}`);
@@ -328,7 +329,7 @@ export class FaultLink implements Link {
   /** Replaces one direction's settings; fields left out take their no-fault values. */
   setFaults(direction: FaultDirection, settings: Partial<FaultSettings>): void {
     const next = { ...noFaults(), ...settings };
-    validate(next);
+    validateFaultSettings(next);
     const pipe = this.pipes[direction];
     pipe.settings = next;
     if (next.reorderPct === 0) pipe.flushHeld();
@@ -494,7 +495,7 @@ export function parseFaultSpec(spec: string): Partial<FaultSettings> {
     if (rawValue === undefined || rawValue.trim() === '' || !Number.isFinite(n)) throw new RangeError(`fault "${rawKey}" needs a number, got "${rawValue ?? ''}"`);
     out[key] = n;
   }
-  validate({ ...noFaults(), ...out });
+  validateFaultSettings({ ...noFaults(), ...out });
   return out;
 }
 

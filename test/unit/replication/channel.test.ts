@@ -8,6 +8,7 @@ import { ReplicationChannel, bindBackup, bindPrimary, type ChannelEvents, type C
 import { helloMac } from '../../../src/replication/auth.js';
 import { FRAME_VERSION, FrameSealer } from '../../../src/replication/framing.js';
 import type { InputRecord, LogRecord } from '../../../src/replication/log-records.js';
+import { MessageFaults } from '../../../src/replication/message-faults.js';
 import { ReplicaLog, ReplicationLog } from '../../../src/replication/replication-log.js';
 
 const KEY = parseKey(new Uint8Array(32).fill(0xe1));
@@ -79,7 +80,7 @@ function closed(s: Socket): Promise<void> {
 }
 
 /** A primary log and a backup replica bound to a channel pair, with the replica's input collected. */
-async function replicatedPair(window = 4): Promise<{
+async function replicatedPair(window = 4, faults: { primary?: MessageFaults; backup?: MessageFaults } = {}): Promise<{
   log: ReplicationLog;
   replica: ReplicaLog;
   applied: LogRecord[];
@@ -90,10 +91,10 @@ async function replicatedPair(window = 4): Promise<{
   const applied: LogRecord[] = [];
   let backupCh: ReplicationChannel | null = null;
   const replica = new ReplicaLog({ apply: (r) => applied.push(r), sendAck: (lsn) => backupCh?.sendAck(lsn), scheduleAck: (run) => setImmediate(run) });
-  const { ch: primary } = await listening({ lastLsn: () => log.lastLsn });
+  const { ch: primary } = await listening({ lastLsn: () => log.lastLsn, ...(faults.primary === undefined ? {} : { faults: faults.primary }) });
   bindPrimary(log, primary);
   const primaryUp = next(primary, 'peer-up');
-  const { ch: backup } = dialing(primary.port as number, { lastLsn: () => replica.lastApplied });
+  const { ch: backup } = dialing(primary.port as number, { lastLsn: () => replica.lastApplied, ...(faults.backup === undefined ? {} : { faults: faults.backup }) });
   backupCh = backup;
   bindBackup(replica, backup);
   await Promise.all([primaryUp, next(backup, 'peer-up')]);
@@ -352,5 +353,105 @@ describe('replication channel', () => {
     await log.waitFor(at.lastLsn);
     expect(applied.map((r) => r.lsn)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     expect(inputBytes(applied).equals(Buffer.concat(sent))).toBe(true);
+  });
+
+  describe('faults injected on the link (fault --link replication)', () => {
+    const lsns = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+
+    for (const [kind, settings] of [
+      ['corrupt', { corruptPct: 100 }],
+      ['duplicate', { duplicatePct: 100 }],
+      ['reorder', { reorderPct: 100 }],
+    ] as const) {
+      it(`${kind} out of the primary: the backup refuses it as an authentication failure, redials, and the log resumes without gap or duplicate`, async () => {
+        const faults = new MessageFaults(7);
+        const { log, replica, applied, primary, backup } = await replicatedPair(4, { primary: faults });
+        const sent: Uint8Array[] = [];
+        let at = appendInputs(log, 60, 0, sent);
+        await log.waitFor(at.lastLsn);
+        const refused = next(backup, 'auth-failure');
+        faults.setFaults('out', settings);
+        at = appendInputs(log, 20, at.offset, sent);
+        const [ev] = await refused;
+        expect(ev.error).toMatch(kind === 'corrupt' ? /bad MAC/ : /frame counter/);
+        faults.clearFaults();
+        await log.waitFor(at.lastLsn);
+        at = appendInputs(log, 20, at.offset, sent);
+        await log.waitFor(at.lastLsn);
+        expect(backup.stats.authFailures).toBeGreaterThanOrEqual(1);
+        expect(primary.stats.sessions).toBeGreaterThanOrEqual(2);
+        expect(replica.lastApplied).toBe(100);
+        expect(applied.map((r) => r.lsn)).toEqual(lsns(100));
+        expect(inputBytes(applied).equals(Buffer.concat(sent))).toBe(true);
+        expect(faults.counters().out[kind === 'corrupt' ? 'corrupted' : kind === 'duplicate' ? 'duplicated' : 'reordered']).toBeGreaterThanOrEqual(1);
+      });
+    }
+
+    it('corrupt on what the primary receives: the primary counts the refusal, and the session comes back', async () => {
+      const faults = new MessageFaults(3);
+      const { log, applied, primary } = await replicatedPair(4, { primary: faults });
+      const refused = next(primary, 'auth-failure');
+      const back = next(primary, 'peer-up');
+      faults.setFaults('in', { corruptPct: 100 });
+      const [ev] = await refused;
+      expect(ev.error).toMatch(/bad MAC/);
+      faults.clearFaults();
+      await back;
+      const sent: Uint8Array[] = [];
+      const at = appendInputs(log, 30, 0, sent);
+      await log.waitFor(at.lastLsn);
+      expect(applied.map((r) => r.lsn)).toEqual(lsns(30));
+      expect(primary.stats.authFailures).toBeGreaterThanOrEqual(1);
+    });
+
+    it('partition: nothing passes either way while it lasts, records wait in order, and clearing lets them all through', async () => {
+      const faults = new MessageFaults(5);
+      const { log, applied } = await replicatedPair(4, { backup: faults });
+      faults.setFaults('in', { partition: true });
+      faults.setFaults('out', { partition: true });
+      const sent: Uint8Array[] = [];
+      const at = appendInputs(log, 10, 0, sent);
+      log.flush();
+      await new Promise((r) => setTimeout(r, 150));
+      expect(applied).toEqual([]);
+      expect(log.ackedLsn).toBe(0);
+      expect(faults.queued().in).toBeGreaterThan(0);
+      expect(faults.counters().in.partitioned).toBeGreaterThan(0);
+      faults.clearFaults();
+      await log.waitFor(at.lastLsn);
+      expect(applied.map((r) => r.lsn)).toEqual(lsns(10));
+      expect(inputBytes(applied).equals(Buffer.concat(sent))).toBe(true);
+      expect(faults.queued()).toEqual({ in: 0, out: 0 });
+    });
+
+    it('loss 100 lets nothing through; loss 50 stalls the stream but delivers everything in order', async () => {
+      const faults = new MessageFaults(11);
+      const { log, applied } = await replicatedPair(4, { primary: faults });
+      faults.setFaults('out', { lossPct: 100 });
+      const sent: Uint8Array[] = [];
+      let at = appendInputs(log, 5, 0, sent);
+      log.flush();
+      await new Promise((r) => setTimeout(r, 450));
+      expect(applied).toEqual([]);
+      expect(faults.counters().out.lost).toBeGreaterThanOrEqual(2);
+      faults.setFaults('out', { lossPct: 50 });
+      at = appendInputs(log, 5, at.offset, sent);
+      await log.waitFor(at.lastLsn);
+      expect(applied.map((r) => r.lsn)).toEqual(lsns(10));
+      expect(inputBytes(applied).equals(Buffer.concat(sent))).toBe(true);
+    });
+
+    it('delay holds every frame for at least the delay, in order', async () => {
+      const faults = new MessageFaults(13);
+      const { log, applied } = await replicatedPair(4, { primary: faults });
+      faults.setFaults('out', { delayMs: 120, jitterMs: 60 });
+      const sent: Uint8Array[] = [];
+      const t0 = performance.now();
+      const at = appendInputs(log, 20, 0, sent);
+      await log.waitFor(at.lastLsn);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(60);
+      expect(applied.map((r) => r.lsn)).toEqual(lsns(20));
+      expect(faults.counters().out.delayed).toBeGreaterThanOrEqual(1);
+    });
   });
 });
