@@ -19,11 +19,13 @@ interface LinkFaultOptions extends ControlOptions {
   jitter?: number;
 }
 
+// On the replication link (a TCP stream) the unit is a replication message, and loss stalls the
+// stream for a retransmission timeout instead of dropping (src/replication/message-faults.ts).
 const PERCENT_HELP: Record<(typeof PERCENT_FAULTS)[number], string> = {
-  loss: 'drop pct% of packets',
-  duplicate: 'send pct% of packets twice',
-  reorder: 'hold pct% of packets back behind the next one',
-  corrupt: 'flip one byte in pct% of packets',
+  loss: 'drop pct% of packets (replication link: stall the stream 200 ms per lost message)',
+  duplicate: 'send pct% of packets (or replication messages) twice',
+  reorder: 'hold pct% of packets (or replication messages) back behind the next one',
+  corrupt: 'flip one byte in pct% of packets (or replication messages)',
 };
 
 export function registerFaultCommand(program: Command, ctx: CommandContext): void {
@@ -73,12 +75,12 @@ export function registerFaultCommand(program: Command, ctx: CommandContext): voi
   ).action(async (ms: number, o: LinkFaultOptions) => {
     await send(o, { kind: 'delay', ms, jitterMs: o.jitter ?? 0, link: o.link, direction: o.direction });
   });
-  addControlOptions(fault.command('partition').description('drop every packet both ways until `fault clear`'))
+  addControlOptions(fault.command('partition').description('nothing passes either way until `fault clear` (client packets are dropped, replication messages wait)'))
     .addOption(new Option('--link <link>', 'which link').choices([...FAULT_LINKS, 'both']).default('client'))
     .action(async (o: LinkFaultOptions) => {
       await send(o, { kind: 'partition', link: o.link });
     });
-  addControlOptions(fault.command('clear').description('remove every fault'))
+  addControlOptions(fault.command('clear').description('remove the faults of one link, or of both (default)'))
     .addOption(new Option('--link <link>', 'which link').choices([...FAULT_LINKS, 'both']).default('both'))
     .action(async (o: LinkFaultOptions) => {
       const reply = (await controlRequest(resolveControlPath(o), 'fault.clear', { link: o.link })) as FaultReply;

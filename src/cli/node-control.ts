@@ -7,7 +7,7 @@ import type { FaultLogEntry, LinkStatus } from '../control/status.js';
 import { parseSwitchoverParams } from '../control/switchover.js';
 import type { FaultDirection, FaultSettings } from '../tun/fault-link.js';
 import type { Logger } from './log.js';
-import { buildStatus, clientLinkStatus, type NodeView } from './node-status.js';
+import { buildStatus, linkStatuses, type NodeView } from './node-status.js';
 
 export interface FaultListResult {
   links: LinkStatus[];
@@ -48,6 +48,15 @@ const PERCENT_FIELD: Record<PercentFault, 'lossPct' | 'duplicatePct' | 'reorderP
 
 const NO_REPLICATION = 'no replication link: this node is standalone (no backup configured)';
 
+/** What a fault is set on: the client link (packets) or the replication link (messages). */
+interface FaultTarget {
+  faults(): Record<FaultDirection, FaultSettings>;
+  setFaults(direction: FaultDirection, settings: Partial<FaultSettings>): void;
+  clearFaults(): void;
+}
+
+type LinkChoice = 'client' | 'replication' | 'both';
+
 export function createControlHandlers(
   view: () => NodeView,
   faultLog: FaultLogEntry[],
@@ -61,26 +70,48 @@ export function createControlHandlers(
   };
   const directions = (d: 'in' | 'out' | 'both'): FaultDirection[] => (d === 'both' ? ['in', 'out'] : [d]);
 
+  /** The links a request names; `both` on a standalone node means the client link, with a note. */
+  const targets = (choice: LinkChoice): { links: FaultTarget[]; note?: string } => {
+    const v = view();
+    const repl = v.replicationLink?.().faults;
+    if (choice === 'client') return { links: [v.clientLink] };
+    if (repl === undefined) {
+      if (choice === 'replication') throw new ControlRequestError('unavailable', NO_REPLICATION);
+      return { links: [v.clientLink], note: NO_REPLICATION };
+    }
+    return { links: choice === 'both' ? [v.clientLink, repl] : [repl] };
+  };
+
   const applyLinkFault = (f: Exclude<FaultRequest, { kind: 'crash' | 'hang' }>): FaultReply => {
-    const link = view().clientLink;
-    const current = link.faults();
-    if (f.kind === 'partition') {
-      if (f.link === 'replication') throw new ControlRequestError('unavailable', NO_REPLICATION);
-      for (const d of ['in', 'out'] as const) link.setFaults(d, { ...current[d], partition: true });
-      return f.link === 'both' ? { applied: describeFault(f), note: `${NO_REPLICATION}; partitioned the client link only` } : { applied: describeFault(f) };
-    }
-    if (f.link === 'replication') throw new ControlRequestError('unavailable', NO_REPLICATION);
-    for (const d of directions(f.direction)) {
-      const next: FaultSettings = { ...current[d] };
-      if (f.kind === 'delay') {
-        next.delayMs = f.ms;
-        next.jitterMs = f.jitterMs;
-      } else {
-        next[PERCENT_FIELD[f.kind]] = f.pct;
+    const { links, note } = targets(f.link);
+    for (const link of links) {
+      const current = link.faults();
+      if (f.kind === 'partition') {
+        for (const d of ['in', 'out'] as const) link.setFaults(d, { ...current[d], partition: true });
+        continue;
       }
-      link.setFaults(d, next);
+      for (const d of directions(f.direction)) {
+        const next: FaultSettings = { ...current[d] };
+        if (f.kind === 'delay') {
+          next.delayMs = f.ms;
+          next.jitterMs = f.jitterMs;
+        } else {
+          next[PERCENT_FIELD[f.kind]] = f.pct;
+        }
+        link.setFaults(d, next);
+      }
     }
-    return { applied: describeFault(f) };
+    return note === undefined ? { applied: describeFault(f) } : { applied: describeFault(f), note: `${note}; partitioned the client link only` };
+  };
+
+  /** The links' fault specs after a change, for the log line. */
+  const specs = (): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const l of linkStatuses(view())) {
+      out[`${l.name}In`] = l.faultSpec.in;
+      out[`${l.name}Out`] = l.faultSpec.out;
+    }
+    return out;
   };
 
   return {
@@ -107,7 +138,7 @@ export function createControlHandlers(
         return { applied: description } satisfies FaultReply;
       }
       const reply = applyLinkFault(f);
-      log.warn('fault.set', { fault: description, note: reply.note, in: clientLinkStatus(view()).faultSpec.in, out: clientLinkStatus(view()).faultSpec.out });
+      log.warn('fault.set', { fault: description, note: reply.note, ...specs() });
       record(description);
       return reply;
     },
@@ -115,11 +146,12 @@ export function createControlHandlers(
     'fault.clear': (call) => {
       const r = faultClearSchema.safeParse(call.params);
       if (!r.success) throw new ControlRequestError('invalid-params', describeIssues(r.error.issues));
-      if (r.data.link === 'replication') throw new ControlRequestError('unavailable', NO_REPLICATION);
-      view().clientLink.clearFaults();
-      log.warn('fault.clear', { link: 'client' });
-      record('clear');
-      return { applied: 'clear' } satisfies FaultReply;
+      const { links } = targets(r.data.link);
+      for (const l of links) l.clearFaults();
+      const description = r.data.link === 'both' ? 'clear' : `clear --link ${r.data.link}`;
+      log.warn('fault.clear', { link: r.data.link, ...specs() });
+      record(description);
+      return { applied: description } satisfies FaultReply;
     },
 
     // Planned switchover: the reply is the SwitchoverResult, also when refused or aborted (ok false).
@@ -134,7 +166,7 @@ export function createControlHandlers(
 
     'fault.list': (): FaultListResult => {
       const v = view();
-      return { links: [clientLinkStatus(v)], faultLog: [...v.faultLog] };
+      return { links: linkStatuses(v), faultLog: [...v.faultLog] };
     },
   };
 }

@@ -291,6 +291,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
       faultLog,
       replication: replicated === undefined ? undefined : () => (replicated as ReplicatedNode).status(),
       switchover: replicated === undefined ? undefined : (ms: number) => (replicated as ReplicatedNode).switchover(ms),
+      replicationLink: replicated === undefined ? undefined : () => (replicated as ReplicatedNode).linkView(),
     });
     if (config.control !== undefined) {
       const path = typeof config.control === 'string' ? config.control : config.control(tunName);

@@ -9,8 +9,8 @@ import type { LinkStats } from '../tun/link.js';
 import { STATUS_VERSION, type FaultLogEntry, type LinkStatus, type NodeStatus, type StatusCounters } from '../control/status.js';
 import { connectionStatuses } from './connection-info.js';
 import type { ConnectionStats } from './connection-log.js';
-import type { ReplicationStatus } from '../replication/node/replicated-node.js';
 import type { SwitchoverResult } from '../replication/node/switchover.js';
+import type { ReplicationLinkView, ReplicationStatus } from '../replication/node/replicated-node.js';
 
 export interface NodeView {
   vip: string;
@@ -32,6 +32,8 @@ export interface NodeView {
   replication?: (() => ReplicationStatus) | undefined;
   /** Planned switchover (a primary of a replicated pair); absent on a standalone node. */
   switchover?: ((timeoutMs: number) => Promise<SwitchoverResult>) | undefined;
+  /** The replication link (its faults and frame counts); absent on a standalone node. */
+  replicationLink?: (() => ReplicationLinkView) | undefined;
 }
 
 /** The status with the replication section (role, epoch, peer, lag, heartbeat ages) when replicated. */
@@ -81,10 +83,39 @@ export function buildStatus(view: NodeView, now: Date = new Date()): ReplicatedN
     startedAt: view.startedAt.toISOString(),
     uptimeMs: Math.max(0, now.getTime() - view.startedAt.getTime()),
     counters: buildCounters(view),
-    links: [clientLinkStatus(view)],
+    links: linkStatuses(view),
     faultLog: [...view.faultLog],
     connections: view.host === undefined ? [] : connectionStatuses(view.host.connections.values()),
     ...(r === undefined ? {} : { replication: r }),
+  };
+}
+
+/** The client link, then the replication link where there is one. */
+export function linkStatuses(view: NodeView): LinkStatus[] {
+  const repl = replicationLinkStatus(view);
+  return repl === undefined ? [clientLinkStatus(view)] : [clientLinkStatus(view), repl];
+}
+
+/** Counted in frames, not packets: the link is a TCP stream carrying replication frames. */
+export function replicationLinkStatus(view: NodeView): LinkStatus | undefined {
+  const r = view.replicationLink?.();
+  if (r === undefined) return undefined;
+  const faults = r.faults.faults();
+  return {
+    name: 'replication',
+    device: r.device,
+    faults,
+    faultSpec: { in: formatFaultSpec(faults.in), out: formatFaultSpec(faults.out) },
+    faultCounters: r.faults.counters(),
+    stats: {
+      rxPackets: r.frames.received,
+      rxBytes: r.frames.bytesReceived,
+      rxBatches: 0,
+      rxDropped: r.frames.refused,
+      txPackets: r.frames.sent,
+      txBytes: r.frames.bytesSent,
+      txDropped: 0,
+    },
   };
 }
 

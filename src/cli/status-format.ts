@@ -4,8 +4,9 @@
 import type { ConnectionStatus, FaultLogEntry, LinkStatus, NodeStatus, SeqPosition } from '../control/status.js';
 import type { FaultCounters } from '../tun/fault-link.js';
 import type { SwitchoverInfo } from '../replication/node/switchover.js';
+import type { ReplicationStatus } from '../replication/node/replicated-node.js';
 
-export function formatStatus(s: NodeStatus): string {
+export function formatStatus(s: NodeStatus & { replication?: ReplicationStatus }): string {
   const lines: string[] = [];
   lines.push(`node ${s.vip}:${s.port}  role ${s.role}  epoch ${s.epoch}  pid ${s.pid}  up ${formatDuration(s.uptimeMs)}`);
   lines.push(`  service ${s.service}  tun ${s.tun}${s.lan !== null ? `  lan ${s.lan}` : ''}`);
@@ -33,6 +34,10 @@ export function formatStatus(s: NodeStatus): string {
   const drops = Object.entries(c.drops);
   lines.push(`  drops            ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   lines.push('');
+  if (s.replication !== undefined) {
+    lines.push(...formatReplication(s.replication));
+    lines.push('');
+  }
 
   lines.push('links');
   for (const l of s.links) lines.push(...formatLink(l));
@@ -53,6 +58,25 @@ export function formatSwitchoverInfo(sw: SwitchoverInfo): string {
   return `${sw.at} ${sw.outcome}${peer} epoch ${sw.epoch}${figures === '' ? '' : ` (${figures})`}${sw.reason === null ? '' : `: ${sw.reason}`}`;
 }
 
+/** The peer, the lag and its age, heartbeat ages and the channel's refusals. */
+export function formatReplication(r: ReplicationStatus): string[] {
+  const p = r.peer;
+  const peer = p.state === 'connected' ? `${p.role ?? 'peer'} ${p.nodeId ?? '?'} at ${p.address ?? '?'} (epoch ${p.epoch ?? '?'})` : 'disconnected';
+  const age = (ms: number | null): string => (ms === null ? 'never' : `${ms} ms ago`);
+  const lines = ['replication', `  peer             ${peer}`];
+  if (r.lag !== null) {
+    const l = r.lag;
+    const waiting = l.records > 0 ? `, oldest waiting ${l.waitingMs} ms for an ack` : '';
+    lines.push(`  not acknowledged ${l.records} records, ${formatBytes(l.bytes)} (LSN ${l.ackedLsn} of ${l.lastLsn}, ${l.messagesInFlight} messages in flight${waiting})`);
+  }
+  if (r.applied !== null) lines.push(`  applied          LSN ${r.applied.lastLsn}, ${r.applied.shadows} shadow connections, ${r.applied.divergences} divergences`);
+  lines.push(`  heartbeats       replication ${age(r.heartbeatAgeMs)}, LAN ${age(r.lanHeartbeatAgeMs)} (every ${r.heartbeatMs} ms, dead after ${r.deadAfterMs} ms)`);
+  lines.push(`  channel          sessions ${r.channel.sessions}, authentication failures ${r.channel.authFailures}, protocol errors ${r.channel.protocolErrors}`);
+  if (r.lastPeerLoss !== null) lines.push(`  last peer loss   ${formatAt(r.lastPeerLoss.at)}: ${r.lastPeerLoss.reason}`);
+  if (r.takeover !== null) lines.push(`  took over        ${formatAt(r.takeover.at)} in ${r.takeover.ms} ms, ${r.takeover.promoted} connections`);
+  return lines;
+}
+
 export function formatLink(l: LinkStatus): string[] {
   const spec = (x: string): string => (x === '' ? 'none' : x);
   return [
@@ -69,7 +93,12 @@ function formatFaultCounters(f: FaultCounters): string {
 }
 
 export function formatFaultLog(log: readonly FaultLogEntry[]): string[] {
-  return log.map((e) => `  ${e.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}  ${e.description}`);
+  return log.map((e) => `  ${formatAt(e.at)}  ${e.description}`);
+}
+
+/** An ISO time as `2026-11-28 16:11:36Z`. */
+function formatAt(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 const seq = (p: SeqPosition): string => `${p.rel} (${p.abs})`;

@@ -24,6 +24,7 @@ import type { PathSilence } from '../failure-detector.js';
 import { LanHeartbeatReceiver } from '../lan-heartbeat.js';
 import type { HandoverMessage } from '../framing.js';
 import type { LogRecord } from '../log-records.js';
+import { MessageFaults } from '../message-faults.js';
 import type { OutputGate } from '../output-gate.js';
 import { PrimaryTap } from '../primary-tap.js';
 import { type PrimaryWatch, watchPrimary } from '../primary-watch.js';
@@ -80,8 +81,11 @@ export interface ReplicationStatus {
   protectedReason: string | null;
   fenced: boolean;
   peer: { state: 'connected' | 'disconnected'; nodeId: string | null; address: string | null; role: string | null; epoch: number | null };
-  /** Primary: records and bytes the backup has not acknowledged. Backup: what it applied. */
-  lag: { records: number; bytes: number; lastLsn: number; ackedLsn: number; messagesInFlight: number } | null;
+  /**
+   * Primary: records and bytes the backup has not acknowledged, and for how long the oldest of them
+   * has waited without the acknowledged LSN moving (0 when none is outstanding). Null on a backup.
+   */
+  lag: { records: number; bytes: number; lastLsn: number; ackedLsn: number; messagesInFlight: number; waitingMs: number } | null;
   applied: { lastLsn: number; shadows: number; divergences: number } | null;
   /** Milliseconds since the peer was last heard on the replication channel / on the LAN. */
   heartbeatAgeMs: number | null;
@@ -93,6 +97,16 @@ export interface ReplicationStatus {
   /** The last planned switchover this node took part in (either side), or tried. */
   switchover: SwitchoverInfo | null;
   channel: { authFailures: number; protocolErrors: number; sessions: number };
+  /** The last time the session with the peer was lost, and why (null while it never was). */
+  lastPeerLoss: { at: string; reason: string } | null;
+}
+
+/** The replication link as `status` shows it beside the client link. */
+export interface ReplicationLinkView {
+  /** e.g. "tcp 198.19.0.1:7070 <-> 198.19.0.2:7070". */
+  device: string;
+  faults: MessageFaults;
+  frames: { sent: number; received: number; bytesSent: number; bytesReceived: number; refused: number };
 }
 
 const LOG_WINDOW = 64;
@@ -143,6 +157,11 @@ export class ReplicatedNode {
   private supersededWhileSwitching = false;
   private switchoverInfo: SwitchoverInfo | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Operator faults on the replication link: one set for the node, whichever channel is current. */
+  readonly linkFaults = new MessageFaults(process.pid);
+  private lastPeerLoss: { at: number; reason: string } | null = null;
+  /** When the acknowledged LSN last moved (or a backup attached): the age of the lag. */
+  private lastAckProgress = Date.now();
 
   constructor(
     private readonly cfg: ReplicationConfig,
@@ -215,12 +234,14 @@ export class ReplicatedNode {
       heartbeatIntervalMs: this.cfg.heartbeatMs,
       silenceTimeoutMs: this.silenceMs(),
       log: (line) => this.logger.info('replication.channel', { detail: line }),
+      faults: this.linkFaults,
     });
     this.channel = ch;
     ch.on('peer-up', (peer) => this.onBackupUp(peer));
     ch.on('peer-down', ({ reason }) => this.onBackupDown(reason));
     ch.on('ack', (lsn) => {
       this.lastChannelHeard = Date.now();
+      if (lsn > this.log.ackedLsn) this.lastAckProgress = this.lastChannelHeard;
       const r = this.log.onAck(lsn);
       if (!r.ok) ch.dropPeer(r.error);
     });
@@ -252,10 +273,12 @@ export class ReplicatedNode {
       return;
     }
     this.tap.protect();
+    this.lastAckProgress = Date.now();
     this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, unreplicatedEarlier: this.unreplicatedOpen() });
   }
 
   private onBackupDown(reason: string): void {
+    this.lastPeerLoss = { at: Date.now(), reason };
     this.log.detach();
     if (!this.tap.isProtected || this.fenced) return;
     // Deferred by two heartbeats: a node that was itself stalled (SIGSTOP, a long pause) finds the
@@ -395,6 +418,7 @@ export class ReplicatedNode {
       silenceTimeoutMs: this.silenceMs(),
       reconnect: { initialMs: 50, maxMs: 500 },
       log: (line) => this.logger.info('replication.channel', { detail: line }),
+      faults: this.linkFaults,
     });
     this.channel = ch;
     ch.on('peer-up', (peer) => {
@@ -415,7 +439,10 @@ export class ReplicatedNode {
       this.armWatch();
       this.logger.info('replication.attached', { primary: peer.nodeId, address: peer.address, epoch: peer.epoch, lsn: peer.lastLsn });
     });
-    ch.on('peer-down', ({ reason }) => this.logger.warn('replication.primary-unreachable', { reason, note: 'the LAN heartbeats decide whether it is dead' }));
+    ch.on('peer-down', ({ reason }) => {
+      this.lastPeerLoss = { at: Date.now(), reason };
+      this.logger.warn('replication.primary-unreachable', { reason, note: 'the LAN heartbeats decide whether it is dead' });
+    });
     ch.on('message', (records) => {
       this.lastChannelHeard = Date.now();
       const r = (this.replica as ReplicaLog).receive(records);
@@ -749,7 +776,7 @@ export class ReplicatedNode {
     const isProtected = primary && this.tap.isProtected && !this.fenced;
     if (this.fenced) protectedReason = 'fenced: a node with a higher epoch serves the VIP';
     else if (!primary) protectedReason = 'this node is the backup';
-    else if (!this.tap.isProtected) protectedReason = peer === null ? 'no backup attached' : 'backup attached but not in step';
+    else if (!this.tap.isProtected) protectedReason = peer === null ? `no backup attached${this.describeLoss(now)}` : 'backup attached but not in step';
     else {
       const n = this.unreplicatedOpen();
       if (n > 0) protectedReason = `${n} connection(s) opened before the backup attached are not replicated`;
@@ -769,7 +796,10 @@ export class ReplicatedNode {
         role: peer?.role ?? null,
         epoch: peer?.epoch ?? null,
       },
-      lag: lag === null ? null : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight },
+      lag:
+        lag === null
+          ? null
+          : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight, waitingMs: lag.records > 0 ? now - this.lastAckProgress : 0 },
       applied:
         this.replica === null
           ? null
@@ -782,6 +812,31 @@ export class ReplicatedNode {
       takeover: this.takeoverInfo,
       switchover: this.switchoverInfo,
       channel: { authFailures: st?.authFailures ?? 0, protocolErrors: st?.protocolErrors ?? 0, sessions: st?.sessions ?? 0 },
+      lastPeerLoss: this.lastPeerLoss === null ? null : { at: new Date(this.lastPeerLoss.at).toISOString(), reason: this.lastPeerLoss.reason },
+    };
+  }
+
+  /** ' (lost 2.1 s ago: silent for 312 ms (limit 300 ms))', or '' when no session was ever lost. */
+  private describeLoss(now: number): string {
+    const l = this.lastPeerLoss;
+    return l === null ? '' : ` (lost ${((now - l.at) / 1000).toFixed(1)} s ago: ${l.reason})`;
+  }
+
+  /** The replication link for status: where it runs, its faults and what crossed it. */
+  linkView(): ReplicationLinkView {
+    const st = this.channel?.stats;
+    const own = `${this.cfg.listen.host}:${this.cfg.listen.port}`;
+    const peer = `${this.cfg.peer.host}:${this.cfg.peer.port}`;
+    return {
+      device: `tcp ${own} <-> ${peer}`,
+      faults: this.linkFaults,
+      frames: {
+        sent: st?.framesSent ?? 0,
+        received: st?.framesReceived ?? 0,
+        bytesSent: st?.bytesSent ?? 0,
+        bytesReceived: st?.bytesReceived ?? 0,
+        refused: (st?.authFailures ?? 0) + (st?.protocolErrors ?? 0),
+      },
     };
   }
 }
