@@ -66,7 +66,7 @@ export function formatReplication(r: ReplicationStatus): string[] {
   const lines = ['replication', `  peer             ${peer}`];
   if (r.lag !== null) {
     const l = r.lag;
-    const waiting = l.records > 0 ? `, oldest waiting ${l.waitingMs} ms for an ack` : '';
+    const waiting = l.records > 0 ? `, no acknowledgement for ${l.waitingMs} ms` : '';
     lines.push(`  not acknowledged ${l.records} records, ${formatBytes(l.bytes)} (LSN ${l.ackedLsn} of ${l.lastLsn}, ${l.messagesInFlight} messages in flight${waiting})`);
   }
   if (r.applied !== null) lines.push(`  applied          LSN ${r.applied.lastLsn}, ${r.applied.shadows} shadow connections, ${r.applied.divergences} divergences`);
