@@ -87,11 +87,12 @@ export class ReplicatedPair {
     return out;
   }
 
-  async status(role: PairRole): Promise<PairStatus | null> {
+  /** A test that reads more of the status names its shape (e.g. ReplicatedNodeStatus). */
+  async status<S = PairStatus>(role: PairRole): Promise<S | null> {
     const n = this.nodes.get(role);
     if (n === undefined) return null;
     try {
-      return (await controlRequest(n.control, 'status', {}, 2000)) as PairStatus;
+      return (await controlRequest(n.control, 'status', {}, 2000)) as S;
     } catch {
       return null;
     }
