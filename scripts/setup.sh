@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything understudy, its demo and its tests need on a Debian or Ubuntu machine, as
-# root: the system tools (ip, curl, tcpdump, nft, ping, nc, python3) with apt-get, then the npm
-# dependencies exactly as locked. Safe to run again: it installs only what is missing.
+# root: the system tools (ip, curl, tcpdump, nft, ping, nc, python3, and rsvg-convert for the
+# demo's PNG timeline) with apt-get, then the npm dependencies exactly as locked. Safe to run
+# again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_pkgs=(iproute2 curl netcat-openbsd nftables tcpdump iputils-ping python3 procps)
+need_pkgs=(iproute2 curl netcat-openbsd nftables tcpdump iputils-ping python3 procps librsvg2-bin)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -6,7 +6,7 @@
 // (This replaces the "rehearsal" test, which froze a lone primary before replication existed: the
 // real run exercises the same machinery and the failover too.)
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +19,8 @@ import { readPcapFile } from '../../src/demo/pcap.js';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SIZE_MIB = 32;
 const VIP = '198.18.0.100';
+/** scripts/setup.sh installs it (librsvg2-bin); the demo writes a PNG beside the SVG with it. */
+const HAVE_RSVG = spawnSync('rsvg-convert', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /** The `attr` attribute of the element with `id` in the SVG, as a number. */
 function attr(svg: string, id: string, name: string): number {
@@ -76,6 +78,8 @@ describe('understudy demo (real failover)', () => {
     // Progress came while it ran: the kill and the takeover as they happened.
     expect(stdout).toMatch(/\] SIGKILL to the primary at [\d.]+ MiB \(\d+%\)\n/);
     expect(stdout).toMatch(/\] the backup took over, \d+ ms after the kill\n/);
+    // And the download's own progress, at least once a second while bytes come in.
+    expect(stdout).toMatch(new RegExp(`\\] client has [\\d.]+ of ${SIZE_MIB} MiB\\n`));
     // Every step of the takeover, in order, with its time after the kill.
     const steps = [...stdout.matchAll(/^ +([+-]\d+) ms +(takeover\.[a-z-]+) +backup/gm)].map((m) => ({ ms: Number(m[1]), event: m[2]! }));
     expect(steps.map((s) => s.event), text).toContain('takeover.detected');
@@ -119,6 +123,20 @@ describe('understudy demo (real failover)', () => {
     expect(takeoverX).toBeGreaterThan(killedX);
     expect(stallX).toBeLessThanOrEqual(killedX + 3);
     expect(stallX + stallW).toBeGreaterThan(killedX);
+
+    // The PNG, where the converter exists: a real PNG of the size asked for, listed with the files.
+    const pngFile = join(out, 'timeline.png');
+    if (HAVE_RSVG) {
+      expect(existsSync(pngFile), `no timeline.png although rsvg-convert exists\n${text}`).toBe(true);
+      const png = readFileSync(pngFile);
+      expect(png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))).toBe(true);
+      // IHDR, the first chunk: width and height, big-endian, at bytes 16 and 20.
+      expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([1200, 600]);
+      expect(stdout).toContain(pngFile);
+    } else if (!existsSync(pngFile)) {
+      // (Another converter, an SVG-capable `convert`, may still have made one.)
+      expect(stdout).toMatch(/no PNG/);
+    }
 
     // Torn down: no namespace of this run (the lab's owner is the CLI process), no node still
     // running (their pids are in their logs), and the work directory with the served file gone.
