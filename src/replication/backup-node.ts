@@ -69,7 +69,7 @@ export class BackupNode {
     this.clock = opts.clock ?? realClock;
     this.currentEpoch = opts.epoch ?? 1;
     this.say = opts.say ?? (() => undefined);
-    this.replica = new ServiceReplica(opts.service, { maxAheadBytes: opts.maxAheadBytes, say: this.say });
+    this.replica = new ServiceReplica(opts.service, { maxAheadBytes: opts.maxAheadBytes, say: this.say, sayFailed: this.say });
     this.shadows = new ShadowTable(this.clock, this.replica);
     this.replicaLog = new ReplicaLog({ apply: (r) => this.shadows.apply(r), sendAck: opts.sendAck, scheduleAck: opts.scheduleAck });
     this.stack = createStack({

@@ -53,6 +53,12 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   /** Socket options the service set before takeover, for the promoted connection (the primary's had them). */
   private noDelay: boolean | null = null;
   private keepAlive: [boolean, number] | null = null;
+  /**
+   * The service reset this connection before takeover (a proxy whose backend failed, a handler
+   * that threw): the promoted connection must be reset too, never ended with a FIN after the
+   * primary's bytes, which would pass a cut reply off as complete.
+   */
+  private resetBeforeAttach = false;
 
   constructor(
     readonly shadow: Shadow,
@@ -91,6 +97,12 @@ export class ReplicaSocket extends Duplex implements SocketLike {
 
   /** The primary logged output: compare, and let a writer held for it go on. */
   primaryWrote(fin: boolean): void {
+    if (this.resetBeforeAttach) {
+      // Nothing left to compare with: keep only what the client has not acknowledged.
+      this.shadow.keepFrom = this.shadow.output.end;
+      this.shadow.trim();
+      return;
+    }
     this.matcher.primaryWrote(fin);
     const behind = this.shadow.output.end - this.matcher.compared;
     if (behind > this.maxBehind) this.matcher.abandon(`the replica fell ${behind} bytes behind the primary; its output is no longer compared`);
@@ -108,6 +120,11 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   attach(real: AttachedSocket): void {
     if (this.attached !== null) throw new Error('replica socket already attached');
     this.attached = real;
+    if (this.resetBeforeAttach) {
+      if (typeof real.resetAndDestroy === 'function') real.resetAndDestroy();
+      else real.destroy();
+      return;
+    }
     const ahead = this.matcher.takeAhead();
     this.passThrough = this.matcher.caughtUp;
     const primaryFin = this.shadow.ourFin;
@@ -196,11 +213,17 @@ export class ReplicaSocket extends Duplex implements SocketLike {
 
   resetAndDestroy(): this {
     const real = this.attached;
-    if (real !== null && typeof real.resetAndDestroy === 'function') {
+    if (real === null) this.resetBeforeAttach = true;
+    else if (typeof real.resetAndDestroy === 'function') {
       this.attached = null;
       real.resetAndDestroy();
     }
     return this.destroy();
+  }
+
+  /** Reset by its service before takeover: the promoted connection will be reset. */
+  get wasReset(): boolean {
+    return this.resetBeforeAttach;
   }
 
   destroySoon(): void {
@@ -278,6 +301,8 @@ export interface ServiceReplicaStats {
   /** Connections whose replica output differed from the primary's. */
   divergences: number;
   differingBytes: number;
+  /** Connections whose replica was reset by its service while the primary's went on. */
+  failed: number;
 }
 
 /**
@@ -285,12 +310,19 @@ export interface ServiceReplicaStats {
  * socket per `open` record and feeds it the log.
  */
 export class ServiceReplica implements ShadowListener {
-  readonly stats: ServiceReplicaStats = { connections: 0, divergences: 0, differingBytes: 0 };
+  readonly stats: ServiceReplicaStats = { connections: 0, divergences: 0, differingBytes: 0, failed: 0 };
   private readonly sockets = new Map<ConnId, ReplicaSocket>();
 
   constructor(
     private readonly service: Service,
-    private readonly opts: { maxAheadBytes?: number; allowHalfOpen?: boolean; say?: (line: string) => void } = {},
+    private readonly opts: {
+      maxAheadBytes?: number;
+      allowHalfOpen?: boolean;
+      /** A divergence, in one line. */
+      say?: (line: string) => void;
+      /** A replica reset by its service before the primary's connection ended, in one line. */
+      sayFailed?: (line: string) => void;
+    } = {},
   ) {}
 
   socketOf(id: ConnId): ReplicaSocket | undefined {
@@ -316,7 +348,30 @@ export class ServiceReplica implements ShadowListener {
     });
     this.sockets.set(s.id, sock);
     this.stats.connections++;
+    this.watchFailure(s, sock);
     this.service.onConnection(sock);
+  }
+
+  /**
+   * A replica its service resets while the primary's connection lives on (the backup's backend is
+   * down, the handler threw on this host only) leaves that connection unprotected: said once, with
+   * the service's reason, and counted; a takeover resets the connection.
+   */
+  private watchFailure(s: Shadow, sock: ReplicaSocket): void {
+    let why = '';
+    const onError = (e: Error): void => {
+      if (why === '') why = e.message;
+    };
+    sock.on('error', onError);
+    sock.once('close', () => {
+      sock.removeListener('error', onError);
+      if (!sock.wasReset || this.sockets.get(s.id) !== sock) return;
+      this.stats.failed++;
+      this.opts.sayFailed?.(
+        `replication: the service's copy of connection ${s.id} (${sock.remoteAddress}:${sock.remotePort}) was reset on this node` +
+          `${why === '' ? '' : ` (${why})`} while the primary's goes on: it is not protected, a takeover resets it`,
+      );
+    });
   }
 
   onInput(s: Shadow, data: Uint8Array, fin: boolean): void {

@@ -392,7 +392,10 @@ export class ReplicatedNode {
     for (const s of this.shadows?.all() ?? []) this.serviceReplica?.onGone(s, 'close');
     this.shadows?.clear();
     const service = this.service as Service;
-    const sr = new ServiceReplica(service, { say: (line) => this.logger.warn('replication.divergence', { detail: line }) });
+    const sr = new ServiceReplica(service, {
+      say: (line) => this.logger.warn('replication.divergence', { detail: line }),
+      sayFailed: (line) => this.logger.warn('replication.replica-failed', { detail: line }),
+    });
     this.serviceReplica = sr;
     this.shadows = new ShadowTable(realClock, sr);
     const shadows = this.shadows;
@@ -557,7 +560,7 @@ export class ReplicatedNode {
         if (r !== undefined) r.attach(p.socket);
       }
       shadows.clear();
-      this.logger.info('takeover.attached', { sockets: promoted.length, divergences: sr.stats.divergences, ms: at() });
+      this.logger.info('takeover.attached', { sockets: promoted.length, divergences: sr.stats.divergences, replicaFailed: sr.stats.failed, ms: at() });
 
       await vip.addRoute();
       this.logger.info('takeover.route', { vip: this.cfg.vip, ms: at() });

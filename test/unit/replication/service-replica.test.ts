@@ -121,6 +121,86 @@ describe('ServiceReplica', () => {
   });
 });
 
+describe('a replica reset by its service before takeover', () => {
+  /** A service that fails on this node only: it reports why, then resets (as proxy: does when its backend is down). */
+  const failing: Service = {
+    name: 'failing',
+    onConnection(socket: ServiceSocket): void {
+      setImmediate(() => {
+        if (socket.destroyed) return;
+        socket.emit('error', new Error('proxy: cannot connect to backend 127.0.0.1:8081 (ECONNREFUSED)'));
+        socket.resetAndDestroy?.();
+      });
+    },
+    close: async () => undefined,
+  };
+
+  function replicaWith(service: Service): { replica: ServiceReplica; apply: (r: NewRecord) => void; failed: string[] } {
+    const failed: string[] = [];
+    const replica = new ServiceReplica(service, { sayFailed: (line) => failed.push(line) });
+    const t = new ShadowTable(() => 0, replica);
+    let lsn = 0;
+    return { replica, apply: (r) => t.apply({ ...r, lsn: ++lsn } as LogRecord), failed };
+  }
+
+  it('takeover: the promoted connection is reset, not ended with a FIN after the primary bytes', async () => {
+    const { s, apply } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\npart'), fin: false });
+    sock.primaryWrote(false);
+    sock.resetAndDestroy();
+    await tick();
+    const real = new FakeStackSocket();
+    let resets = 0;
+    (real as FakeStackSocket & { resetAndDestroy(): void }).resetAndDestroy = () => {
+      resets++;
+      real.destroy();
+    };
+    sock.attach(real as unknown as AttachedSocket);
+    await tick();
+    expect(resets).toBe(1);
+    expect(real.ended).toBe(false);
+    expect(real.written).toBe('');
+  });
+
+  it('takeover: a replica destroyed without a reset still closes the promoted connection the ordinary way', async () => {
+    const { s } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    sock.destroy();
+    await tick();
+    const real = new FakeStackSocket();
+    let resets = 0;
+    (real as FakeStackSocket & { resetAndDestroy(): void }).resetAndDestroy = () => void resets++;
+    sock.attach(real as unknown as AttachedSocket);
+    expect(resets).toBe(0);
+    expect(real.destroyed).toBe(true);
+  });
+
+  it('is said once with the service reason and counted, while the primary connection goes on', async () => {
+    const { replica, apply, failed } = replicaWith(failing);
+    apply(OPEN);
+    await tick();
+    await tick();
+    expect(replica.stats.failed).toBe(1);
+    // The primary's output is no longer compared (no divergence) nor kept once acknowledged.
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('0123456789'), fin: false });
+    apply({ kind: 'ack', conn: 1, ack: 1011, window: 65535 });
+    expect(replica.stats.divergences).toBe(0);
+    expect(replica.socketOf(1)?.shadow.output.start).toBe(10);
+    expect(failed).toEqual([expect.stringMatching(/^replication: the service's copy of connection 1 \(.+\) was reset on this node \(proxy: cannot connect to backend 127\.0\.0\.1:8081 \(ECONNREFUSED\)\) while the primary's goes on: it is not protected, a takeover resets it$/)]);
+  });
+
+  it('is not reported when the primary connection was reset or closed first', async () => {
+    const { replica, apply, failed } = replicaWith(failing);
+    apply(OPEN);
+    apply({ kind: 'reset', conn: 1, reason: 'reset by the client' });
+    await tick();
+    await tick();
+    expect(replica.stats.failed).toBe(0);
+    expect(failed).toEqual([]);
+  });
+});
+
 describe('ReplicaSocket options', () => {
   it('applies the no-delay and keepalive settings the service chose before takeover to the promoted socket', () => {
     const { s } = shadowWith([OPEN]);
