@@ -23,8 +23,12 @@ const TUN = 'ussvf0';
 const BACKEND_PORT = 8081;
 const TALLY_PORT = 7000;
 const MIB = 1024 * 1024;
-/** The download's own source port, to pick its divergence out of the backup's log. */
+/**
+ * The downloads' own source ports, to pick their lines out of the backup's log; one per test,
+ * because the client keeps a closed connection's port in TIME-WAIT.
+ */
 const DOWNLOAD_PORT = 41234;
+const UNPROTECTED_PORT = 41235;
 const DOWNLOAD_APP = resolve('test/lab/fixtures/download-app.mjs');
 const TALLY_APP = resolve('test/lab/fixtures/tally-lines.mjs');
 
@@ -164,6 +168,52 @@ describe('failover under proxy: and module: services', () => {
 
       const rsts = await cap.stop();
       expect(rsts.packets, describeRsts('proxy download across the failover', rsts)).toBe(0);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+
+  it('proxy: with no backend on the backup, the backup says the connection is unprotected, and the takeover resets it (RST), never ends a cut reply with a FIN', async () => {
+    const l = lab();
+    const size = 24 * MIB;
+    const blob = randomBytes(size);
+    const www = join(dir, 'www-primary-only');
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, 'hello.txt'), 'hello\n');
+    writeFileSync(join(www, 'big.bin'), blob);
+    await startHttpServer('primary', www);
+    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
+    await untilHttpAnswers('/hello.txt');
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const out = join(dir, 'unprotected.bin');
+      const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], 0, size, ['--local-port', String(UNPROTECTED_PORT)], async () => {
+        const mine = (): string[] =>
+          pair
+            .events('backup', 'replication.replica-failed')
+            .map((e) => String(e.detail))
+            .filter((d) => d.includes(`(${l.addr.client}:${UNPROTECTED_PORT})`));
+        await pair.waitUntil('the backup reports the connection unprotected', () => mine().length > 0, 10_000);
+        expect(mine()).toEqual([expect.stringContaining('proxy: cannot connect to backend 127.0.0.1:8081 (ECONNREFUSED)')]);
+      });
+      // 56: "Failure when receiving data from the peer" — the connection was reset. A FIN after the
+      // primary's bytes would have been exit 18 (a transfer cut short, looking closed on purpose).
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(56);
+      expect(r.stderr).toMatch(/reset/i);
+      // What did arrive is the file's beginning, byte for byte.
+      const got = readFileSync(out);
+      expect(got.length).toBeGreaterThanOrEqual(size * 0.4);
+      expect(got.length).toBeLessThan(size);
+      expect(sha256(got)).toBe(sha256(blob.subarray(0, got.length)));
+      await expectTakenOver();
+      // Counted with the others that failed (the probe's too).
+      expect(pair.events('backup', 'takeover.attached')[0]?.replicaFailed).toBe(pair.events('backup', 'replication.replica-failed').length);
+      // No divergence: a replica that failed is no longer compared.
+      expect(pair.events('backup', 'replication.divergence')).toEqual([]);
+      const rsts = await cap.stop();
+      const fromVip = rsts.lines.filter((line) => line.includes(`${l.addr.vip}.80 > ${l.addr.client}.${UNPROTECTED_PORT}:`));
+      expect(fromVip.length, describeRsts('reset of the unprotected connection', rsts)).toBeGreaterThanOrEqual(1);
     } finally {
       await cap.dispose();
     }
