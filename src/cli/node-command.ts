@@ -19,6 +19,7 @@ import {
   parseMtu,
   parsePort,
   parseService,
+  parseSynBacklog,
   parseTunName,
   type HostPort,
 } from './options.js';
@@ -38,6 +39,8 @@ export interface NodeCommandOptions {
   /** Default /run/understudy/<tun name>.sock. */
   control?: string | undefined;
   metrics?: HostPort | undefined;
+  /** Half-open connections per listener before SYN cookies; the stack's default when absent. */
+  synBacklog?: number | undefined;
   /** Replication (ARCHITECTURE.md 5): all of role, replication, peer and key file, or none. */
   role?: 'primary' | 'backup' | undefined;
   replication?: HostPort | undefined;
@@ -91,6 +94,7 @@ export function registerNodeCommand(program: Command, ctx: CommandContext): void
     .option('--mtu <n>', 'TUN MTU (576-65535, default 1500)', parseMtu)
     .option('--control <path>', 'control socket (default /run/understudy/<tun name>.sock)')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://<host:port>/metrics', parseHostPort)
+    .option('--syn-backlog <n>', 'half-open connections per listener before SYN cookies answer (default 256)', parseSynBacklog)
     .addOption(new Option('--log-level <level>', 'debug | info | warn | error (default info)').argParser(parseLogLevel))
     .addOption(new Option('--log-format <format>', 'json (structured, default) | pretty (one readable line)').argParser(parseLogFormat))
     .addOption(new Option('--role <role>', 'replication role: primary | backup (with --replication, --peer, --key-file)').argParser(parseRole))
@@ -172,6 +176,7 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
     mtu: opts.mtu,
     control: opts.control ?? ((tunName: string) => defaultControlPath(tunName)),
     metrics: opts.metrics,
+    synBacklog: opts.synBacklog,
     replication,
   };
   const log = deps?.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat, write: (line) => ctx.io.stderr(line + '\n') });

@@ -21,7 +21,7 @@ import { createControlHandlers, type ProcessFaults } from './node-control.js';
 import { buildStatus, type NodeView } from './node-status.js';
 import type { Stack } from '../stack/stack.js';
 import type { TcpEnv } from '../stack/tcp/api.js';
-import { ReplicatedNode, type ReplicationConfig, type VipControl } from '../replication/node/replicated-node.js';
+import { ReplicatedNode, type ReplicationConfig, type SharedStackOptions, type VipControl } from '../replication/node/replicated-node.js';
 
 export interface NodeConfig {
   vip: string;
@@ -39,6 +39,8 @@ export interface NodeConfig {
   control?: string | ((tunName: string) => string) | undefined;
   /** Serve Prometheus metrics here. */
   metrics?: { host: string; port: number } | undefined;
+  /** Half-open connections per listener before SYN cookies; the stack's default when absent. */
+  synBacklog?: number | undefined;
   /** Primary or backup of a replicated pair; none: a standalone node. */
   replication?: ReplicationConfig | undefined;
 }
@@ -73,7 +75,7 @@ export interface NodeNetwork {
 
 export interface NodeDeps {
   network: NodeNetwork;
-  createStack(opts: { link: Link; addresses: string[]; wrapEnv?: (env: TcpEnv) => TcpEnv }): NodeStack;
+  createStack(opts: { link: Link; addresses: string[]; synBacklog?: number; wrapEnv?: (env: TcpEnv) => TcpEnv } & Partial<SharedStackOptions>): NodeStack;
   log: Logger;
   /** Defaults to createService; tests pass instrumented services. */
   createService?: (spec: ServiceSpec) => Service;
@@ -313,7 +315,12 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
     }
     await stillStarting();
     try {
-      stack = deps.createStack({ link: stackLink, addresses: [config.vip], ...(rn === undefined ? {} : { wrapEnv: (env: TcpEnv) => rn.wrapEnv(env) }) });
+      stack = deps.createStack({
+        link: stackLink,
+        addresses: [config.vip],
+        ...(config.synBacklog === undefined ? {} : { synBacklog: config.synBacklog }),
+        ...(rn === undefined ? {} : { wrapEnv: (env: TcpEnv) => rn.wrapEnv(env), ...rn.sharedStackOptions() }),
+      });
       const svc = service;
       server = stack.createServer((socket) => {
         trackConnection(socket, log, stats);

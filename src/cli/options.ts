@@ -37,6 +37,11 @@ export function parseMtu(text: string): number {
   return parseIntegerIn(text, MIN_MTU, MAX_MTU, 'MTU');
 }
 
+/** Half-open connections per listener before SYN cookies (Linux: net.ipv4.tcp_max_syn_backlog). */
+export function parseSynBacklog(text: string): number {
+  return parseIntegerIn(text, 1, 65535, 'half-open connections');
+}
+
 export function parseLogLevel(text: string): LogLevel {
   if (!isLogLevel(text)) throw new InvalidArgumentError(`Expected one of ${LOG_LEVELS.join(', ')}.`);
   return text;

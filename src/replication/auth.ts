@@ -35,6 +35,14 @@ export class ReplicationKey {
     return h.digest();
   }
 
+  /**
+   * A secret for another purpose (SYN cookies, ISNs), derived under its own label: the nodes
+   * sharing this key share it, and it reveals nothing of the key or of other derived secrets.
+   */
+  derive(label: string, bytes = 16): Uint8Array {
+    return Uint8Array.from(this.hmac([Buffer.from(LABEL_DERIVED + label)]).subarray(0, bytes));
+  }
+
   toString(): string {
     return '[ReplicationKey]';
   }
@@ -87,6 +95,7 @@ export function reverse(d: Direction): Direction {
 }
 
 const LABEL_HELLO = 'understudy-replication-v1 hello ';
+const LABEL_DERIVED = 'understudy-replication-v1 derived ';
 const LABEL_SESSION = 'understudy-replication-v1 session ';
 
 export function newNonce(): Uint8Array {

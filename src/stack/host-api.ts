@@ -15,8 +15,17 @@ export interface HostConfig {
   env: TcpEnv;
   /** Most half-open (SYN-RECEIVED) connections per listener before SYN cookies take over. */
   synBacklog: number;
-  /** Secret for SYN cookies; random when omitted (only this host ever checks its cookies). */
+  /**
+   * Secret for SYN cookies; random when omitted (only this host ever checks its cookies). A
+   * replicated pair shares one, so that the node taking over accepts the cookies the other sent.
+   */
   synCookieKey?: Uint8Array;
+  /**
+   * Added to the host's clock to get the time SYN cookies are stamped with (their 64 s slot). Nodes
+   * that check each other's cookies need one common time: their driver clocks start at their own
+   * boot, so they pass the offset that turns it into wall-clock time. Default 0.
+   */
+  synCookieClockOffsetUs?: Micros;
   /** Answer ICMP echo requests to our addresses. */
   icmpEcho: boolean;
   /**
@@ -66,6 +75,12 @@ export interface Host {
    * events the host reports. Throws EADDRINUSE when its 4-tuple is taken.
    */
   adoptConnection?(inner: TcpConnection): TcpConnection;
+  /**
+   * Accepts returning SYN cookies (under this host's key) for their whole validity from `now` on,
+   * as if every listener had just sent one. For a node taking over from a primary that may have
+   * been answering SYNs with cookies: their ACKs now arrive here.
+   */
+  honourSynCookies?(now: Micros): void;
   /** The TCP settings of this host's connections (MSS bounded by the MTU). */
   readonly tcp?: TcpConfig;
 }

@@ -101,6 +101,8 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
   private readonly tcpEmit: TcpEmitOptions | undefined;
   private txSlab = new Uint8Array(0);
   private txSlabUsed = 0;
+  /** Until when an ACK at a listener is checked as a cookie even if no listener here sent one. */
+  private cookiesHonouredUntil: Micros = -Infinity;
 
   constructor(readonly config: HostConfig) {
     this.tcpEmit = config.tcpChecksumOffload === true ? { checksumOffload: true } : undefined;
@@ -108,7 +110,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     this.addresses = new Set(config.addresses);
     this.firstAddress = config.addresses[0]!;
     this.tcp = { ...config.tcp, mss: Math.min(config.tcp.mss, config.mtu - IP_TCP_HEADERS) };
-    this.cookies = new SynCookieJar(config.env, config.synCookieKey ?? new Uint8Array(randomBytes(16)));
+    this.cookies = new SynCookieJar(config.env, config.synCookieKey ?? new Uint8Array(randomBytes(16)), config.synCookieClockOffsetUs ?? 0);
     this.ipId = config.env.random() & 0xffff;
     this.icmpErrorAllowed = createRateLimiter(ICMP_ERRORS_PER_SECOND);
   }
@@ -259,7 +261,7 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
         this.count('tcp.listen-synack-dropped');
         return;
       }
-      if (now - l.lastCookieAt <= this.cookies.validityUs) {
+      if (now - l.lastCookieAt <= this.cookies.validityUs || now < this.cookiesHonouredUntil) {
         if (l.acceptQueueFull) {
           // As for a half-open connection: drop, the peer retransmits, the cookie stays valid.
           this.count('tcp.accept-queue-full');
@@ -304,6 +306,10 @@ class HostImpl implements Host, ConnectionOwner, ListenerOwner, IcmpContext {
     this.count('tcp.passive-open');
     const inner = createPassiveConnection(now, tuple, seg, this.tcp, this.config.env);
     this.adopt(inner, l, true);
+  }
+
+  honourSynCookies(now: Micros): void {
+    this.cookiesHonouredUntil = now + this.cookies.validityUs;
   }
 
   /** Files a connection the listener created into the host's tables. */

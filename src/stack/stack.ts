@@ -28,6 +28,11 @@ export interface StackOptions {
   synBacklog?: number;
   /** RFC 6528 ISN secret, shared by primary and backup. */
   isnKey?: Uint8Array;
+  /** SYN-cookie secret and the offset from the clock to cookie time (HostConfig). */
+  synCookieKey?: Uint8Array;
+  synCookieClockOffsetUs?: Micros;
+  /** Added to the millisecond clock for TSvals (TcpEnvOptions.tsOffset); random when omitted. */
+  tsOffset?: number;
   /** Answer pings; default true. */
   icmpEcho?: boolean;
   log?: (event: StackLogEvent) => void;
@@ -100,7 +105,7 @@ class StackImpl implements Stack, SocketContext, ServerContext {
     this.log = opts.log;
     // Linux discards SYN+FIN at a listener (tcp_rcv_state_process); no real client sends one.
     const tcp: TcpConfig = { ...defaultTcpConfig(), dropSynFin: true, ...opts.tcp };
-    const baseEnv = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond });
+    const baseEnv = createTcpEnv({ isnKey: opts.isnKey, random: opts.random, challengeAckPerSecond: tcp.challengeAckPerSecond, tsOffset: opts.tsOffset });
     const env = opts.wrapEnv ? opts.wrapEnv(baseEnv) : baseEnv;
     this.env = env;
     // A link that completes TCP checksums (the TUN with virtio-net headers) saves us summing every
@@ -112,6 +117,8 @@ class StackImpl implements Stack, SocketContext, ServerContext {
       tcp,
       env,
       synBacklog: opts.synBacklog ?? DEFAULT_SYN_BACKLOG,
+      ...(opts.synCookieKey === undefined ? {} : { synCookieKey: opts.synCookieKey }),
+      ...(opts.synCookieClockOffsetUs === undefined ? {} : { synCookieClockOffsetUs: opts.synCookieClockOffsetUs }),
       icmpEcho: opts.icmpEcho ?? true,
       tcpChecksumOffload,
     });

@@ -30,13 +30,15 @@ export class SynCookieJar {
   constructor(
     private readonly env: TcpEnv,
     private readonly key: Uint8Array,
+    /** Host clock to cookie time (see HostConfig.synCookieClockOffsetUs). */
+    private readonly clockOffsetUs: Micros = 0,
   ) {}
 
   /** The SYN-ACK answering `syn` without keeping any state. */
   synAck(now: Micros, tuple: FourTuple, syn: TcpSegment, cfg: TcpConfig): TcpSegment {
     const so = syn.options;
     const mssIndex = synCookieMssIndex(so.mss ?? DEFAULT_MSS);
-    const iss = encodeSynCookie(this.key, tuple, syn.seq, mssIndex, now);
+    const iss = encodeSynCookie(this.key, tuple, syn.seq, mssIndex, now + this.clockOffsetUs);
     // TCP_NOOPT: not even the MSS option, as the core does on its own SYN-ACKs.
     const options: TcpOptions = cfg.noOptions === true ? {} : { mss: cfg.mss, layout: cfg.optionLayout };
     if (cfg.noOptions !== true && cfg.timestamps && so.timestamp !== undefined) {
@@ -69,7 +71,7 @@ export class SynCookieJar {
    * and any data on it, itself), or null when the cookie is not ours or has expired.
    */
   accept(now: Micros, tuple: FourTuple, ack: TcpSegment, cfg: TcpConfig): TcpConnection | null {
-    const decoded = decodeSynCookie(this.key, tuple, seqAdd(ack.ack, -1), now);
+    const decoded = decodeSynCookie(this.key, tuple, seqAdd(ack.ack, -1), now + this.clockOffsetUs);
     if (decoded === null) return null;
     let wscale: number | null = null;
     let sackPermitted = false;

@@ -109,6 +109,14 @@ export interface ReplicationLinkView {
   frames: { sent: number; received: number; bytesSent: number; bytesReceived: number; refused: number };
 }
 
+/** What both nodes of a pair give their stacks alike (the StackOptions of the same names). */
+export interface SharedStackOptions {
+  isnKey: Uint8Array;
+  synCookieKey: Uint8Array;
+  synCookieClockOffsetUs: number;
+  tsOffset: number;
+}
+
 const LOG_WINDOW = 64;
 /**
  * Messages in flight at which the end-of-turn flush keeps a part-filled batch open and waits for an acknowledgement
@@ -186,6 +194,28 @@ export class ReplicatedNode {
   /** For createStack: every connection the host creates is observed by the tap. */
   wrapEnv(env: TcpEnv): TcpEnv {
     return this.tap.wrapEnv(env);
+  }
+
+  /**
+   * For createStack: the secrets and clock anchors both nodes share. ARCHITECTURE.md 3: ISNs use
+   * "a keyed hash of the 4-tuple plus a clock ..., the key shared by primary and backup". So does
+   * the SYN-cookie secret: a cookie the primary handed out just before it died comes back, as the
+   * client's ACK, to the node that took over, which must accept it rather than answer with a RST.
+   * The connection it then builds continues the TSvals of the cookie's SYN-ACK only if both nodes
+   * stamp TSvals from one clock (RFC 7323 5: the client's PAWS check drops a segment whose TSval
+   * went back). Cookie slots and TSvals are therefore anchored to wall-clock time, the one clock
+   * both nodes have (their driver clocks count from their own process start); the nodes' clocks
+   * must agree to well within dead-after, which NTP gives.
+   */
+  sharedStackOptions(): SharedStackOptions {
+    const wallOffsetUs = Math.round(performance.timeOrigin * 1000);
+    const tsBase = Buffer.from(this.cfg.key.derive('tsval offset', 4)).readUInt32BE(0);
+    return {
+      isnKey: this.cfg.key.derive('isn'),
+      synCookieKey: this.cfg.key.derive('syn cookie'),
+      synCookieClockOffsetUs: wallOffsetUs,
+      tsOffset: (tsBase + Math.floor(wallOffsetUs / 1000)) >>> 0,
+    };
   }
 
   /** For createStack: stack -> output gate -> hold (takeover) -> the client link. */
@@ -552,6 +582,9 @@ export class ReplicatedNode {
         const socket = stack.adoptConnection(conn, { allowHalfOpen: true });
         promoted.push({ socket, id: s.id });
       }
+      // The primary may have been answering SYNs with cookies (its half-open queue full); their
+      // ACKs come here now, under the same key (sharedStackOptions).
+      stack.host.honourSynCookies?.(stack.now());
       this.logger.info('takeover.promoted', { connections: promoted.length, finished, failed, ms: at() });
 
       for (const p of promoted) {

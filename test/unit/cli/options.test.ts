@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { parseInterfaceName, parseIpv4, parseLogLevel, parseMtu, parsePort, parseService, parseTunName } from '../../../src/cli/options.js';
+import { parseInterfaceName, parseIpv4, parseLogLevel, parseMtu, parsePort, parseService, parseSynBacklog, parseTunName } from '../../../src/cli/options.js';
 
 describe('option validators', () => {
   it('accepts and normalises IPv4 addresses', () => {
@@ -25,6 +25,12 @@ describe('option validators', () => {
     expect(parseMtu('576')).toBe(576);
     expect(parseMtu('9000')).toBe(9000);
     for (const bad of ['575', '65536', '1500.0', 'jumbo']) expect(() => parseMtu(bad)).toThrow(/576\.\.65535/);
+  });
+
+  it('bounds the SYN backlog to 1..65535 half-open connections', () => {
+    expect(parseSynBacklog('1')).toBe(1);
+    expect(parseSynBacklog('256')).toBe(256);
+    for (const bad of ['0', '65536', '2.5', 'many']) expect(() => parseSynBacklog(bad)).toThrow(InvalidArgumentError);
   });
 
   it('knows the log levels', () => {

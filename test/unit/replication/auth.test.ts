@@ -74,3 +74,16 @@ describe('frame MACs', () => {
     expect(helloMac(key, 'dialer-to-listener').mac(msg)).not.toEqual(a);
   });
 });
+
+describe('derived secrets', () => {
+  const key = parseKey(Buffer.from(hex64, 'hex'));
+
+  it('are the same on every node holding the key, and differ by label and by key', () => {
+    const a = key.derive('syn cookie');
+    expect(a).toHaveLength(16);
+    expect(parseKey(Buffer.from(hex64, 'hex')).derive('syn cookie')).toEqual(a);
+    expect(key.derive('isn')).not.toEqual(a);
+    expect(parseKey(Buffer.from('cd'.repeat(32), 'hex')).derive('syn cookie')).not.toEqual(a);
+    expect(key.derive('tsval offset', 4)).toHaveLength(4);
+  });
+});

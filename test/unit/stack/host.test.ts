@@ -17,7 +17,9 @@ import {
 } from '../../../src/stack/wire/types.js';
 import { emitTcp } from '../../../src/stack/wire/tcp.js';
 import { defaultTcpConfig } from '../../../src/stack/tcp/config.js';
-import { LOCAL, OTHER, PEER, tcpOut, tcpPacket, testHost, type OutSegment } from './helpers.js';
+import { createTcpEnv } from '../../../src/stack/env.js';
+import { seqGt } from '../../../src/stack/wire/seq.js';
+import { LOCAL, OTHER, PEER, seededRandom, tcpOut, tcpPacket, testHost, type OutSegment } from './helpers.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -320,6 +322,79 @@ describe('host, SYN cookies', () => {
     for (const sa of synAcks) host.onPacket(1, tcpPacket({ srcPort: sa.dstPort, seq: 101, ack: sa.seq + 1, flags: TCP_ACK }));
     expect(l.pendingCount).toBe(2);
     expect([...host.connections.values()].filter((c) => c.state === 'SYN-RECEIVED')).toHaveLength(3);
+  });
+
+  describe('shared by two hosts (a replicated pair: the node taking over gets the cookies the dead one sent)', () => {
+    const key = new Uint8Array(16).fill(9);
+    // Driver clocks count from each process's start: B started 3,600 s after A. The offsets turn
+    // both into the same wall-clock time (1.8e15 us), as ReplicatedNode.sharedStackOptions does.
+    const WALL_AT_A_ZERO = 1_800_000_000_000_000;
+    const B_STARTED_LATER = 3_600_000_000;
+    const hostWith = (offsetUs: number, cookieKey: Uint8Array) =>
+      testHost({
+        synBacklog: 0,
+        synCookieKey: cookieKey,
+        synCookieClockOffsetUs: offsetUs,
+        env: createTcpEnv({ isnKey: new Uint8Array(16), random: seededRandom(3), tsOffset: (77 + Math.floor(offsetUs / 1000)) >>> 0 }),
+      });
+    const a = () => hostWith(WALL_AT_A_ZERO, key);
+    const b = (k = key) => hostWith(WALL_AT_A_ZERO + B_STARTED_LATER, k);
+    const tA = 5_000_000_000;
+    const tB = tA - B_STARTED_LATER + 400_000; // 400 ms later, on B's clock
+
+    function cookieFromA(): OutSegment {
+      const host = a();
+      host.listen(0, 80, 8);
+      host.onPacket(tA, tcpPacket({ seq: 7000, flags: TCP_SYN, options: synOptions }));
+      const [synAck] = tcpOut(host.takePackets(tA));
+      expect(host.counters['tcp.syncookie-sent']).toBe(1);
+      return synAck!;
+    }
+    const ackOf = (synAck: OutSegment) =>
+      tcpPacket({ seq: 7001, ack: synAck.seq + 1, flags: TCP_ACK | TCP_PSH, options: { timestamp: { tsval: 5001, tsecr: synAck.options.timestamp!.tsval } }, payload: enc.encode('ping') });
+
+    it('a cookie issued by host A with key K is accepted by host B with key K, its TSvals continuing above the SYN-ACK one', () => {
+      const synAck = cookieFromA();
+      const host = b();
+      host.listen(0, 80, 8);
+      host.honourSynCookies!(tB);
+      host.onPacket(tB, ackOf(synAck));
+      expect(host.counters['tcp.syncookie-accepted']).toBe(1);
+      const [c] = acceptAll(host, host.takeEvents());
+      expect(c!.state).toBe('ESTABLISHED');
+      expect(dec.decode(c!.read(tB)!)).toBe('ping');
+      c!.write(tB, enc.encode('pong'));
+      const [seg] = tcpOut(host.takePackets(tB)).filter((s) => s.payload.length > 0);
+      expect(seg).toMatchObject({ seq: synAck.seq + 1, ack: 7005 });
+      // RFC 7323 5: the client drops a segment whose TSval is below the SYN-ACK's (PAWS).
+      expect(seqGt(seg!.options.timestamp!.tsval, synAck.options.timestamp!.tsval)).toBe(true);
+    });
+
+    it('host B resets the cookie ACK when it was not told to honour cookies (it never sent one)', () => {
+      const synAck = cookieFromA();
+      const host = b();
+      host.listen(0, 80, 8);
+      host.onPacket(tB, ackOf(synAck));
+      expect(tcpOut(host.takePackets(tB))[0]).toMatchObject({ flags: TCP_RST });
+      expect(host.connections.size).toBe(0);
+    });
+
+    it('host B with another key resets it, and honours cookies only for their validity', () => {
+      const synAck = cookieFromA();
+      const other = b(new Uint8Array(16).fill(1));
+      other.listen(0, 80, 8);
+      other.honourSynCookies!(tB);
+      other.onPacket(tB, ackOf(synAck));
+      expect(other.counters['tcp.syncookie-invalid']).toBe(1);
+      expect(tcpOut(other.takePackets(tB))[0]).toMatchObject({ flags: TCP_RST });
+
+      const late = b();
+      late.listen(0, 80, 8);
+      late.honourSynCookies!(tB - 200_000_000);
+      late.onPacket(tB, ackOf(synAck));
+      expect(late.counters['tcp.syncookie-accepted']).toBeUndefined();
+      expect(tcpOut(late.takePackets(tB))[0]).toMatchObject({ flags: TCP_RST });
+    });
   });
 
   it('cookies start only once the half-open queue holds synBacklog connections', () => {
