@@ -48,8 +48,11 @@ export class Nodes {
     private readonly keyFile: string,
   ) {}
 
-  /** Starts one node; `solo` is the same binary without --role (no replication at all). */
-  start(role: Role, service: string, port: number, timing?: Timing): NodeHandle {
+  /**
+   * Starts one node; `solo` is the same binary without --role (no replication at all). `extra`:
+   * further `understudy node` options (e.g. --syn-backlog).
+   */
+  start(role: Role, service: string, port: number, timing?: Timing, extra: readonly string[] = []): NodeHandle {
     const l = this.lab;
     const n = ++this.seq;
     const logFile = path.join(this.dir, `${role}-${n}.log`);
@@ -75,6 +78,7 @@ export class Nodes {
         '--lan', l.lanIface, '--tun', TUN,
         '--log-format', 'json',
         '--control', control,
+        ...extra,
       ], { stdio: ['ignore', fd, fd] });
     } finally {
       closeSync(fd);
@@ -111,11 +115,11 @@ export class Nodes {
   }
 
   /** Backup first, then the primary; ready once the primary says it is protected. */
-  async startPair(service: string, port: number, timing: Timing): Promise<{ primary: NodeHandle; backup: NodeHandle }> {
-    const backup = this.start('backup', service, port, timing);
+  async startPair(service: string, port: number, timing: Timing, extra: readonly string[] = []): Promise<{ primary: NodeHandle; backup: NodeHandle }> {
+    const backup = this.start('backup', service, port, timing, extra);
     // A backup holds no route and may log no node.ready: its control socket answering will do.
     await this.waitUntil('backup control socket', backup, async () => (await this.status(backup)) !== null, 30_000);
-    const primary = this.start('primary', service, port, timing);
+    const primary = this.start('primary', service, port, timing, extra);
     await this.waitUntil('primary protected', primary, async () => (await this.status(primary))?.protected === true, 45_000);
     await this.forgetNeighbours();
     return { primary, backup };

@@ -1,5 +1,9 @@
 // Python clients for the replication lab tests (python3 is in every lab namespace; bash's /dev/tcp
-// is not everywhere).
+// is not everywhere), and handles on the long-running ones (many paced echo streams; connections
+// opened in a tight loop) that print `progress N` lines and a JSON verdict last.
+
+import type { ChildProcess } from 'node:child_process';
+import type { Lab } from '../../../scripts/lab.js';
 
 // Connections at once, each sending seeded random bytes at a paced rate (so the streams last
 // several seconds) from its own thread while another reads the echo; progress lines (bytes echoed
@@ -55,4 +59,145 @@ while any(t.is_alive() for t in threads):
     time.sleep(0.05)
 for t in threads: t.join()
 print(json.dumps({'ok': ok[0], 'failures': failures}), flush=True)
+`;
+
+/** A client process in the lab that prints `progress N` lines and a JSON verdict as its last line. */
+export interface ProgressClient<T> {
+  /** The last progress figure printed. */
+  progress(): number;
+  /** True once the process has exited. */
+  exited(): boolean;
+  /** Its output so far (for failure messages). */
+  output(): string;
+  /** Resolves with the exit code and the verdict; rejects when it does not end within timeoutMs. */
+  result(timeoutMs: number): Promise<{ code: number | null; verdict: T }>;
+  /** Asks the client to finish (a line on its stdin): clients that loop stop starting new work. */
+  finish(): void;
+}
+
+function progressClient<T>(child: ChildProcess, what: string): ProgressClient<T> {
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
+  let code: number | null | undefined;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', (c) => {
+      code = c;
+      resolve();
+    }),
+  );
+  return {
+    progress: () => {
+      const m = [...out.matchAll(/^progress (\d+)$/gm)].at(-1);
+      return m === undefined ? 0 : Number(m[1]);
+    },
+    exited: () => code !== undefined,
+    output: () => `${out.slice(-2000)}\n${err.slice(-2000)}`,
+    finish: () => {
+      child.stdin?.end('stop\n');
+    },
+    async result(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs)));
+      const late = await Promise.race([exit.then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (late) {
+        child.kill('SIGKILL');
+        throw new Error(`${what} did not end within ${timeoutMs / 1000} s:\n${out.slice(-2000)}\n${err.slice(-2000)}`);
+      }
+      const last = out.trim().split('\n').at(-1) ?? '';
+      try {
+        return { code: code ?? null, verdict: JSON.parse(last) as T };
+      } catch {
+        throw new Error(`${what} exited with ${String(code)} without a verdict:\n${out.slice(-2000)}\n${err.slice(-2000)}`);
+      }
+    },
+  };
+}
+
+export interface EchoStreamsVerdict {
+  /** Connections whose echo came back byte for byte. */
+  ok: number;
+  failures: string[];
+}
+
+/**
+ * `conns` connections at once through echo, each sending `bytes` seeded random bytes at `rate`
+ * bytes/s (so that the streams last long enough to kill a node part-way) while reading the echo;
+ * progress is the number of bytes echoed so far over every connection.
+ */
+export function startEchoStreams(lab: Lab, host: string, port: number, opts: { conns: number; bytes: number; rate: number; idleTimeoutS: number }): ProgressClient<EchoStreamsVerdict> {
+  const argv = [host, String(port), String(opts.conns), String(opts.bytes), String(opts.rate), String(opts.idleTimeoutS)];
+  return progressClient(lab.spawn('client', 'python3', ['-c', PY_MANY_ECHO, ...argv]), 'the echo-streams client');
+}
+
+export interface ConnectLoopVerdict {
+  /** Connections that completed with their echo intact. */
+  ok: number;
+  /** Each failed connection: worker, phase and error. */
+  failures: string[];
+  /** The slowest completed connection, seconds (a SYN retransmitted by the client shows here). */
+  slowestS: number;
+}
+
+/**
+ * `workers` threads each opening connections in a tight loop (connect, send `size` bytes, read the
+ * echo, close) until finish(); progress is the number of connections completed.
+ */
+export function startConnectLoop(lab: Lab, host: string, port: number, opts: { workers: number; size: number; timeoutS: number }): ProgressClient<ConnectLoopVerdict> {
+  const argv = [host, String(port), String(opts.workers), String(opts.size), String(opts.timeoutS)];
+  return progressClient(lab.spawn('client', 'python3', ['-c', PY_CONNECT_LOOP, ...argv]), 'the connect-loop client');
+}
+
+// The loop stops starting connections once a line arrives on stdin. A connect that gets no answer
+// is left to the kernel's own SYN retransmissions (the timeout is far above them).
+const PY_CONNECT_LOOP = String.raw`
+import json, random, socket, sys, threading, time
+host, port, workers, size, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+stop = threading.Event()
+lock = threading.Lock()
+ok = [0]
+slowest = [0.0]
+failures = []
+def worker(w):
+    rnd = random.Random(w)
+    i = 0
+    while not stop.is_set():
+        data = rnd.randbytes(size)
+        phase = 'connect'
+        t0 = time.time()
+        try:
+            s = socket.create_connection((host, port), timeout=timeout)
+            try:
+                phase = 'send'
+                s.sendall(data)
+                phase = 'recv'
+                buf = b''
+                while len(buf) < size:
+                    d = s.recv(size - len(buf))
+                    if not d: break
+                    buf += d
+            finally:
+                s.close()
+            if buf != data:
+                with lock: failures.append('worker %d conn %d: echo differs (%d of %d bytes)' % (w, i, len(buf), size))
+            else:
+                with lock:
+                    ok[0] += 1
+                    slowest[0] = max(slowest[0], time.time() - t0)
+        except Exception as e:
+            with lock: failures.append('worker %d conn %d: %s: %r' % (w, i, phase, e))
+        i += 1
+def watch_stdin():
+    sys.stdin.readline()
+    stop.set()
+threading.Thread(target=watch_stdin, daemon=True).start()
+threads = [threading.Thread(target=worker, args=(w,)) for w in range(workers)]
+for t in threads: t.start()
+while any(t.is_alive() for t in threads):
+    print('progress %d' % ok[0], flush=True)
+    time.sleep(0.05)
+for t in threads: t.join()
+print(json.dumps({'ok': ok[0], 'failures': failures, 'slowestS': slowest[0]}), flush=True)
 `;
