@@ -181,11 +181,16 @@ describe('failover acceptance (issue 3)', () => {
       await nodes().waitUntil('the backup took over', backup, async () => nodes().log(backup).includes('"takeover.done"'), 30_000);
       expect(finished, 'the download ended before the links came back').toBe(false);
 
+      // Cut off, it finds its backup silent too, and must keep holding what it holds for it: the
+      // backup may have taken over (it has). Only then do the links come back.
+      await nodes().waitUntil('the old primary holds its output, isolated', primary, async () => nodes().log(primary).includes('"replication.isolated"'), 30_000);
       // From here on nothing may reach the client from the old primary's MAC in the VIP's name.
       fromOld = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: `ether src ${primaryMac} and src host ${l.addr.vip}`, label: 'old primary' });
       for (const iface of links) await l.exec('primary', 'ip', ['link', 'set', iface, 'up']);
       await nodes().waitUntil('the old primary fenced itself', primary, async () => nodes().log(primary).includes('"replication.fenced"'), 30_000);
 
+      // Fencing won over "backup lost": what it held was dropped, not sent.
+      expect(nodes().log(primary)).not.toContain('backup lost');
       const r = await download;
       expect(r.exitCode, `curl: ${r.stderr}\n${logs(primary, backup)}`).toBe(0);
       const got = readFileSync(out);

@@ -144,6 +144,9 @@ export class ReplicatedNode {
   private hold: HoldLink | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private beacon: LanBeacon | null = null;
+  /** When the LAN interface was last seen down (Date.now()), or null. */
+  private lanDownAt: number | null = null;
+  private holdingIsolated = false;
 
   // both
   private channel: ReplicationChannel | null = null;
@@ -281,6 +284,7 @@ export class ReplicatedNode {
     this.logger.warn('replication.unprotected', { reason: 'no backup attached yet', listen: `${this.cfg.listen.host}:${this.cfg.listen.port}` });
     // Heartbeat records carry the clock (for TSvals after a takeover) and congestion state.
     this.heartbeatTimer = setInterval(() => {
+      this.noteLanLink();
       // Not while switching over: the drain waits for a tail that stays put.
       if (!this.fenced && !this.switching) this.tap.heartbeat();
     }, this.cfg.heartbeatMs);
@@ -316,13 +320,43 @@ export class ReplicatedNode {
     // took over meanwhile. Releasing the held packets first would put on the wire bytes and ACKs
     // the new primary never had; waiting lets fencing win. A backup that is back by then resumes
     // the same log.
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      // A switchover in progress decides for itself (it aborts, then unprotects).
-      if (this.fenced || this.closed || this.switching || this.channel?.peer != null || !this.tap.isProtected) return;
-      this.unprotect(reason);
-    }, 2 * this.cfg.heartbeatMs);
-    this.timers.add(t);
+    const later = (): void => {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        // A switchover in progress decides for itself (it aborts, then unprotects).
+        if (this.fenced || this.closed || this.switching || this.channel?.peer != null || !this.tap.isProtected) return;
+        if (this.lanRecentlyDown()) {
+          later();
+          return;
+        }
+        this.holdingIsolated = false;
+        this.unprotect(reason);
+      }, 2 * this.cfg.heartbeatMs);
+      this.timers.add(t);
+    };
+    later();
+  }
+
+  private noteLanLink(): void {
+    // Without an IPv4 address up on it (libuv lists only interfaces that are up and running).
+    if (this.cfg.lan !== undefined && interfaceIpv4(this.cfg.lan) === null) this.lanDownAt = Date.now();
+  }
+
+  /**
+   * A primary that lost its backup while its own LAN link was down cannot tell a dead backup from
+   * its own isolation (links cut): the backup, hearing it on neither path, may have taken over. So
+   * it keeps holding its output until the LAN has been up for as long as the backup waits before
+   * deciding, time enough to hear a new primary's LAN heartbeat and fence (ARCHITECTURE.md 5.4)
+   * instead of putting bytes and ACKs the new primary never had on the wire.
+   */
+  private lanRecentlyDown(): boolean {
+    this.noteLanLink();
+    const down = this.lanDownAt !== null && Date.now() - this.lanDownAt < this.silenceMs();
+    if (down && !this.holdingIsolated) {
+      this.holdingIsolated = true;
+      this.logger.warn('replication.isolated', { lan: this.cfg.lan ?? null, note: `the LAN link was down while the backup went silent: output held until the LAN has been up for ${this.silenceMs()} ms, in case the backup took over` });
+    }
+    return down;
   }
 
   private unprotect(reason: string): void {
