@@ -151,7 +151,11 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     if (this.idleMs > 0) real.setTimeout(this.idleMs);
     if (this.noDelay !== null) real.setNoDelay(this.noDelay);
     if (this.keepAlive !== null) real.setKeepAlive(...this.keepAlive);
-    if (this.destroyed) real.destroy();
+    // A replica that finished cleanly before takeover (its service ended, the client's FIN read:
+    // the stream destroyed itself) has had its end of stream passed on above; destroying the
+    // stack socket now would drop what of `ahead` still waits for room in its send buffer.
+    const finishedCleanly = this.matcher.replicaEnded && this.inputEnded && this.errored === null;
+    if (this.destroyed && !(finishedCleanly && !primaryFin)) real.destroy();
   }
 
   // ---- the Duplex ----

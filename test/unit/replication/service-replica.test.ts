@@ -83,6 +83,32 @@ describe('ReplicaSocket', () => {
     expect(real.ended).toBe(true);
   });
 
+  it('a replica that finished before takeover still hands over its bytes beyond the primary when the stack socket is slow to take them', async () => {
+    const { s, apply } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    sock.feed(new Uint8Array(0), true);
+    sock.resume();
+    sock.end('hello world');
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
+    sock.primaryWrote(false);
+    await tick();
+    expect(sock.destroyed).toBe(true);
+    // The promoted connection's send buffer is full: the write completes only later.
+    let room!: () => void;
+    const real = new (class extends FakeStackSocket {
+      override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
+        room = () => super._write(chunk, e, cb);
+      }
+    })();
+    sock.attach(real as unknown as AttachedSocket);
+    await tick();
+    expect(real.destroyed).toBe(false);
+    room();
+    await tick();
+    expect(real.written).toBe(' world');
+    expect(real.ended).toBe(true);
+  });
+
   it('holds its writer while it is too far ahead of the primary, and lets it go as the primary catches up', async () => {
     const { s, apply } = shadowWith([OPEN]);
     const sock = new ReplicaSocket(s, { maxAheadBytes: 4 });
