@@ -11,9 +11,6 @@ export function formatStatus(s: NodeStatus & { replication?: ReplicationStatus }
   lines.push(`node ${s.vip}:${s.port}  role ${s.role}  epoch ${s.epoch}  pid ${s.pid}  up ${formatDuration(s.uptimeMs)}`);
   lines.push(`  service ${s.service}  tun ${s.tun}${s.lan !== null ? `  lan ${s.lan}` : ''}`);
   lines.push(`  protected ${s.protected ? 'yes' : `no (${s.protectedReason ?? 'unknown'})`}`);
-  // Replicated nodes add a replication section (cli/node-status.ts); only its last switchover shows here.
-  const sw = (s as { replication?: { switchover?: SwitchoverInfo | null } }).replication?.switchover;
-  if (sw != null) lines.push(`  last switchover ${formatSwitchoverInfo(sw)}`);
   lines.push(`  control ${s.control}${s.metrics !== null ? `  metrics http://${s.metrics}/metrics` : ''}`);
   lines.push('');
 
@@ -55,7 +52,7 @@ export function formatStatus(s: NodeStatus & { replication?: ReplicationStatus }
 export function formatSwitchoverInfo(sw: SwitchoverInfo): string {
   const figures = [sw.stallMs !== null ? `stall ${sw.stallMs} ms` : '', sw.takeoverMs !== null ? `takeover ${sw.takeoverMs} ms` : ''].filter((x) => x !== '').join(', ');
   const peer = sw.peer === null ? '' : sw.outcome === 'took-over' ? ` from ${sw.peer}` : ` to ${sw.peer}`;
-  return `${sw.at} ${sw.outcome}${peer} epoch ${sw.epoch}${figures === '' ? '' : ` (${figures})`}${sw.reason === null ? '' : `: ${sw.reason}`}`;
+  return `${formatAt(sw.at)} ${sw.outcome}${peer} epoch ${sw.epoch}${figures === '' ? '' : ` (${figures})`}${sw.reason === null ? '' : `: ${sw.reason}`}`;
 }
 
 /** The peer, the lag and its age, heartbeat ages and the channel's refusals. */
@@ -74,6 +71,7 @@ export function formatReplication(r: ReplicationStatus): string[] {
   lines.push(`  channel          sessions ${r.channel.sessions}, authentication failures ${r.channel.authFailures}, protocol errors ${r.channel.protocolErrors}`);
   if (r.lastPeerLoss !== null) lines.push(`  last peer loss   ${formatAt(r.lastPeerLoss.at)}: ${r.lastPeerLoss.reason}`);
   if (r.takeover !== null) lines.push(`  took over        ${formatAt(r.takeover.at)} in ${r.takeover.ms} ms, ${r.takeover.promoted} connections`);
+  if (r.switchover !== null) lines.push(`  last switchover  ${formatSwitchoverInfo(r.switchover)}`);
   return lines;
 }
 
