@@ -15,6 +15,7 @@
 //        $TMPDIR/understudy-fbench-evidence-<time>/ (the path is in the round's notes).
 //        --settings defaults,fast (one of them only), --kill-range 0.1-0.9 (where kills land, as
 //        shares of the file: to chase a failure seen at one end),
+//        --profile DIR (V8 CPU profiles of every node process, in <role>-<n>/: the largest file is the main thread),
 //        --seed S (the random sizes, kill points and loss; default from the clock), --no-write
 //        (leave bench/RESULTS.md alone), --no-cost / --no-stall (one half only).
 
@@ -41,6 +42,7 @@ const costReps = quick ? 1 : 2;
 const [killFrom, killTo] = (f.get('kill-range') ?? '0.1-0.9').split('-').map(Number) as [number, number];
 if (!(killFrom >= 0 && killTo <= 1 && killFrom <= killTo)) throw new Error('--kill-range: expected e.g. 0.1-0.9');
 const wantedSettings = f.get('settings')?.split(',');
+const profileDir = f.get('profile');
 const SETTINGS: { key: string; name: string; timing: Timing; targetMs: number }[] = [
   { key: 'defaults', name: 'defaults (heartbeat 50, dead-after 300)', timing: { heartbeatMs: 50, deadAfterMs: 300 }, targetMs: 500 },
   { key: 'fast', name: 'fast (heartbeat 20, dead-after 100)', timing: { heartbeatMs: 20, deadAfterMs: 100 }, targetMs: 200 },
@@ -119,12 +121,21 @@ function summaryTable(settings: SettingResult[], cost: CostRun[], costError: str
     const tr = c.replicated.mibs / c.unreplicated.mibs;
     const added = c.replicated.p50 - c.unreplicated.p50;
     lines.push(`| bulk download, 1 connection: replicated / unreplicated | ${fmt(c.replicated.mibs, 1)} / ${fmt(c.unreplicated.mibs, 1)} MiB/s = ${tr.toFixed(3)} | >= 0.70 | ${tr >= 0.7 ? 'meets' : 'misses'} |`);
+    const cpu = (m: Mode, side: 'server' | 'backup'): number => median(cost.filter((r) => r.mode === m).map((r) => r.cpuMsPerMiB[side] ?? Number.NaN));
+    lines.push(`| CPU ms per MiB downloaded: primary + backup / unreplicated | ${fmt(cpu('replicated', 'server'), 2)} + ${fmt(cpu('replicated', 'backup'), 2)} / ${fmt(cpu('unreplicated', 'server'), 2)} | - | |`);
     lines.push(`| 64 B request/response p50: replicated / unreplicated | ${fmt(c.replicated.p50, 1)} / ${fmt(c.unreplicated.p50, 1)} us = ${(c.replicated.p50 / c.unreplicated.p50).toFixed(3)} (added ${fmt(added, 1)} us) | added < 500 us | ${added < 500 ? 'meets' : 'misses'} |`);
     lines.push(`| 64 B request/response p99: replicated / unreplicated | ${fmt(c.replicated.p99, 1)} / ${fmt(c.unreplicated.p99, 1)} us = ${(c.replicated.p99 / c.unreplicated.p99).toFixed(3)} | - | |`);
   } else {
     lines.push(`| replication cost | not measured${costError === undefined ? '' : `: ${costError.split('\n')[0]!.slice(0, 200)}`} | | |`);
   }
   return lines;
+}
+
+function cpuLine(r: CostRun): string {
+  const c = r.cpuMsPerMiB;
+  const parts = [`server ${fmt(c.server, 2)}`, ...(c.backup === undefined ? [] : [`backup ${fmt(c.backup, 2)}`])];
+  const frames = r.framesPerMiB === undefined ? '' : `, replication frames/MiB ${r.framesPerMiB.toBackup.toFixed(1)} out / ${r.framesPerMiB.toPrimary.toFixed(1)} back`;
+  return `CPU ms/MiB ${parts.join(', ')}${frames}; `;
 }
 
 function roundLines(s: SettingResult): string[] {
@@ -166,7 +177,7 @@ function writeResults(settings: SettingResult[], cost: CostRun[], costError: str
     ...settings.flatMap((s) => [...roundLines(s), '']),
     'Replication cost, every repetition:',
     '',
-    ...cost.map((r) => `- ${r.mode}: bulk ${r.bulkMiBs.map((v) => v.toFixed(1)).join(', ')} MiB/s; rr p50 ${r.p50Us.toFixed(1)} us, p99 ${r.p99Us.toFixed(1)} us`),
+    ...cost.map((r) => `- ${r.mode}: bulk ${r.bulkMiBs.map((v) => v.toFixed(1)).join(', ')} MiB/s; ${cpuLine(r)}rr p50 ${r.p50Us.toFixed(1)} us, p99 ${r.p99Us.toFixed(1)} us`),
     ...(costError === undefined ? [] : [`- FAILED: ${costError.replace(/\n/g, ' ').slice(0, 400)}`]),
     '',
   ].join('\n');
@@ -209,7 +220,8 @@ async function main(): Promise<number> {
       return { name, bytes: m * MIB, sha256: writeRandomFile(path.join(www, name), m * MIB) };
     });
     progress(`wrote ${files.length} random files (${SIZES_MIB.join(', ')} MiB)`);
-    const nodes = new Nodes(lab, dir, keyFile);
+    if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
+    const nodes = new Nodes(lab, dir, keyFile, profileDir === undefined ? undefined : path.resolve(profileDir));
     const rand = rng(seed);
 
     if (!f.has('no-stall')) {

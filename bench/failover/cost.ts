@@ -4,8 +4,9 @@
 // speed_download). Latency: bench/clients/rr.ts (64-byte round-trips) against the echo service.
 
 import type { Lab } from '../../scripts/lab.js';
+import { cpuSeconds } from '../cpu.js';
 import { inNs, run, tsNode } from '../proc.js';
-import type { Nodes, Timing } from './nodes.js';
+import type { NodeHandle, Nodes, Timing } from './nodes.js';
 import { HTTP_PORT, type ServedFile } from './stall.js';
 
 export const ECHO_PORT = 7;
@@ -15,6 +16,13 @@ export interface CostRun {
   mode: Mode;
   /** MiB/s of each bulk download. */
   bulkMiBs: number[];
+  /**
+   * CPU time (user + system, from /proc) per MiB downloaded over the bulk downloads: the serving
+   * node, and the backup when replicated. Less noisy than MiB/s on a shared machine.
+   */
+  cpuMsPerMiB: { server?: number; backup?: number };
+  /** Replication frames per MiB downloaded, primary to backup (records) and back (acks, heartbeats). */
+  framesPerMiB?: { toBackup: number; toPrimary: number };
   p50Us: number;
   p99Us: number;
 }
@@ -30,8 +38,12 @@ export interface CostPlan {
 
 export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan, progress: (m: string) => void): Promise<CostRun> {
   const bulkMiBs: number[] = [];
+  const cpuMsPerMiB: CostRun['cpuMsPerMiB'] = {};
+  let framesPerMiB: CostRun['framesPerMiB'];
   try {
-    await start(nodes, mode, `http-static:${plan.www}`, HTTP_PORT, plan.timing);
+    const { server, backup } = await start(nodes, mode, `http-static:${plan.www}`, HTTP_PORT, plan.timing);
+    const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
+    const frames0 = await framesOf(nodes, server);
     for (let i = 0; i < plan.bulkReps; i++) {
       const r = await lab.exec('client', 'curl', ['-sS', '--max-time', '120', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://${lab.addr.vip}/${plan.file.name}`], { timeoutMs: 130_000, allowFailure: true });
       const [speed, size] = r.stdout.trim().split(' ').map(Number);
@@ -39,6 +51,19 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
       bulkMiBs.push(speed! / (1024 * 1024));
       progress(`  ${mode.padEnd(12)} bulk #${i + 1}: ${(speed! / (1024 * 1024)).toFixed(1)} MiB/s`);
     }
+    const mib = (plan.bulkReps * plan.file.bytes) / (1024 * 1024);
+    const cpu1 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
+    const perMiB = (i: number): number | undefined => (cpu0[i] !== undefined && cpu1[i] !== undefined ? ((cpu1[i]! - cpu0[i]!) * 1000) / mib : undefined);
+    cpuMsPerMiB.server = perMiB(0);
+    cpuMsPerMiB.backup = perMiB(1);
+    const frames1 = await framesOf(nodes, server);
+    if (frames0 !== undefined && frames1 !== undefined) {
+      framesPerMiB = { toBackup: (frames1.sent - frames0.sent) / mib, toPrimary: (frames1.received - frames0.received) / mib };
+    }
+    progress(
+      `  ${mode.padEnd(12)} CPU ms/MiB: server ${cpuMsPerMiB.server?.toFixed(2) ?? '-'}${backup === undefined ? '' : `, backup ${cpuMsPerMiB.backup?.toFixed(2) ?? '-'}`}` +
+        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}`),
+    );
   } finally {
     await nodes.stopAll();
   }
@@ -49,18 +74,24 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     const res = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { p50Us?: number; p99Us?: number; error?: string };
     if (res.error !== undefined || res.p50Us === undefined || res.p99Us === undefined) throw new Error(`${mode} rr: ${res.error ?? r.stderr.slice(-300)}`);
     progress(`  ${mode.padEnd(12)} 64 B rr: p50 ${res.p50Us.toFixed(1)} us, p99 ${res.p99Us.toFixed(1)} us`);
-    return { mode, bulkMiBs, p50Us: res.p50Us, p99Us: res.p99Us };
+    return { mode, bulkMiBs, cpuMsPerMiB, ...(framesPerMiB === undefined ? {} : { framesPerMiB }), p50Us: res.p50Us, p99Us: res.p99Us };
   } finally {
     await nodes.stopAll();
   }
 }
 
-async function start(nodes: Nodes, mode: Mode, service: string, port: number, timing: Timing): Promise<void> {
+async function start(nodes: Nodes, mode: Mode, service: string, port: number, timing: Timing): Promise<{ server: NodeHandle; backup?: NodeHandle }> {
   if (mode === 'replicated') {
-    const { primary } = await nodes.startPair(service, port, timing);
+    const { primary, backup } = await nodes.startPair(service, port, timing);
     const s = await nodes.status(primary);
     if (s?.protected !== true) throw new Error(`replicated primary not protected: ${JSON.stringify(s)}`);
-  } else {
-    await nodes.startSolo(service, port);
+    return { server: primary, backup };
   }
+  return { server: await nodes.startSolo(service, port) };
+}
+
+/** The primary's replication frame counts so far (undefined on an unreplicated node). */
+async function framesOf(nodes: Nodes, h: NodeHandle): Promise<{ sent: number; received: number } | undefined> {
+  const link = (await nodes.status(h))?.links?.find((l) => l.name === 'replication');
+  return link === undefined ? undefined : { sent: link.stats.txPackets, received: link.stats.rxPackets };
 }

@@ -34,6 +34,8 @@ export interface Status {
   epoch?: number;
   protected?: boolean;
   protectedReason?: string | null;
+  /** The client link, and on a replicated node the replication link (stats counted in frames). */
+  links?: { name: string; stats: { txPackets: number; rxPackets: number } }[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -46,6 +48,8 @@ export class Nodes {
     private readonly lab: Lab,
     private readonly dir: string,
     private readonly keyFile: string,
+    /** V8 CPU profiles of every node go here, a directory per process (<role>-<n>/). */
+    private readonly profileDir?: string,
   ) {}
 
   /**
@@ -71,6 +75,8 @@ export class Nodes {
     let child: ChildProcess;
     try {
       child = l.spawn(role === 'backup' ? 'backup' : 'primary', process.execPath, [
+        // A directory per node: tsx's loader thread writes a profile of its own next to the main one.
+        ...(this.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.join(this.profileDir, `${role}-${n}`)}`]),
         path.join(REPO_ROOT, 'bin', 'understudy.js'), 'node',
         ...replication,
         '--vip', l.addr.vip, '--port', String(port),
