@@ -9,12 +9,22 @@
 // replayed from an earlier session fails the MAC (other nonces); one replayed or reordered within a
 // session fails the counter. A side counts its peer as up only once the peer's first session
 // frame arrives, so a replayed hello alone never stands for a live peer.
+//
+// Hellos are HMAC-SHA-256. Session frames carry all client data, so their MAC is the cheaper GMAC
+// (AES-256-GCM's tag over the frame as additional data, no plaintext): about 0.13 ms per MiB here
+// against 0.56 for HMAC-SHA-256, which was a tenth of the pair's CPU time in bulk transfers.
+// GMAC needs a nonce that never repeats under one key (NIST SP 800-38D 8.2): the session key is
+// fresh for every connection and direction, and the nonce is the frame counter, which the sealer
+// never reuses within the session. Hellos, whose key (the file's) outlives sessions, stay HMAC.
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
 export const MIN_KEY_BYTES = 32;
+/** HMAC-SHA-256: hellos and LAN heartbeats. */
 export const MAC_BYTES = 32;
+/** GMAC tag of a session frame. */
+export const SESSION_TAG_BYTES = 16;
 export const NONCE_BYTES = 16;
 
 const KEY_HINT = 'create one with `openssl rand -hex 32 > FILE` (or `head -c 32 /dev/urandom > FILE`) and copy it to both nodes';
@@ -102,12 +112,17 @@ export function newNonce(): Uint8Array {
   return randomBytes(NONCE_BYTES);
 }
 
-/** MACs one direction's frames. Stateless; the counter check is the FrameVerifier's. */
+/** MACs one direction's frames. Stateless; the counter check is the FrameDecoder's. */
 export interface FrameMac {
-  mac(parts: readonly Uint8Array[]): Buffer;
+  /** Length of the tag that follows each frame. */
+  readonly bytes: number;
+  /** The tag over the parts of frame number `counter` (the nonce of MACs that need one). */
+  mac(parts: readonly Uint8Array[], counter: number): Buffer;
 }
 
 class KeyedMac implements FrameMac {
+  readonly bytes = MAC_BYTES;
+
   constructor(
     private readonly key: ReplicationKey,
     private readonly label: Uint8Array,
@@ -118,15 +133,39 @@ class KeyedMac implements FrameMac {
   }
 }
 
+const GCM_NONCE_BYTES = 12;
+const TWO_32 = 0x1_0000_0000;
+
+/** GMAC under a per-session key, the frame counter as nonce (see the note at the top). */
+class SessionGmac implements FrameMac {
+  readonly bytes = SESSION_TAG_BYTES;
+  readonly #key: Buffer;
+  private readonly nonce = Buffer.alloc(GCM_NONCE_BYTES);
+
+  constructor(key: Buffer) {
+    this.#key = key;
+  }
+
+  mac(parts: readonly Uint8Array[], counter: number): Buffer {
+    if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError(`frame counter ${counter} cannot be a GMAC nonce`);
+    // Bytes 0-3 stay zero; 4-11 hold the 64-bit counter, little-endian like the frame header.
+    this.nonce.writeUInt32LE(counter % TWO_32, 4);
+    this.nonce.writeUInt32LE(Math.floor(counter / TWO_32), 8);
+    const g = createCipheriv('aes-256-gcm', this.#key, this.nonce, { authTagLength: SESSION_TAG_BYTES });
+    for (const p of parts) g.setAAD(p);
+    g.final();
+    return g.getAuthTag();
+  }
+}
+
 /** The MAC of hello frames travelling in one direction, under the file key. */
 export function helloMac(key: ReplicationKey, d: Direction): FrameMac {
   return new KeyedMac(key, Buffer.from(LABEL_HELLO + d));
 }
 
-/** The MAC of a session's frames in one direction, bound to both hellos' nonces. */
+/** The MAC of a session's frames in one direction, under a key bound to both hellos' nonces. */
 export function sessionMac(key: ReplicationKey, d: Direction, dialerNonce: Uint8Array, listenerNonce: Uint8Array): FrameMac {
-  const derived = key.hmac([Buffer.from(LABEL_SESSION + d), dialerNonce, listenerNonce]);
-  return new KeyedMac(new ReplicationKey(derived), new Uint8Array(0));
+  return new SessionGmac(key.hmac([Buffer.from(LABEL_SESSION + d), dialerNonce, listenerNonce]));
 }
 
 /** Constant-time comparison of a received MAC with the expected one. */

@@ -5,8 +5,7 @@
 // be. A stream that does not look like frames (bad magic, a length over the limit) is handed on
 // unframed, and the decoder refuses it.
 
-import { MAC_BYTES } from './auth.js';
-import { DEFAULT_MAX_FRAME_BODY, FRAME_HEADER_BYTES } from './framing.js';
+import { DEFAULT_MAX_FRAME_BODY, FRAME_HEADER_BYTES, tagBytesFor } from './framing.js';
 
 /** A piece of one frame; `end` marks its last piece. Pieces are views into the received chunks. */
 export type PieceSink = (piece: Uint8Array, end: boolean) => void;
@@ -46,7 +45,7 @@ export class FrameCutter {
           emit(chunk.subarray(start), false);
           return;
         }
-        this.remaining = bodyLen + MAC_BYTES;
+        this.remaining = bodyLen + tagBytesFor(h[3]!);
       }
       const take = Math.min(this.remaining, chunk.length - at);
       this.remaining -= take;

@@ -1,14 +1,15 @@
 // Frames and messages of the replication channel. A frame is a 16-byte little-endian header
-// (magic "US", version, message type, body length, per-direction counter), the body, and an
-// HMAC-SHA-256 over header and body. FrameDecoder reassembles frames from arbitrary TCP chunks and
+// (magic "US", version, message type, body length, per-direction counter), the body, and a MAC
+// over header and body (HMAC-SHA-256 on hellos, GMAC on session frames: auth.ts). FrameDecoder reassembles frames from arbitrary TCP chunks and
 // refuses bad magic, another version, an oversized length, a bad MAC or an unexpected counter; after
 // a refusal the stream is out of step, so the decoder stays failed and the peer is dropped.
 
-import { MAC_BYTES, NONCE_BYTES, macEquals, type FrameMac } from './auth.js';
+import { MAC_BYTES, NONCE_BYTES, SESSION_TAG_BYTES, macEquals, type FrameMac } from './auth.js';
 import { decodeBatch, encodeBatch, type EncodedRecord } from './codec.js';
 import type { LogRecord, Lsn } from './log-records.js';
 
-export const FRAME_VERSION = 1;
+/** 2: session frames carry a 16-byte GMAC tag instead of a 32-byte HMAC. */
+export const FRAME_VERSION = 2;
 export const FRAME_HEADER_BYTES = 16;
 export const DEFAULT_MAX_FRAME_BODY = 16 * 1024 * 1024;
 const MAGIC_0 = 0x55; // 'U'
@@ -83,6 +84,14 @@ export type OutgoingMessage = Exclude<Message, RecordsMessage> | { type: 'record
 
 const TYPE_CODES: Record<MessageType, number> = { hello: 1, records: 2, ack: 3, heartbeat: 4, handover: 5, 'handover-done': 6, 'handover-refused': 7 };
 const TYPE_BY_CODE: readonly (MessageType | undefined)[] = [undefined, 'hello', 'records', 'ack', 'heartbeat', 'handover', 'handover-done', 'handover-refused'];
+
+/**
+ * Bytes of MAC after a frame with this type code, for readers that cut the stream without
+ * verifying it (frame-cutter.ts): a hello's HMAC under the file key, every later frame's GMAC.
+ */
+export function tagBytesFor(typeCode: number): number {
+  return typeCode === TYPE_CODES.hello ? MAC_BYTES : SESSION_TAG_BYTES;
+}
 
 export const MAX_NODE_ID_BYTES = 255;
 export const MAX_REFUSAL_BYTES = 255;
@@ -240,9 +249,10 @@ export class FrameSealer {
     head[2] = FRAME_VERSION;
     head[3] = TYPE_CODES[m.type];
     dv.setUint32(4, body.byteLength, true);
-    writeU64(dv, 8, this.counter++);
+    const counter = this.counter++;
+    writeU64(dv, 8, counter);
     const signed = [head, ...body.chunks];
-    return [...signed, this.macer.mac(signed)];
+    return [...signed, this.macer.mac(signed, counter)];
   }
 }
 
@@ -315,15 +325,17 @@ export class FrameDecoder {
     if (type === undefined) return this.fail('protocol', `unknown message type ${head[3]}`);
     const bodyLen = dv.getUint32(4, true);
     if (bodyLen > this.maxBody) return this.fail('protocol', `frame body of ${bodyLen} bytes exceeds the ${this.maxBody}-byte limit`);
-    const total = FRAME_HEADER_BYTES + bodyLen + MAC_BYTES;
+    const total = FRAME_HEADER_BYTES + bodyLen + this.macer.bytes;
     if (this.buffered < total) return null;
+    const counter = readU64(dv, 8);
+    // A counter past 2^53 cannot be this session's (and is no nonce): refused like any wrong one.
+    if (counter < 0) return this.fail('auth', `frame counter beyond 2^53, expected ${this.expected}: not this session's frame`);
     const frame = this.take(total);
     const signed = frame.subarray(0, FRAME_HEADER_BYTES + bodyLen);
     const mac = frame.subarray(FRAME_HEADER_BYTES + bodyLen);
-    if (!macEquals(this.macer.mac([signed]), mac)) {
+    if (!macEquals(this.macer.mac([signed], counter), mac)) {
       return this.fail('auth', `bad MAC on a ${type} frame (wrong key, or a frame from another session)`);
     }
-    const counter = readU64(dv, 8);
     if (counter !== this.expected) {
       return this.fail('auth', `frame counter ${counter}, expected ${this.expected}: replayed or reordered frame`);
     }

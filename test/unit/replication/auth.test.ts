@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { KeyError, MIN_KEY_BYTES, helloMac, loadKeyFile, parseKey, sessionMac } from '../../../src/replication/auth.js';
+import { KeyError, MAC_BYTES, MIN_KEY_BYTES, SESSION_TAG_BYTES, helloMac, loadKeyFile, parseKey, sessionMac } from '../../../src/replication/auth.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-key-'));
 const hex64 = 'ab'.repeat(32);
@@ -59,19 +59,33 @@ describe('frame MACs', () => {
   const msg = [Buffer.from('frame')];
 
   it('differ by key and by direction', () => {
-    const a = helloMac(key, 'dialer-to-listener').mac(msg);
-    expect(helloMac(key, 'dialer-to-listener').mac(msg)).toEqual(a);
-    expect(helloMac(key, 'listener-to-dialer').mac(msg)).not.toEqual(a);
-    expect(helloMac(other, 'dialer-to-listener').mac(msg)).not.toEqual(a);
+    const a = helloMac(key, 'dialer-to-listener').mac(msg, 0);
+    expect(helloMac(key, 'dialer-to-listener').mac(msg, 0)).toEqual(a);
+    expect(helloMac(key, 'listener-to-dialer').mac(msg, 0)).not.toEqual(a);
+    expect(helloMac(other, 'dialer-to-listener').mac(msg, 0)).not.toEqual(a);
   });
 
   it('of a session depend on both nonces, so another session cannot replay them', () => {
-    const a = sessionMac(key, 'dialer-to-listener', n1, n2).mac(msg);
-    expect(sessionMac(key, 'dialer-to-listener', n1, n2).mac(msg)).toEqual(a);
-    expect(sessionMac(key, 'dialer-to-listener', n2, n2).mac(msg)).not.toEqual(a);
-    expect(sessionMac(key, 'dialer-to-listener', n1, n1).mac(msg)).not.toEqual(a);
-    expect(sessionMac(key, 'listener-to-dialer', n1, n2).mac(msg)).not.toEqual(a);
-    expect(helloMac(key, 'dialer-to-listener').mac(msg)).not.toEqual(a);
+    const a = sessionMac(key, 'dialer-to-listener', n1, n2).mac(msg, 0);
+    expect(sessionMac(key, 'dialer-to-listener', n1, n2).mac(msg, 0)).toEqual(a);
+    expect(sessionMac(key, 'dialer-to-listener', n2, n2).mac(msg, 0)).not.toEqual(a);
+    expect(sessionMac(key, 'dialer-to-listener', n1, n1).mac(msg, 0)).not.toEqual(a);
+    expect(sessionMac(key, 'listener-to-dialer', n1, n2).mac(msg, 0)).not.toEqual(a);
+    expect(helloMac(key, 'dialer-to-listener').mac(msg, 0)).not.toEqual(a);
+  });
+
+  it('of a session are 16-byte GMAC tags that change with the frame counter (their nonce)', () => {
+    const s = sessionMac(key, 'dialer-to-listener', n1, n2);
+    const a = s.mac(msg, 7);
+    expect(s.bytes).toBe(SESSION_TAG_BYTES);
+    expect(a.length).toBe(SESSION_TAG_BYTES);
+    expect(s.mac(msg, 7)).toEqual(a);
+    expect(s.mac(msg, 8)).not.toEqual(a);
+    expect(s.mac(msg, 7 + 2 ** 32)).not.toEqual(a);
+    // The parts are MAC'd as one byte string, however they are cut.
+    expect(s.mac([Buffer.from('fr'), Buffer.from('ame')], 7)).toEqual(a);
+    expect(s.mac([Buffer.from('framf')], 7)).not.toEqual(a);
+    expect(helloMac(key, 'dialer-to-listener').bytes).toBe(MAC_BYTES);
   });
 });
 

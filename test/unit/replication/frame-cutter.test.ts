@@ -2,15 +2,19 @@
 // header alone; whatever way TCP cuts the stream, the pieces of each frame must add up to it.
 
 import { describe, expect, it } from 'vitest';
-import { helloMac, parseKey } from '../../../src/replication/auth.js';
+import { helloMac, parseKey, sessionMac } from '../../../src/replication/auth.js';
 import { FrameCutter } from '../../../src/replication/frame-cutter.js';
 import { FrameSealer } from '../../../src/replication/framing.js';
 
 const KEY = parseKey(new Uint8Array(32).fill(0xc3));
 
+/** A session's stream: the hello (32-byte HMAC), then frames under the session key (16-byte GMAC tags). */
 function frames(n: number): Buffer[] {
   const sealer = new FrameSealer(helloMac(KEY, 'dialer-to-listener'));
-  return Array.from({ length: n }, (_, i) => Buffer.concat(sealer.seal(i % 2 === 0 ? { type: 'ack', lsn: i } : { type: 'heartbeat', epoch: 1, lsn: i, clockUs: i * 1000 })));
+  const hello = Buffer.concat(sealer.seal({ type: 'hello', role: 'backup', epoch: 1, nodeId: 'b', nonce: new Uint8Array(16), lastLsn: 0 }));
+  sealer.setMac(sessionMac(KEY, 'dialer-to-listener', new Uint8Array(16), new Uint8Array(16).fill(1)));
+  const rest = Array.from({ length: n - 1 }, (_, i) => Buffer.concat(sealer.seal(i % 2 === 0 ? { type: 'ack', lsn: i } : { type: 'heartbeat', epoch: 1, lsn: i, clockUs: i * 1000 })));
+  return [hello, ...rest];
 }
 
 function cutAll(stream: Buffer, step: number, cutter = new FrameCutter()): { frames: Buffer[]; open: Buffer } {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAC_BYTES, helloMac, parseKey, sessionMac } from '../../../src/replication/auth.js';
+import { MAC_BYTES, SESSION_TAG_BYTES, helloMac, parseKey, sessionMac } from '../../../src/replication/auth.js';
 import { encodeRecord } from '../../../src/replication/codec.js';
 import {
   FRAME_HEADER_BYTES,
@@ -91,12 +91,12 @@ describe('frames', () => {
   it('refuse another version, an unknown type and a stream that is not ours', () => {
     const sealer = new FrameSealer(helloMac(key, D2L));
     const f = bytes(sealer.seal({ type: 'ack', lsn: 1 }));
-    const v2 = Uint8Array.from(f);
-    v2[2] = 2;
+    const v1 = Uint8Array.from(f);
+    v1[2] = 1;
     const t9 = Uint8Array.from(f);
     t9[3] = 9;
     const cases: [Uint8Array, RegExp][] = [
-      [v2, /frame version 2, this node speaks 1/],
+      [v1, /frame version 1, this node speaks 2/],
       [t9, /unknown message type 9/],
       [new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'), /bad magic/],
       [Uint8Array.of(0x55, 0x00), /bad magic/],
@@ -147,6 +147,22 @@ describe('frames', () => {
     reorder.push(f0);
     reorder.push(f2);
     expect(drain(reorder)[1]).toEqual({ kind: 'auth', error: 'frame counter 2, expected 1: replayed or reordered frame' });
+  });
+
+  it('session frames end in a 16-byte tag, and a flipped bit anywhere is refused', () => {
+    const mac = sessionMac(key, D2L, new Uint8Array(16), new Uint8Array(16).fill(1));
+    const f = bytes(new FrameSealer(mac).seal({ type: 'ack', lsn: 9 }));
+    expect(f.length).toBe(FRAME_HEADER_BYTES + 8 + SESSION_TAG_BYTES);
+    const ok = new FrameDecoder({ mac });
+    ok.push(f);
+    expect(ok.next()).toMatchObject({ type: 'ack', counter: 0 });
+    for (const at of [3, 8, FRAME_HEADER_BYTES + 2, f.length - 1]) {
+      const bad = Uint8Array.from(f);
+      bad[at]! ^= 0x10;
+      const dec = new FrameDecoder({ mac });
+      dec.push(bad);
+      expect(dec.next(), `bit flipped at byte ${at}`).toHaveProperty('error');
+    }
   });
 
   it('refuse frames of another session even with the right counter', () => {
