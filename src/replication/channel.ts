@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { createServer, connect as netConnect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { type Direction, type ReplicationKey, helloMac, newNonce, reverse, sessionMac } from './auth.js';
+import { ReadSlabs } from './read-slabs.js';
 import {
   FrameDecoder,
   FrameSealer,
@@ -283,7 +284,21 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
   private dial(): void {
     const to = this.opts.connect as Endpoint;
     if (this.dials++ > 0) this.stats.redials++;
-    const socket = netConnect({ host: to.host, port: to.port });
+    // The dialler is the node that receives the log: its reads go into slabs (read-slabs.ts).
+    const slabs = new ReadSlabs();
+    let link: Link | null = null;
+    const socket = netConnect({
+      host: to.host,
+      port: to.port,
+      onread: {
+        buffer: () => slabs.next(),
+        callback: (n: number, buf: Uint8Array) => {
+          const chunk = slabs.filled(buf, n);
+          if (link !== null) this.onData(link, chunk);
+          return true;
+        },
+      },
+    });
     let connected = false;
     // A SYN into a black hole would otherwise wait for the kernel's minutes-long timeout.
     socket.setTimeout(this.silenceMs, () => {
@@ -292,7 +307,7 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     socket.once('connect', () => {
       connected = true;
       socket.setTimeout(0);
-      this.adopt(socket, 'dialer-to-listener');
+      link = this.adopt(socket, 'dialer-to-listener');
     });
     // Until connected, failures are quiet: the primary may simply not be up yet.
     socket.on('error', () => undefined);
@@ -311,11 +326,12 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     }, delay);
   }
 
-  private adopt(socket: Socket, direction: Direction): void {
+  /** Takes a connected socket on; returns its link (null when refused). A dialled socket's reads arrive through its onread callback, the others' through 'data'. */
+  private adopt(socket: Socket, direction: Direction): Link | null {
     const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     if (this.closed) {
       socket.destroy();
-      return;
+      return null;
     }
     if (this.links.size >= MAX_LINKS) {
       // Only two nodes belong here, so a crowd of sockets is someone else's. Evicting the oldest
@@ -336,11 +352,12 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
       l.cutter = new FrameCutter(this.opts.maxFrameBody);
     }
     this.links.add(l);
-    socket.on('data', (chunk: Buffer) => this.onData(l, chunk));
+    if (direction === 'listener-to-dialer') socket.on('data', (chunk: Buffer) => this.onData(l, chunk));
     socket.on('error', (e) => this.finish(l, `socket error: ${e.message}`));
     socket.on('close', () => this.finish(l, 'connection closed by peer'));
     l.timer = setInterval(() => this.tick(l), Math.min(this.heartbeatMs, this.silenceMs));
     this.write(l, this.hello(l));
+    return l;
   }
 
   private hello(l: Link): HelloMessage {
@@ -361,7 +378,7 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     return { type: 'heartbeat', epoch: this.opts.epoch(), lsn: this.opts.lastLsn(), clockUs: this.clockUs() };
   }
 
-  private onData(l: Link, chunk: Buffer): void {
+  private onData(l: Link, chunk: Uint8Array): void {
     if (l.done) return;
     this.stats.bytesReceived += chunk.length;
     const pipe = l.inPipe;

@@ -304,8 +304,16 @@ export class FrameDecoder {
 
   push(chunk: Uint8Array): void {
     if (this.failure !== null || chunk.length === 0) return;
-    this.chunks.push(chunk);
     this.buffered += chunk.length;
+    // A read that continues the previous one in the same memory (ReadSlabs) joins it, so that a
+    // frame split between them is taken as one view rather than copied together.
+    const last = this.chunks.length - 1;
+    const prev = this.chunks[last];
+    if (prev !== undefined && prev.buffer === chunk.buffer && prev.byteOffset + prev.length === chunk.byteOffset) {
+      this.chunks[last] = new Uint8Array(prev.buffer, prev.byteOffset, prev.length + chunk.length);
+      return;
+    }
+    this.chunks.push(chunk);
   }
 
   /** The next complete frame, a refusal (then every later call returns it too), or null for "need more". */
