@@ -671,7 +671,9 @@ export class ReplicatedNode {
     const next = (): void => {
       const t = setTimeout(() => {
         this.timers.delete(t);
-        if (this.closed || left-- <= 0) return;
+        // Only while this node still speaks for the VIP: a switchover back within the repeats
+        // (or a fence) must not pull the clients' neighbour entries to a node without the route.
+        if (this.closed || this.role !== 'primary' || this.fenced || this.switching || left-- <= 0) return;
         vip.gratuitousArp(1).catch(() => undefined);
         next();
       }, GARP_SPACING_MS);

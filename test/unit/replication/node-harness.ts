@@ -22,6 +22,8 @@ export interface TestNode {
   rn: ReplicatedNode;
   stack: Stack;
   log: ReturnType<typeof recorder>;
+  /** Gratuitous ARPs this node sent for the VIP. */
+  garps: number;
 }
 
 export interface Pair {
@@ -95,14 +97,15 @@ export async function startPair(cleanup: (() => unknown)[]): Promise<Pair> {
       },
       log,
     );
+    const node: TestNode = { rn, stack: undefined as unknown as Stack, log, garps: 0 };
     const stack = createStack({ link: rn.wrapLink(links.get(name)!), addresses: [VIP], wrapEnv: (e) => rn.wrapEnv(e) });
     const service = createService({ kind: 'echo' });
     const server = stack.createServer((s) => service.onConnection(s));
     await new Promise<void>((r) => server.listen(7, VIP, 511, () => r()));
     await rn.start(stack, service, {
       addRoute: async () => void (holder = name),
-      enableProxyArp: async () => false,
-      gratuitousArp: async () => undefined,
+      enableProxyArp: async () => true,
+      gratuitousArp: async (count) => void (node.garps += count),
       releaseVip: async () => {
         if (holder === name) holder = null;
       },
@@ -113,7 +116,8 @@ export async function startPair(cleanup: (() => unknown)[]): Promise<Pair> {
       await service.close();
       await stack.close();
     });
-    return { rn, stack, log };
+    node.stack = stack;
+    return node;
   };
 
   const b = await makeNode('b');

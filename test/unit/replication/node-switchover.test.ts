@@ -56,6 +56,19 @@ describe('ReplicatedNode.switchover', () => {
     expect(pair.a.rn.status()).toMatchObject({ role: 'primary', epoch: 3 });
   }, 40_000);
 
+  it('switchover back during the gratuitous ARP repeats of a takeover: the node that stepped down sends no more of them', async () => {
+    const pair = await startPair(cleanup);
+    expect((await pair.a.rn.switchover()).ok).toBe(true);
+    await until('a rejoined as the backup of b', () => pair.b.rn.status().protected);
+    expect((await pair.b.rn.switchover()).ok).toBe(true);
+    const atStepDown = pair.b.garps;
+    expect(atStepDown).toBeGreaterThan(0);
+    // The repeats would have gone on for 5 x 300 ms after b's takeover.
+    await new Promise((r) => setTimeout(r, 1700));
+    expect(pair.b.garps).toBe(atStepDown);
+    expect(pair.a.garps).toBeGreaterThan(1);
+  }, 40_000);
+
   it('switchover refused: by a backup, and by a primary with a connection its backup does not hold', async () => {
     const pair = await startPair(cleanup);
     expect(await pair.b.rn.switchover()).toEqual({ ok: false, outcome: 'refused', reason: 'this node is the backup; ask the primary' });
