@@ -66,7 +66,7 @@ export function formatReplication(r: ReplicationStatus): string[] {
     const waiting = l.records > 0 ? `, no acknowledgement for ${l.waitingMs} ms` : '';
     lines.push(`  not acknowledged ${l.records} records, ${formatBytes(l.bytes)} (LSN ${l.ackedLsn} of ${l.lastLsn}, ${l.messagesInFlight} messages in flight${waiting})`);
   }
-  if (r.applied !== null) lines.push(`  applied          LSN ${r.applied.lastLsn}, ${r.applied.shadows} shadow connections, ${r.applied.divergences} divergences`);
+  if (r.applied !== null) lines.push(`  applied          LSN ${r.applied.lastLsn}, ${r.applied.shadows} shadow connections, ${r.applied.divergences} divergences, ${r.applied.replicaFailed} unprotected (the service's copy failed)`);
   lines.push(`  heartbeats       replication ${age(r.heartbeatAgeMs)}, LAN ${age(r.lanHeartbeatAgeMs)} (every ${r.heartbeatMs} ms, dead after ${r.deadAfterMs} ms)`);
   lines.push(`  channel          sessions ${r.channel.sessions}, authentication failures ${r.channel.authFailures}, protocol errors ${r.channel.protocolErrors}`);
   if (r.lastPeerLoss !== null) lines.push(`  last peer loss   ${formatAt(r.lastPeerLoss.at)}: ${r.lastPeerLoss.reason}`);

@@ -188,6 +188,7 @@ describe('failover under proxy: and module: services', () => {
     const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
     try {
       const out = join(dir, 'unprotected.bin');
+      let failedBeforeKill = -1;
       const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], 0, size, ['--local-port', String(UNPROTECTED_PORT)], async () => {
         const mine = (): string[] =>
           pair
@@ -196,6 +197,7 @@ describe('failover under proxy: and module: services', () => {
             .filter((d) => d.includes(`(${l.addr.client}:${UNPROTECTED_PORT})`));
         await pair.waitUntil('the backup reports the connection unprotected', () => mine().length > 0, 10_000);
         expect(mine()).toEqual([expect.stringContaining('proxy: cannot connect to backend 127.0.0.1:8081 (ECONNREFUSED)')]);
+        failedBeforeKill = (await pair.status('backup'))?.replication?.applied?.replicaFailed ?? -1;
       });
       // 56: "Failure when receiving data from the peer" — the connection was reset. A FIN after the
       // primary's bytes would have been exit 18 (a transfer cut short, looking closed on purpose).
@@ -207,8 +209,10 @@ describe('failover under proxy: and module: services', () => {
       expect(got.length).toBeLessThan(size);
       expect(sha256(got)).toBe(sha256(blob.subarray(0, got.length)));
       await expectTakenOver();
-      // Counted with the others that failed (the probe's too).
-      expect(pair.events('backup', 'takeover.attached')[0]?.replicaFailed).toBe(pair.events('backup', 'replication.replica-failed').length);
+      // Counted with the others that failed (the probe's too), in the status and at takeover.
+      const failures = pair.events('backup', 'replication.replica-failed').length;
+      expect(failedBeforeKill).toBe(failures);
+      expect(pair.events('backup', 'takeover.attached')[0]?.replicaFailed).toBe(failures);
       // No divergence: a replica that failed is no longer compared.
       expect(pair.events('backup', 'replication.divergence')).toEqual([]);
       const rsts = await cap.stop();

@@ -86,7 +86,8 @@ export interface ReplicationStatus {
    * has waited without the acknowledged LSN moving (0 when none is outstanding). Null on a backup.
    */
   lag: { records: number; bytes: number; lastLsn: number; ackedLsn: number; messagesInFlight: number; waitingMs: number } | null;
-  applied: { lastLsn: number; shadows: number; divergences: number } | null;
+  /** Backup: what it applied; replicaFailed counts connections its copy of the service could not serve (unprotected). */
+  applied: { lastLsn: number; shadows: number; divergences: number; replicaFailed: number } | null;
   /** Milliseconds since the peer was last heard on the replication channel / on the LAN. */
   heartbeatAgeMs: number | null;
   lanHeartbeatAgeMs: number | null;
@@ -875,7 +876,7 @@ export class ReplicatedNode {
       applied:
         this.replica === null
           ? null
-          : { lastLsn: this.replica.lastApplied, shadows: this.shadows?.size ?? 0, divergences: this.serviceReplica?.stats.divergences ?? 0 },
+          : { lastLsn: this.replica.lastApplied, shadows: this.shadows?.size ?? 0, divergences: this.serviceReplica?.stats.divergences ?? 0, replicaFailed: this.serviceReplica?.stats.failed ?? 0 },
       heartbeatAgeMs: this.lastChannelHeard === null ? null : now - this.lastChannelHeard,
       lanHeartbeatAgeMs: this.lastLanHeard === null ? null : now - this.lastLanHeard,
       heartbeatMs: this.cfg.heartbeatMs,

@@ -21,7 +21,7 @@ export interface PairStatus {
   protectedReason: string | null;
   replication?: {
     peer: { state: string };
-    applied: { lastLsn: number; shadows: number; divergences: number } | null;
+    applied: { lastLsn: number; shadows: number; divergences: number; replicaFailed: number } | null;
     takeover: unknown;
     heartbeatAgeMs: number | null;
     lanHeartbeatAgeMs: number | null;
