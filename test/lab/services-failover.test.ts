@@ -29,8 +29,10 @@ const MIB = 1024 * 1024;
  */
 const DOWNLOAD_PORT = 41234;
 const UNPROTECTED_PORT = 41235;
+const BEHIND_PORT = 41236;
 const DOWNLOAD_APP = resolve('test/lab/fixtures/download-app.mjs');
 const TALLY_APP = resolve('test/lab/fixtures/tally-lines.mjs');
+const PACED_SERVER = resolve('test/lab/fixtures/paced-file-server.py');
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -49,13 +51,18 @@ describe('failover under proxy: and module: services', () => {
   });
 
   /** `python3 -m http.server` on 127.0.0.1 inside `node`, serving `www`; resolves once it accepts. */
-  async function startHttpServer(node: LabNode, www: string): Promise<void> {
+  function startHttpServer(node: LabNode, www: string): Promise<void> {
+    return startBackend(node, ['-m', 'http.server', String(BACKEND_PORT), '--protocol', 'HTTP/1.1', '--bind', '127.0.0.1', '--directory', www]);
+  }
+
+  /** A python3 backend listening on 127.0.0.1:BACKEND_PORT inside `node`; resolves once it accepts. */
+  async function startBackend(node: LabNode, args: string[]): Promise<void> {
     const l = lab();
-    const child = l.spawn(node, 'python3', ['-m', 'http.server', String(BACKEND_PORT), '--protocol', 'HTTP/1.1', '--bind', '127.0.0.1', '--directory', www], { stdio: 'ignore' });
+    const child = l.spawn(node, 'python3', args, { stdio: 'ignore' });
     backends.push(child);
     const connects = `import socket; socket.create_connection(('127.0.0.1', ${BACKEND_PORT}), 1).close()`;
-    await pair.waitUntil(`http.server in the ${node}`, async () => {
-      if (child.exitCode !== null) throw new Error(`python3 -m http.server in the ${node} exited with ${child.exitCode}`);
+    await pair.waitUntil(`the backend in the ${node}`, async () => {
+      if (child.exitCode !== null) throw new Error(`python3 ${args.join(' ')} in the ${node} exited with ${child.exitCode}`);
       return (await l.exec(node, 'python3', ['-c', connects], { allowFailure: true })).code === 0;
     }, 20_000);
   }
@@ -218,6 +225,48 @@ describe('failover under proxy: and module: services', () => {
       const rsts = await cap.stop();
       const fromVip = rsts.lines.filter((line) => line.includes(`${l.addr.vip}.80 > ${l.addr.client}.${UNPROTECTED_PORT}:`));
       expect(fromVip.length, describeRsts('reset of the unprotected connection', rsts)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+
+  it('proxy: the backup\'s backend slower than the client, so its copy is behind the primary at the kill: it catches up after the takeover: exit 0, same SHA-256, no RST, no divergence', async () => {
+    const l = lab();
+    const size = 16 * MIB;
+    const blob = randomBytes(size);
+    const www = join(dir, 'www-paced');
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, 'hello.txt'), 'hello\n');
+    writeFileSync(join(www, 'big.bin'), blob);
+    // Replies that depend on the file only, so the two backends match byte for byte; the backup's
+    // sends at half the client's rate.
+    await startBackend('primary', [PACED_SERVER, String(BACKEND_PORT), www, '0']);
+    await startBackend('backup', [PACED_SERVER, String(BACKEND_PORT), www, String(2 * MIB)]);
+    // Debug on the backup: its takeover.connection lines say how far its copy had written.
+    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80, { backup: ['--log-level', 'debug'] });
+    await untilHttpAnswers('/hello.txt');
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const out = join(dir, 'behind.bin');
+      let divergencesBeforeKill = -1;
+      const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], 0, size, ['--local-port', String(BEHIND_PORT)], async () => {
+        divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
+      });
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+      const got = readFileSync(out);
+      expect(got.length).toBe(size);
+      expect(sha256(got)).toBe(sha256(blob));
+      await expectTakenOver();
+      // The case this test is for: the backup's copy had written less than the primary had sent.
+      const behind = pair
+        .events('backup', 'takeover.connection')
+        .filter((e) => typeof e.replicaWritten === 'number' && typeof e.outputEnd === 'number' && e.replicaWritten < e.outputEnd - MIB);
+      expect(behind.length, pair.logs()).toBeGreaterThanOrEqual(1);
+      expect(divergencesBeforeKill).toBe(0);
+      expect(pair.events('backup', 'replication.divergence')).toEqual([]);
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('download from a lagging backup copy', rsts)).toBe(0);
     } finally {
       await cap.dispose();
     }

@@ -110,12 +110,15 @@ export class ReplicatedPair {
     }
   }
 
-  /** Backup first, then the primary; resolves once the primary says it is protected. */
-  async start(service: string, port: number): Promise<void> {
+  /**
+   * Backup first, then the primary; resolves once the primary says it is protected. `args` adds
+   * options for one role's node (e.g. `--log-level debug` for the backup's takeover details).
+   */
+  async start(service: string, port: number, args: Partial<Record<PairRole, string[]>> = {}): Promise<void> {
     this.run++;
-    this.startNode('backup', service, port);
+    this.startNode('backup', service, port, args.backup);
     await this.waitUntil('backup control socket', async () => (await this.status('backup')) !== null, 30_000);
-    this.startNode('primary', service, port);
+    this.startNode('primary', service, port, args.primary);
     await this.waitUntil('primary protected', async () => (await this.status('primary'))?.protected === true, 45_000);
   }
 
@@ -137,7 +140,7 @@ export class ReplicatedPair {
   }
 
   /** One node in the namespace named for its role, started in that role (start() starts both). */
-  startNode(role: PairRole, service: string, port: number): void {
+  startNode(role: PairRole, service: string, port: number, extraArgs: string[] = []): void {
     const l = this.lab();
     const logFile = join(this.dir, `${role}-${this.run}.log`);
     const control = join(this.dir, `${role}-${this.run}.sock`);
@@ -157,6 +160,7 @@ export class ReplicatedPair {
         '--lan', l.lanIface, '--tun', this.tun,
         '--log-format', 'json',
         '--control', control,
+        ...extraArgs,
       ], { stdio: ['ignore', fd, fd] });
     } finally {
       closeSync(fd);
