@@ -152,6 +152,31 @@ describe('faults on the replication link of a lab pair', () => {
     await noTakeover();
   }, 60_000);
 
+  it('duplicate and reorder out of the primary are refused by the backup; delay keeps it protected, only later', async () => {
+    for (const kind of ['duplicate', 'reorder'] as const) {
+      const before = (await status('backup')).replication?.channel.authFailures ?? 0;
+      await understudy('primary', 'fault', kind, '100', '--link', 'replication', '--direction', 'out');
+      // The backup's channel checks the frame counter: a message twice, or two swapped, is refused there.
+      await pair.waitUntil(`the backup refused a ${kind}d message`, async () => ((await status('backup')).replication?.channel.authFailures ?? 0) > before, 10_000);
+      expect(pair.logOf('backup')).toMatch(/replication: authentication failed on the connection with [^:]+:\d+: frame counter \d+, expected \d+/);
+      await understudy('primary', 'fault', 'clear');
+      await pair.waitUntil('the backup caught up (protected, lag 0)', caughtUp, 20_000);
+    }
+    const sessions = (await status('primary')).replication?.channel.sessions ?? 0;
+    await understudy('primary', 'fault', 'delay', '100', '--link', 'replication', '--direction', 'out');
+    // Output commit: the SYN-ACK leaves only once the backup acknowledged the connection's open
+    // record, which now reaches it 100 ms late. So a client's connect takes at least that long.
+    const l = lab();
+    const r = await l.exec('client', 'curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{time_connect}', `http://${l.addr.vip}/index.html`]);
+    expect(Number(r.stdout)).toBeGreaterThanOrEqual(0.1);
+    await sleep(500);
+    const p = await status('primary');
+    expect(p.protected).toBe(true);
+    expect(p.replication?.channel.sessions).toBe(sessions);
+    expect(p.links.find((x) => x.name === 'replication')?.faultCounters.out.delayed).toBeGreaterThan(0);
+    await noTakeover();
+  }, 60_000);
+
   it('partition --link replication on the backup: silence on the channel, but the LAN heartbeats keep it from taking over', async () => {
     await understudy('backup', 'fault', 'partition', '--link', 'replication');
     try {
