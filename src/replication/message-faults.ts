@@ -11,7 +11,7 @@
 // - delay <ms> [jitter]: in-order latency; jitter spreads frames out but never reorders them.
 // - duplicate, reorder, corrupt: what TCP would never hand up but a broken or hostile path in front
 //   of the socket could: a frame twice, a frame held behind the next, a flipped byte. The channel's
-//   authentication (per-direction frame counter, HMAC) must refuse each, count it and drop the
+//   authentication (per-direction frame counter, MAC) must refuse each, count it and drop the
 //   session; the backup redials and the log resumes from its last applied LSN.
 //
 // 'out' acts on frames this node sends, 'in' on frames it receives, before they are verified (the
