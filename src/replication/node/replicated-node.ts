@@ -685,16 +685,17 @@ export class ReplicatedNode {
 
   // ---- planned switchover ------------------------------------------------------------------------
 
-  /** Why this node cannot hand over now, or null. */
+  /**
+   * Why this node cannot hand over now, or null: whatever keeps status from saying "protected"
+   * (no backup, not in step, fenced, connections the backup does not hold) would be lost by it.
+   */
   private switchoverRefusal(): string | null {
     if (this.closed) return 'the node is stopping';
     if (this.role !== 'primary') return 'this node is the backup; ask the primary';
-    if (this.fenced) return 'this node is fenced: a node with a higher epoch serves the VIP';
     if (this.switching) return 'a switchover is already under way';
-    if (this.channel?.peer == null) return 'no backup attached: nobody to hand over to';
-    if (!this.tap.isProtected) return 'the backup is attached but not in step yet';
-    const n = this.unreplicatedOpen();
-    if (n > 0) return `${n} connection(s) opened before the backup attached are not replicated and would be lost`;
+    const st = this.status();
+    if (!st.protected || st.protectedReason !== null) return st.protectedReason ?? 'not protected';
+    if (this.channel?.peer == null) return 'no backup attached';
     return null;
   }
 
