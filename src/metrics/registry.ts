@@ -4,6 +4,10 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { NodeStatus } from '../control/status.js';
+import type { ReplicationStatus } from '../replication/node/replicated-node.js';
+
+/** A replicated node's status carries its replication section (cli/node-status.ts). */
+type MetricsStatus = NodeStatus & { replication?: ReplicationStatus };
 
 /** TCP states always exported, so a dashboard sees 0 rather than a missing series. */
 const STATES = ['SYN-RECEIVED', 'ESTABLISHED', 'FIN-WAIT-1', 'FIN-WAIT-2', 'CLOSE-WAIT', 'CLOSING', 'LAST-ACK', 'TIME-WAIT'];
@@ -17,15 +21,15 @@ export interface NodeMetrics {
   readonly contentType: string;
 }
 
-export function createNodeMetrics(status: () => NodeStatus, opts: { processMetrics?: boolean } = {}): NodeMetrics {
+export function createNodeMetrics(status: () => MetricsStatus, opts: { processMetrics?: boolean } = {}): NodeMetrics {
   const registry = new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'understudy_process_' });
   // One snapshot per scrape, shared by every metric's collect().
-  let snapshot: NodeStatus | undefined;
-  const current = (): NodeStatus => (snapshot ??= status());
+  let snapshot: MetricsStatus | undefined;
+  const current = (): MetricsStatus => (snapshot ??= status());
   const registers = [registry];
 
-  const counterFrom = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>, s: NodeStatus) => void): void => {
+  const counterFrom = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>, s: MetricsStatus) => void): void => {
     new Counter({
       name,
       help,
@@ -37,7 +41,7 @@ export function createNodeMetrics(status: () => NodeStatus, opts: { processMetri
       },
     });
   };
-  const gaugeFrom = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: NodeStatus) => void): void => {
+  const gaugeFrom = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: MetricsStatus) => void): void => {
     new Gauge({
       name,
       help,
@@ -92,6 +96,43 @@ export function createNodeMetrics(status: () => NodeStatus, opts: { processMetri
         g.set({ link: l.name, direction, setting: 'partition' }, f.partition ? 1 : 0);
       }
     }
+  });
+
+  // The replication section of status, labelled with the node's role: a series exists only on a
+  // primary or backup (a label-less one would read 0 on a standalone node), and only where it
+  // applies (lag on a primary, the applied LSN on a backup).
+  gaugeFrom('understudy_replication_peer_connected', '1 while a session with the other node of the pair is up', ['role'], (g, s) => {
+    if (s.replication !== undefined) g.set({ role: s.replication.role }, s.replication.peer.state === 'connected' ? 1 : 0);
+  });
+  gaugeFrom('understudy_replication_lag_records', 'Primary: log records the backup has not acknowledged', ['role'], (g, s) => {
+    if (s.replication?.lag != null) g.set({ role: s.replication.role }, s.replication.lag.records);
+  });
+  gaugeFrom('understudy_replication_lag_bytes', 'Primary: encoded bytes of the records the backup has not acknowledged', ['role'], (g, s) => {
+    if (s.replication?.lag != null) g.set({ role: s.replication.role }, s.replication.lag.bytes);
+  });
+  gaugeFrom('understudy_replication_lag_waiting_seconds', 'Primary: time without acknowledgement progress while records are outstanding', ['role'], (g, s) => {
+    if (s.replication?.lag != null) g.set({ role: s.replication.role }, s.replication.lag.waitingMs / 1000);
+  });
+  gaugeFrom('understudy_replication_applied_lsn', 'Backup: last log record applied', ['role'], (g, s) => {
+    if (s.replication?.applied != null) g.set({ role: s.replication.role }, s.replication.applied.lastLsn);
+  });
+  gaugeFrom('understudy_replication_heartbeat_age_seconds', 'Time since the other node was last heard, by path', ['role', 'path'], (g, s) => {
+    const r = s.replication;
+    if (r === undefined) return;
+    if (r.heartbeatAgeMs !== null) g.set({ role: r.role, path: 'replication' }, r.heartbeatAgeMs / 1000);
+    if (r.lanHeartbeatAgeMs !== null) g.set({ role: r.role, path: 'lan' }, r.lanHeartbeatAgeMs / 1000);
+  });
+  counterFrom('understudy_replication_refusals_total', 'Replication connections dropped for what the peer sent (auth: bad MAC or frame counter)', ['role', 'kind'], (c, s) => {
+    const r = s.replication;
+    if (r === undefined) return;
+    c.inc({ role: r.role, kind: 'auth' }, r.channel.authFailures);
+    c.inc({ role: r.role, kind: 'protocol' }, r.channel.protocolErrors);
+  });
+  counterFrom('understudy_replication_sessions_total', 'Replication sessions established with the other node', ['role'], (c, s) => {
+    if (s.replication !== undefined) c.inc({ role: s.replication.role }, s.replication.channel.sessions);
+  });
+  counterFrom('understudy_replication_divergences_total', "Backup: differences between its service replica's output and the primary's", ['role'], (c, s) => {
+    if (s.replication?.applied != null) c.inc({ role: s.replication.role }, s.replication.applied.divergences);
   });
 
   return {
