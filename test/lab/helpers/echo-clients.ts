@@ -12,10 +12,12 @@ export const PY_MANY_ECHO = String.raw`
 import json, random, socket, sys, threading, time
 host, port, conns, n, rate, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 received = [0] * conns
+took = [0.0] * conns
 failures = []
 ok = [0]
 lock = threading.Lock()
 def one(i):
+    t_start = time.time()
     data = random.Random(1000 + i).randbytes(n)
     try:
         s = socket.create_connection((host, port), timeout=idle)
@@ -47,6 +49,7 @@ def one(i):
         with lock: failures.append('conn %d: recv after %d: %r' % (i, len(buf), e))
     th.join()
     s.close()
+    took[i] = time.time() - t_start
     if bytes(buf) == data:
         with lock: ok[0] += 1
     else:
@@ -58,7 +61,8 @@ while any(t.is_alive() for t in threads):
     print('progress %d' % sum(received), flush=True)
     time.sleep(0.05)
 for t in threads: t.join()
-print(json.dumps({'ok': ok[0], 'failures': failures}), flush=True)
+slow = sorted(range(conns), key=lambda i: -took[i])[:3]
+print(json.dumps({'ok': ok[0], 'failures': failures, 'slowest': [[i, round(took[i], 2)] for i in slow]}), flush=True)
 `;
 
 /** A client process in the lab that prints `progress N` lines and a JSON verdict as its last line. */
@@ -120,6 +124,8 @@ export interface EchoStreamsVerdict {
   /** Connections whose echo came back byte for byte. */
   ok: number;
   failures: string[];
+  /** The three slowest connections: [index, seconds from start to close]. */
+  slowest: [number, number][];
 }
 
 /**
