@@ -75,25 +75,25 @@ describe('failover under proxy: and module: services', () => {
 
   /**
    * A rate-limited curl fetching `urls` into `outs` (one connection where the server keeps it
-   * alive), with the primary SIGKILLed once 40% of `size` is in `outs[which]`. `beforeKill` runs just before the kill (the backup's status
+   * alive), with the primary SIGKILLed once the `watched` files hold 40% of `size` together. `beforeKill` runs just before the kill (the backup's status
    * is read there, while it still has its replica).
    */
   async function downloadAcrossKill(
     urls: string[],
     outs: string[],
-    which: number,
+    watched: string[],
     size: number,
     extra: string[],
     beforeKill: () => Promise<void>,
   ): Promise<CurlResult> {
     const l = lab();
     for (const o of outs) rmSync(o, { force: true });
-    const out = outs[which]!;
+    const have = (): number => watched.reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0);
     // About 6 s for 24 MiB: long enough to kill the primary part-way on the bytes the client has.
     const download = curl(l.ns.client, urls, outs, 90_000, ['--limit-rate', String(4 * MIB), ...extra]);
     let finished = false;
     void download.finally(() => (finished = true));
-    await pair.waitUntil('40% downloaded', () => finished || (existsSync(out) && statSync(out).size >= size * 0.4), 60_000);
+    await pair.waitUntil('40% downloaded', () => finished || have() >= size * 0.4, 60_000);
     expect(finished, `the download ended before the kill point\n${pair.logs()}`).toBe(false);
     await beforeKill();
     pair.kill('primary');
@@ -139,7 +139,7 @@ describe('failover under proxy: and module: services', () => {
       const r = await downloadAcrossKill(
         ['/hello.txt', '/big.bin', '/after.txt'].map((p) => `http://${l.addr.vip}${p}`),
         outs,
-        1,
+        [outs[1]!],
         size,
         ['-D', headers, '--local-port', String(DOWNLOAD_PORT)],
         async () => {
@@ -180,6 +180,51 @@ describe('failover under proxy: and module: services', () => {
     }
   }, 120_000);
 
+  it('proxy: 12 parallel downloads through python3 -m http.server across a SIGKILL: every file whole, no RST, no divergence inside a body', async () => {
+    const l = lab();
+    const files = 12;
+    const each = 4 * MIB;
+    const blobs = Array.from({ length: files }, () => randomBytes(each));
+    // Same contents and modification times on both nodes: only a Date that crosses a second
+    // between the two backends can differ, and only in the headers.
+    const www = { primary: join(dir, 'www-many-primary'), backup: join(dir, 'www-many-backup') };
+    const mtime = new Date('2026-01-05T10:00:00Z');
+    for (const path of Object.values(www)) {
+      mkdirSync(path, { recursive: true });
+      writeFileSync(join(path, 'hello.txt'), 'hello\n');
+      blobs.forEach((b, i) => {
+        writeFileSync(join(path, `f${i}.bin`), b);
+        utimesSync(join(path, `f${i}.bin`), mtime, mtime);
+      });
+    }
+    await startHttpServer('primary', www.primary);
+    await startHttpServer('backup', www.backup);
+    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
+    await untilHttpAnswers('/hello.txt');
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const outs = blobs.map((_, i) => join(dir, `many-${i}.bin`));
+      const urls = blobs.map((_, i) => `http://${l.addr.vip}/f${i}.bin`);
+      // One connection per file, all at once, each at 1 MiB/s.
+      const parallel = ['--limit-rate', String(MIB), '--parallel', '--parallel-immediate', '--parallel-max', String(files)];
+      const r = await downloadAcrossKill(urls, outs, outs, files * each, parallel, async () => undefined);
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+      expect(r.transfers.map((t) => t.httpCode)).toEqual(blobs.map(() => 200));
+      blobs.forEach((b, i) => expect(sha256(readFileSync(outs[i]!)), `file ${i}`).toBe(sha256(b)));
+      await expectTakenOver();
+      expect(pair.events('backup', 'takeover.attached')[0]?.sockets).toBeGreaterThanOrEqual(files);
+      // python's headers are under 300 bytes: any divergence is a Date in them, never in a body.
+      for (const e of pair.events('backup', 'replication.divergence')) {
+        expect(Number(/from offset (\d+)/.exec(String(e.detail))?.[1] ?? NaN), String(e.detail)).toBeLessThan(300);
+      }
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('parallel proxy downloads across the failover', rsts)).toBe(0);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+
   it('proxy: with no backend on the backup, the backup says the connection is unprotected, and the takeover resets it (RST), never ends a cut reply with a FIN', async () => {
     const l = lab();
     const size = 24 * MIB;
@@ -196,7 +241,7 @@ describe('failover under proxy: and module: services', () => {
     try {
       const out = join(dir, 'unprotected.bin');
       let failedBeforeKill = -1;
-      const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], 0, size, ['--local-port', String(UNPROTECTED_PORT)], async () => {
+      const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], [out], size, ['--local-port', String(UNPROTECTED_PORT)], async () => {
         const mine = (): string[] =>
           pair
             .events('backup', 'replication.replica-failed')
@@ -250,7 +295,7 @@ describe('failover under proxy: and module: services', () => {
     try {
       const out = join(dir, 'behind.bin');
       let divergencesBeforeKill = -1;
-      const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], 0, size, ['--local-port', String(BEHIND_PORT)], async () => {
+      const r = await downloadAcrossKill([`http://${l.addr.vip}/big.bin`], [out], [out], size, ['--local-port', String(BEHIND_PORT)], async () => {
         divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
       });
       expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
@@ -282,7 +327,7 @@ describe('failover under proxy: and module: services', () => {
     try {
       const out = join(dir, 'module-download.bin');
       let divergencesBeforeKill = -1;
-      const r = await downloadAcrossKill([`http://${l.addr.vip}/blob/${size / MIB}`], [out], 0, size, [], async () => {
+      const r = await downloadAcrossKill([`http://${l.addr.vip}/blob/${size / MIB}`], [out], [out], size, [], async () => {
         divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
       });
       expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
