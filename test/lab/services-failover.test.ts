@@ -36,6 +36,15 @@ const PACED_SERVER = resolve('test/lab/fixtures/paced-file-server.py');
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
+/** A directory for a backend: hello.txt (the readiness probe) and `files`, with `mtime` when given. */
+function writeSite(path: string, files: Record<string, Uint8Array | string>, mtime?: Date): void {
+  mkdirSync(path, { recursive: true });
+  for (const [name, data] of Object.entries({ 'hello.txt': 'hello\n', ...files })) {
+    writeFileSync(join(path, name), data);
+    if (mtime !== undefined) utimesSync(join(path, name), mtime, mtime);
+  }
+}
+
 describe('failover under proxy: and module: services', () => {
   const lab = useLab({ replicationLink: true });
   const dir = mkdtempSync(join(tmpdir(), 'understudy-services-failover-'));
@@ -65,6 +74,14 @@ describe('failover under proxy: and module: services', () => {
       if (child.exitCode !== null) throw new Error(`python3 ${args.join(' ')} in the ${node} exited with ${child.exitCode}`);
       return (await l.exec(node, 'python3', ['-c', connects], { allowFailure: true })).code === 0;
     }, 20_000);
+  }
+
+  /** `python3 -m http.server` on each node, each serving its own directory, behind `proxy:` on both. */
+  async function startProxyOverHttpServers(www: { primary: string; backup: string }): Promise<void> {
+    await startHttpServer('primary', www.primary);
+    await startHttpServer('backup', www.backup);
+    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
+    await untilHttpAnswers('/hello.txt');
   }
 
   /** The client's neighbour entry may still name a node of an earlier test: wait until the VIP answers. */
@@ -111,23 +128,14 @@ describe('failover under proxy: and module: services', () => {
     const l = lab();
     const size = 24 * MIB;
     const blob = randomBytes(size);
-    // Each node's backend serves its own copy of the files, as on two real hosts. The copies of
-    // big.bin differ on purpose in their modification time, so the backup's reply differs from the
-    // primary's in the Last-Modified header (same length, other bytes): a divergence inside bytes
-    // the primary had already sent, which must be counted and then overruled by the primary's.
+    // Each node's backend serves its own copy of the files, as on two real hosts. The copies differ
+    // on purpose in their modification time, so the backup's replies differ from the primary's in
+    // the Last-Modified header (same length, other bytes): a divergence inside bytes the primary
+    // had already sent, which must be counted and then overruled by the primary's.
     const www = { primary: join(dir, 'www-primary'), backup: join(dir, 'www-backup') };
-    for (const [node, path] of Object.entries(www)) {
-      mkdirSync(path, { recursive: true });
-      writeFileSync(join(path, 'hello.txt'), 'hello\n');
-      writeFileSync(join(path, 'after.txt'), 'answered after the takeover\n');
-      writeFileSync(join(path, 'big.bin'), blob);
-      const mtime = node === 'primary' ? new Date('2026-01-05T10:00:00Z') : new Date('2026-01-06T10:00:00Z');
-      utimesSync(join(path, 'big.bin'), mtime, mtime);
-    }
-    await startHttpServer('primary', www.primary);
-    await startHttpServer('backup', www.backup);
-    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
-    await untilHttpAnswers('/hello.txt');
+    writeSite(www.primary, { 'after.txt': 'answered after the takeover\n', 'big.bin': blob }, new Date('2026-01-05T10:00:00Z'));
+    writeSite(www.backup, { 'after.txt': 'answered after the takeover\n', 'big.bin': blob }, new Date('2026-01-06T10:00:00Z'));
+    await startProxyOverHttpServers(www);
 
     const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
     try {
@@ -156,10 +164,12 @@ describe('failover under proxy: and module: services', () => {
       const heads = readFileSync(headers, 'latin1').split(/(?<=\r\n\r\n)/);
       expect(heads).toHaveLength(3);
       expect(heads[1]).toContain('Last-Modified: Mon, 05 Jan 2026 10:00:00 GMT');
+      // ... and the backup's for after.txt: its own backend answered it.
+      expect(heads[2]).toContain('Last-Modified: Tue, 06 Jan 2026 10:00:00 GMT');
       await expectTakenOver();
 
-      // This connection's divergence: one (a Date may already differ in the first reply), before
-      // the first byte of big.bin's body; none after it.
+      // This connection's divergence: one (counted at the first differing byte, in the first
+      // reply's headers), before the first byte of big.bin's body.
       const mine = pair
         .events('backup', 'replication.divergence')
         .map((e) => String(e.detail))
@@ -188,19 +198,9 @@ describe('failover under proxy: and module: services', () => {
     // Same contents and modification times on both nodes: only a Date that crosses a second
     // between the two backends can differ, and only in the headers.
     const www = { primary: join(dir, 'www-many-primary'), backup: join(dir, 'www-many-backup') };
-    const mtime = new Date('2026-01-05T10:00:00Z');
-    for (const path of Object.values(www)) {
-      mkdirSync(path, { recursive: true });
-      writeFileSync(join(path, 'hello.txt'), 'hello\n');
-      blobs.forEach((b, i) => {
-        writeFileSync(join(path, `f${i}.bin`), b);
-        utimesSync(join(path, `f${i}.bin`), mtime, mtime);
-      });
-    }
-    await startHttpServer('primary', www.primary);
-    await startHttpServer('backup', www.backup);
-    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
-    await untilHttpAnswers('/hello.txt');
+    const site = Object.fromEntries(blobs.map((b, i) => [`f${i}.bin`, b]));
+    for (const path of Object.values(www)) writeSite(path, site, new Date('2026-01-05T10:00:00Z'));
+    await startProxyOverHttpServers(www);
 
     const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
     try {
@@ -230,9 +230,7 @@ describe('failover under proxy: and module: services', () => {
     const size = 24 * MIB;
     const blob = randomBytes(size);
     const www = join(dir, 'www-primary-only');
-    mkdirSync(www, { recursive: true });
-    writeFileSync(join(www, 'hello.txt'), 'hello\n');
-    writeFileSync(join(www, 'big.bin'), blob);
+    writeSite(www, { 'big.bin': blob });
     await startHttpServer('primary', www);
     await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
     await untilHttpAnswers('/hello.txt');
@@ -280,9 +278,7 @@ describe('failover under proxy: and module: services', () => {
     const size = 16 * MIB;
     const blob = randomBytes(size);
     const www = join(dir, 'www-paced');
-    mkdirSync(www, { recursive: true });
-    writeFileSync(join(www, 'hello.txt'), 'hello\n');
-    writeFileSync(join(www, 'big.bin'), blob);
+    writeSite(www, { 'big.bin': blob });
     // Replies that depend on the file only, so the two backends match byte for byte; the backup's
     // sends at half the client's rate.
     await startBackend('primary', [PACED_SERVER, String(BACKEND_PORT), www, '0']);
