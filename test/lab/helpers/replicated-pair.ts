@@ -122,8 +122,13 @@ export class ReplicatedPair {
     await this.waitUntil('primary protected', async () => (await this.status('primary'))?.protected === true, 45_000);
   }
 
+  /** The node process's pid (for SIGSTOP/SIGCONT); undefined when that role is not running. */
+  pid(role: PairRole): number | undefined {
+    return this.nodes.get(role)?.child.pid;
+  }
+
   kill(role: PairRole): void {
-    const pid = this.nodes.get(role)?.child.pid;
+    const pid = this.pid(role);
     if (pid !== undefined) process.kill(pid, 'SIGKILL');
   }
 
