@@ -168,6 +168,19 @@ export class OutputGate implements Link {
     let n = 0;
     while (n < q.length && q[n]!.lsn <= acked) n++;
     if (n === 0) return;
-    for (const h of q.splice(0, n)) this.inner.send(h.packets, h.opts);
+    const go = q.splice(0, n);
+    // Consecutive passes with the same send options leave as one send: a TUN with TSO merges
+    // runs of segments only within one send, and an acknowledgement often releases many passes.
+    for (let i = 0; i < go.length; ) {
+      const opts = go[i]!.opts;
+      let j = i + 1;
+      while (j < go.length && sameSendOptions(go[j]!.opts, opts)) j++;
+      this.inner.send(j === i + 1 ? go[i]!.packets : go.slice(i, j).flatMap((h) => h.packets), opts);
+      i = j;
+    }
   }
+}
+
+function sameSendOptions(a: SendOptions | undefined, b: SendOptions | undefined): boolean {
+  return (a?.tcpChecksumPartial === true) === (b?.tcpChecksumPartial === true);
 }

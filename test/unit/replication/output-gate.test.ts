@@ -34,6 +34,38 @@ describe('OutputGate', () => {
     expect(gate.gateStats).toMatchObject({ held: 3, passed: 1 });
   });
 
+  it('sends the passes one acknowledgement releases as one send per run of equal send options, in order', () => {
+    const log = new ReplicationLog();
+    log.attach(() => undefined, 0);
+    const calls: { packets: number[]; partial: boolean }[] = [];
+    const link: Link = {
+      mtu: 1500,
+      stats: emptyLinkStats(),
+      send: (ps, opts) => void calls.push({ packets: ps.map((p) => p[0]!), partial: opts?.tcpChecksumPartial === true }),
+      onReceive: () => undefined,
+      close: () => undefined,
+    };
+    const gate = new OutputGate(link, log);
+    gate.setGating(true);
+    log.append(rec);
+    gate.send([pkt(1), pkt(2)], { tcpChecksumPartial: true });
+    log.append(rec);
+    gate.send([pkt(3)], { tcpChecksumPartial: true });
+    gate.send([pkt(4)]);
+    gate.send([pkt(5)], { tcpChecksumPartial: false });
+    log.append(rec);
+    gate.send([pkt(6)], { tcpChecksumPartial: true });
+    log.flush();
+    log.onAck(2);
+    // A TUN merges TSO runs only within one send: passes 1-2 and 3 go together, then 4 and 5.
+    expect(calls).toEqual([
+      { packets: [1, 2, 3], partial: true },
+      { packets: [4, 5], partial: false },
+    ]);
+    log.onAck(3);
+    expect(calls.at(-1)).toEqual({ packets: [6], partial: true });
+  });
+
   it('lets everything pass, held packets first, once gating is off', () => {
     const log = new ReplicationLog();
     const link = fakeLink();
