@@ -3,6 +3,8 @@
 // stood when the packet was handed over. Records are appended synchronously while the host
 // produces the packets that depend on them, so the tail at send time covers them all.
 // Conservative (a pure ACK may wait for another connection's records) and obviously correct.
+// Records that no segment depends on (the client's ACKs, primary-tap.ts) are written when the log
+// seals a message rather than as they happen, so they do not hold back the passes around them.
 
 import type { Link, LinkOffload, LinkStats, ReceiveHandler, ReceiveOptions, SendOptions } from '../tun/link.js';
 import type { Lsn } from './log-records.js';
@@ -33,14 +35,9 @@ export class OutputGate implements Link {
   private fenced = false;
   private stopListening: () => void;
 
-  /**
-   * `beforeSend` runs first on every send: the tap logs what it coalesces per pass (acks) there,
-   * so that those records are under the tag too.
-   */
   constructor(
     private readonly inner: Link,
     private log: ReplicationLog,
-    private readonly beforeSend: () => void = () => undefined,
   ) {
     this.stopListening = log.onAdvance((acked) => this.release(acked));
   }
@@ -93,7 +90,6 @@ export class OutputGate implements Link {
   }
 
   send(packets: readonly Uint8Array[], opts?: SendOptions): void {
-    this.beforeSend();
     if (packets.length === 0) return;
     if (this.fenced) {
       this.gateStats.fenced += packets.length;

@@ -94,6 +94,7 @@ export class PrimaryTap {
 
   constructor(opts: PrimaryTapOptions) {
     this.log = opts.log;
+    this.log.setBeforeSeal(this.flushAcksHook);
     this.clock = opts.clock;
     this.epoch = opts.epoch ?? (() => 1);
     this.say = opts.say ?? (() => undefined);
@@ -117,7 +118,7 @@ export class PrimaryTap {
   /** The link to give the stack: packets leave once the backup has what they depend on. */
   wrapLink(link: Link): OutputGate {
     if (this.gate !== null) throw new Error('the tap already gates a link');
-    const gate = new OutputGate(link, this.log, () => this.flushAcks());
+    const gate = new OutputGate(link, this.log);
     gate.setGating(this.protecting);
     this.gate = gate;
     return gate;
@@ -130,7 +131,9 @@ export class PrimaryTap {
    */
   setLog(log: ReplicationLog): void {
     if (this.protecting) throw new Error('the tap cannot change logs while protecting');
+    this.log.setBeforeSeal(null);
     this.log = log;
+    log.setBeforeSeal(this.flushAcksHook);
     this.gate?.setLog(log);
   }
 
@@ -187,10 +190,18 @@ export class PrimaryTap {
     t.outOffset += data.length;
   }
 
+  /**
+   * The client's cumulative ACK (or TS.Recent) moved. The ack record is written when the log next
+   * seals a message (flushAcks through the log's beforeSeal hook), once per connection per message:
+   * no segment depends on it (5.1 rule 1 is about our data, FIN and ACKs of client bytes; the
+   * record only lets the backup trim its copy of the output and resume closer to the client's
+   * state), so it neither waits in every pass's tag nor costs a record per client ACK.
+   */
   markAck(t: Tracked): void {
     if (!t.ackDirty) {
       t.ackDirty = true;
       this.dirtyAcks.add(t);
+      this.log.requestFlush();
     }
   }
 
@@ -247,6 +258,8 @@ export class PrimaryTap {
       if (!this.tracked.has(id)) return id;
     }
   }
+
+  private readonly flushAcksHook = (): void => this.flushAcks();
 
   private flushAcks(): void {
     if (this.dirtyAcks.size === 0) return;

@@ -111,6 +111,7 @@ export class ReplicationLog {
   private pumping = false;
   private repump = false;
   private advanceListeners: ((acked: Lsn) => void)[] = [];
+  private beforeSeal: (() => void) | null = null;
 
   constructor(opts: ReplicationLogOptions = {}) {
     this.maxBatchBytes = opts.maxBatchBytes ?? 256 * 1024;
@@ -163,21 +164,38 @@ export class ReplicationLog {
     if (this.pendingBytes >= this.maxBatchBytes) {
       this.seal();
       this.pump();
-    } else if (this.scheduleFlush !== undefined && !this.flushScheduled) {
-      this.flushScheduled = true;
-      this.scheduleFlush(() => {
-        this.flushScheduled = false;
-        // Held: onAck() (or attach) sends it once the flight in progress is acknowledged.
-        if (this.sink !== null && this.inFlight >= this.holdWhileInFlight) return;
-        this.flush();
-      });
+    } else {
+      this.requestFlush();
     }
     return lsn;
+  }
+
+  /**
+   * A producer that coalesces records (the tap's ack records) runs this hook when pending records
+   * are about to become a message: at a flush, and when an acknowledgement sends a held batch. It
+   * appends them there, once per message instead of once per event. Nothing may wait on such
+   * records: a segment that depended on one could be held until the next message.
+   */
+  setBeforeSeal(hook: (() => void) | null): void {
+    this.beforeSeal = hook;
+  }
+
+  /** Schedules the end-of-turn flush (if a scheduler was given), e.g. for the beforeSeal hook to run. */
+  requestFlush(): void {
+    if (this.scheduleFlush === undefined || this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    this.scheduleFlush(() => {
+      this.flushScheduled = false;
+      // Held: onAck() (or attach) sends it once the flight in progress is acknowledged.
+      if (this.sink !== null && this.inFlight >= this.holdWhileInFlight) return;
+      this.flush();
+    });
   }
 
   /** Seals the pending records into a message and sends what the window allows. */
   flush(): void {
     if (this.closed) return;
+    this.beforeSeal?.();
     this.seal();
     this.pump();
   }
@@ -191,7 +209,10 @@ export class ReplicationLog {
     this.acked = lsn;
     this.trimAcked();
     this.release();
-    if (this.holding && this.pending.length > 0 && this.inFlight < this.holdWhileInFlight) this.seal();
+    if (this.holding && this.inFlight < this.holdWhileInFlight) {
+      this.beforeSeal?.();
+      this.seal();
+    }
     this.pump();
     return { ok: true };
   }
@@ -219,7 +240,10 @@ export class ReplicationLog {
       this.release();
     }
     // Records held open for an acknowledgement that the old session will never bring.
-    if (this.holding) this.seal();
+    if (this.holding) {
+      this.beforeSeal?.();
+      this.seal();
+    }
     this.pump();
     return { ok: true };
   }

@@ -6,6 +6,7 @@ import type { LogRecord, NewRecord } from '../../../src/replication/log-records.
 import { PrimaryTap } from '../../../src/replication/primary-tap.js';
 import { ReplicationLog } from '../../../src/replication/replication-log.js';
 import { createPassiveConnection } from '../../../src/stack/tcp/connection.js';
+import { emptyLinkStats } from '../../../src/tun/link.js';
 import { bytes, plainConfig, seg, testEnv, TUPLE } from '../tcp/harness.js';
 
 /** A log that also keeps every record appended, as the backup would apply them. */
@@ -93,6 +94,38 @@ describe('PrimaryTap', () => {
     const before = log.records.length;
     c.onSegment(1000, seg('.', 5001, 1001, { data: 10 }));
     expect(log.records.length).toBe(before);
+  });
+});
+
+describe('PrimaryTap ack records', () => {
+  it('client ACKs become one ack record per connection per message, and packets do not wait for it', () => {
+    const turns: Array<() => void> = [];
+    const log = new SpyLog({ scheduleFlush: (run) => turns.push(run) });
+    const batches: number[][] = [];
+    log.attach((b) => batches.push(b.records.map((r) => r.lsn)), 0);
+    const tap = new PrimaryTap({ log, clock: () => 0 });
+    const sent: number[] = [];
+    const gate = tap.wrapLink({ mtu: 1500, stats: emptyLinkStats(), send: (ps) => ps.forEach((p) => sent.push(p[0]!)), onReceive: () => undefined, close: () => undefined });
+    tap.protect();
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    expect(c.write(1000, bytes(3000, 7))).toBe(3000);
+    const endTurn = (): void => turns.splice(0).forEach((run) => run());
+    endTurn();
+    log.onAck(log.lastLsn);
+    const before = log.records.length;
+    // Two client ACKs of our data, each followed by a pass that sends something.
+    c.onSegment(2000, seg('.', 5001, 2001));
+    gate.send([Uint8Array.of(1)]);
+    c.onSegment(3000, seg('.', 5001, 3001));
+    gate.send([Uint8Array.of(2)]);
+    // Nothing they depend on is unacknowledged: both leave at once, before any ack record exists.
+    expect(sent).toEqual([1, 2]);
+    expect(log.records.length).toBe(before);
+    endTurn();
+    const acks = log.records.slice(before).filter((r) => r.kind === 'ack');
+    expect(acks).toEqual([expect.objectContaining({ conn: 1, ack: 3001 })]);
+    expect(batches.at(-1)).toEqual([acks[0]!.lsn]);
   });
 });
 

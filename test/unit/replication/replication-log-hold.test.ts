@@ -53,6 +53,44 @@ describe('ReplicationLog holdWhileInFlight', () => {
     expect(sent).toEqual([[1], [2]]);
   });
 
+  it('runs the beforeSeal hook when a batch is sealed: at the end of the turn, and when an ack sends what was held', () => {
+    const { log, sent, endTurn } = heldLog();
+    let owed = 0;
+    // A coalescing producer: what it owes goes in as one record per seal, however often it grew.
+    log.setBeforeSeal(() => {
+      if (owed > 0) log.append(input(owed, 1000));
+      owed = 0;
+    });
+    owed = 5;
+    log.requestFlush();
+    endTurn();
+    expect(sent).toEqual([[1]]);
+    owed = 3;
+    log.requestFlush();
+    endTurn();
+    owed = 4;
+    log.requestFlush();
+    endTurn();
+    // Held behind the message in flight: nothing sealed, the hook not run yet.
+    expect(sent).toEqual([[1]]);
+    expect(log.lastLsn).toBe(1);
+    log.onAck(1);
+    expect(sent).toEqual([[1], [2]]);
+    expect(owed).toBe(0);
+  });
+
+  it('requestFlush alone schedules the end-of-turn flush once', () => {
+    const turns: Array<() => void> = [];
+    const log = new ReplicationLog({ scheduleFlush: (run) => turns.push(run) });
+    let runs = 0;
+    log.setBeforeSeal(() => runs++);
+    log.requestFlush();
+    log.requestFlush();
+    expect(turns.length).toBe(1);
+    turns.splice(0).forEach((run) => run());
+    expect(runs).toBe(1);
+  });
+
   it('refuses a hold below one message', () => {
     expect(() => new ReplicationLog({ holdWhileInFlight: 0 })).toThrow(RangeError);
   });
