@@ -1,14 +1,21 @@
 // Output commit on the primary (ARCHITECTURE.md 5.1 rule 1, docs/replication.md): a Link wrapper
-// that holds every packet the host sends until the backup has acknowledged the log's tail LSN as it
-// stood when the packet was handed over. Records are appended synchronously while the host
-// produces the packets that depend on them, so the tail at send time covers them all.
-// Conservative (a pure ACK may wait for another connection's records) and obviously correct.
-// Records that no segment depends on (the client's ACKs, primary-tap.ts) are written when the log
-// seals a message rather than as they happen, so they do not hold back the passes around them.
+// that holds every packet the host sends until the backup has acknowledged the records it depends
+// on. Records are appended synchronously while the host produces the packets that depend on them,
+// so they are all in the log when the packets are handed over. Which records a packet depends on
+// is the tap's answer (segment-deps.ts: its connection's output up to its last byte or FIN, the
+// input up to its ACK number); without one, the log's tail LSN at send time, which covers them all
+// (conservative: a pure ACK then waits for other connections' records too). Held packets leave in
+// the order they came, so a later packet never overtakes an earlier held one.
 
 import type { Link, LinkOffload, LinkStats, ReceiveHandler, ReceiveOptions, SendOptions } from '../tun/link.js';
 import type { Lsn } from './log-records.js';
 import type { ReplicationLog } from './replication-log.js';
+
+/**
+ * The LSN that must be acknowledged before `packet` may leave: 0 for none. `tail` is the log's last
+ * LSN, the answer for a packet that cannot be placed.
+ */
+export type PacketDependency = (packet: Uint8Array, acked: Lsn, tail: Lsn) => Lsn;
 
 interface Held {
   lsn: Lsn;
@@ -38,6 +45,7 @@ export class OutputGate implements Link {
   constructor(
     private readonly inner: Link,
     private log: ReplicationLog,
+    private readonly dependsOn: PacketDependency = (_p, _acked, tail) => tail,
   ) {
     this.stopListening = log.onAdvance((acked) => this.release(acked));
   }
@@ -95,8 +103,19 @@ export class OutputGate implements Link {
       this.gateStats.fenced += packets.length;
       return;
     }
-    const lsn = this.log.lastLsn;
-    if (!this.gating || (this.queue.length === 0 && lsn <= this.log.ackedLsn)) {
+    if (!this.gating) {
+      this.gateStats.passed += packets.length;
+      this.inner.send(packets, opts);
+      return;
+    }
+    const acked = this.log.ackedLsn;
+    const tail = this.log.lastLsn;
+    let lsn = 0;
+    for (const p of packets) {
+      const d = this.dependsOn(p, acked, tail);
+      if (d > lsn) lsn = d;
+    }
+    if (this.queue.length === 0 && lsn <= acked) {
       this.gateStats.passed += packets.length;
       this.inner.send(packets, opts);
       return;

@@ -7,8 +7,9 @@
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
 import type { SeqNum } from '../stack/wire/seq.js';
-import type { CongestionHint, ConnId, NegotiatedOptions, StreamOffset } from './log-records.js';
+import type { CongestionHint, ConnId, Lsn, NegotiatedOptions, StreamOffset } from './log-records.js';
 import { OutputGate } from './output-gate.js';
+import { SegmentDeps } from './segment-deps.js';
 import { LogClosedError, type ReplicationLog } from './replication-log.js';
 
 export interface PrimaryTapOptions {
@@ -88,6 +89,7 @@ export class PrimaryTap {
   private readonly say: (line: string) => void;
   private readonly tracked = new Map<ConnId, Tracked>();
   private readonly dirtyAcks = new Set<Tracked>();
+  private readonly deps = new SegmentDeps();
   private nextId: ConnId = 1;
   private protecting = false;
   private gate: OutputGate | null = null;
@@ -118,7 +120,8 @@ export class PrimaryTap {
   /** The link to give the stack: packets leave once the backup has what they depend on. */
   wrapLink(link: Link): OutputGate {
     if (this.gate !== null) throw new Error('the tap already gates a link');
-    const gate = new OutputGate(link, this.log);
+    // Each packet waits for the records it depends on (segment-deps.ts), not for the log tail.
+    const gate = new OutputGate(link, this.log, (p, acked, tail) => this.deps.lsnFor(p, acked, tail));
     gate.setGating(this.protecting);
     this.gate = gate;
     return gate;
@@ -155,6 +158,7 @@ export class PrimaryTap {
     this.stats.unreplicated += this.tracked.size;
     for (const t of this.tracked.values()) t.conn.setObserver(null);
     this.tracked.clear();
+    this.deps.clear();
     this.dirtyAcks.clear();
     this.gate?.setGating(false);
     this.say(`replication: UNPROTECTED, serving without a backup: ${reason}`);
@@ -178,7 +182,8 @@ export class PrimaryTap {
   // ---- from the observers ----
 
   input(t: Tracked, data: Uint8Array, rcvNxt: SeqNum, fin: boolean): void {
-    this.append({ kind: 'input', conn: t.id, offset: t.inOffset, data, rcvNxt, fin });
+    const lsn = this.append({ kind: 'input', conn: t.id, offset: t.inOffset, data, rcvNxt, fin });
+    this.deps.input(t.id, data.length, fin, lsn, this.log.ackedLsn);
     t.inOffset += data.length;
     // The ack record carries TS.Recent, which this segment may have moved.
     if (t.conn.vars.tsEnabled) this.markAck(t);
@@ -186,7 +191,8 @@ export class PrimaryTap {
 
   output(t: Tracked, data: Uint8Array, fin: boolean): void {
     const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
-    this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
+    const lsn = this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
+    this.deps.output(t.id, data.length, fin, lsn, this.log.ackedLsn);
     t.outOffset += data.length;
   }
 
@@ -210,8 +216,8 @@ export class PrimaryTap {
     this.dirtyAcks.delete(t);
     this.tracked.delete(t.id);
     t.conn.setObserver(null);
-    if (reason === null) this.append({ kind: 'close', conn: t.id, reason: 'closed' });
-    else this.append({ kind: 'reset', conn: t.id, reason });
+    const lsn = reason === null ? this.append({ kind: 'close', conn: t.id, reason: 'closed' }) : this.append({ kind: 'reset', conn: t.id, reason });
+    this.deps.closed(t.id, lsn, this.log.ackedLsn);
   }
 
   // ---- internals ----
@@ -244,7 +250,8 @@ export class PrimaryTap {
       sndWindow: v.sndWnd,
       rcvWindow: Math.max(0, (v.rcvAdv - v.rcvNxt) | 0) || Math.min(65535, c.config.rcvBuf),
     };
-    this.append({ kind: 'open', conn: id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options });
+    const lsn = this.append({ kind: 'open', conn: id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options });
+    this.deps.opened(id, c.tuple, v.iss, v.irs, lsn);
     // A SYN-cookie connection is born established: its ack record says so (and carries TS.Recent).
     if (v.tsEnabled || v.state !== 'SYN-RECEIVED') this.markAck(t);
     c.setObserver(t);
@@ -274,17 +281,20 @@ export class PrimaryTap {
     this.append({ kind: 'ack', conn: t.id, ack: t.una, window: Math.min(t.wnd, 0xffffffff), ...(v.tsEnabled ? { tsRecent: v.tsRecent >>> 0 } : {}) });
   }
 
-  private append(r: Parameters<ReplicationLog['append']>[0]): void {
+  /** Appends a record; its LSN, or 0 when the log is closed (nothing is gated then). */
+  private append(r: Parameters<ReplicationLog['append']>[0]): Lsn {
+    let lsn: Lsn;
     try {
-      this.log.append(r);
+      lsn = this.log.append(r);
     } catch (e) {
       // The node is shutting down around us (its log closed first): events of the connections
       // it tears down have nowhere to go, and must not throw into the stack that reports them.
       if (!(e instanceof LogClosedError)) throw e;
       this.stop();
-      return;
+      return 0;
     }
     this.stats.records++;
+    return lsn;
   }
 
   /** Stops observing and logging for good (the node is going away); packets pass ungated. */
@@ -292,6 +302,7 @@ export class PrimaryTap {
     this.protecting = false;
     for (const t of this.tracked.values()) t.conn.setObserver(null);
     this.tracked.clear();
+    this.deps.clear();
     this.dirtyAcks.clear();
     this.gate?.setGating(false);
   }
