@@ -117,6 +117,41 @@ describe('failover under proxy: and module: services', () => {
     return download;
   }
 
+  /**
+   * A python client in the client namespace that prints `progress <n>` lines, then one JSON line;
+   * the primary is SIGKILLed once progress reaches `killAt` (after `beforeKill`). Resolves with the
+   * exit code, the parsed JSON ({} if none) and the client's output for failure messages.
+   */
+  async function pythonClientAcrossKill<T>(
+    what: string,
+    script: string,
+    args: string[],
+    killAt: number,
+    beforeKill: () => Promise<void> = async () => undefined,
+  ): Promise<{ code: number | null; result: Partial<T>; output: string }> {
+    const client = lab().spawn('client', 'python3', ['-c', script, ...args]);
+    let out = '';
+    let err = '';
+    client.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+    client.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = once(client, 'exit') as Promise<[number | null]>;
+    const progress = (): number => Number([...out.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0);
+    await pair.waitUntil(`the ${what} 40% through`, () => {
+      if (client.exitCode !== null) throw new Error(`the ${what} ended early: ${out.slice(-2000)}\n${err}\n${pair.logs()}`);
+      return progress() >= killAt;
+    }, 60_000);
+    await beforeKill();
+    pair.kill('primary');
+    const [code] = await exited;
+    let result: Partial<T> = {};
+    try {
+      result = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Partial<T>;
+    } catch {
+      // no verdict line: the exit code and the output tell why
+    }
+    return { code, result, output: `${what}: ${out.slice(-2000)}\n${err}\n${pair.logs()}` };
+  }
+
   async function expectTakenOver(): Promise<void> {
     const st = await pair.status('backup');
     expect(st?.role).toBe('primary');
@@ -313,6 +348,37 @@ describe('failover under proxy: and module: services', () => {
     }
   }, 120_000);
 
+  it('proxy: a 16 MiB upload across a SIGKILL reaches the backup\'s backend whole: the SHA-256 it answers is the client\'s, no RST', async () => {
+    const l = lab();
+    const size = 16 * MIB;
+    const www = join(dir, 'www-upload');
+    writeSite(www, {});
+    await startBackend('primary', [PACED_SERVER, String(BACKEND_PORT), www, '0']);
+    await startBackend('backup', [PACED_SERVER, String(BACKEND_PORT), www, '0']);
+    await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
+    await untilHttpAnswers('/hello.txt');
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const { code, result, output } = await pythonClientAcrossKill<{ reply: string; sha256: string }>(
+        'upload client',
+        PY_UPLOAD,
+        [l.addr.vip, '80', String(size), String(4 * MIB)],
+        size * 0.4,
+      );
+      expect(code, output).toBe(0);
+      // Every byte, once and in order, in the backup's backend: the primary's part replayed from
+      // the log to the backup's copy of the proxy, the rest straight from the client.
+      expect(result.reply).toBe(`HTTP/1.0 200 OK\r\nContent-Length: 65\r\n\r\n${result.sha256}\n`);
+      await expectTakenOver();
+      expect(pair.events('backup', 'replication.divergence')).toEqual([]);
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('upload across the failover', rsts)).toBe(0);
+    } finally {
+      await cap.dispose();
+    }
+  }, 120_000);
+
   it('module: a (req, res) app streaming a generated 24 MiB body, across a SIGKILL: exit 0, same SHA-256, no RST, no divergence', async () => {
     const l = lab();
     const size = 24 * MIB;
@@ -351,23 +417,18 @@ describe('failover under proxy: and module: services', () => {
     const lines = 1500;
     const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
     try {
-      const client = l.spawn('client', 'python3', ['-c', PY_TALLY_CLIENT, l.addr.vip, String(TALLY_PORT), String(conns), String(lines), '400', '30']);
-      let out = '';
-      let err = '';
-      client.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-      client.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const exited = once(client, 'exit') as Promise<[number | null]>;
-      const answered = (): number => Number([...out.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0);
-      await pair.waitUntil('40% of the lines answered', () => {
-        if (client.exitCode !== null) throw new Error(`the tally client ended early: ${out}\n${err}\n${pair.logs()}`);
-        return answered() >= conns * lines * 0.4;
-      }, 60_000);
-      const divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
-      pair.kill('primary');
-      const [code] = await exited;
-      const result = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { ok?: number; failures?: string[] };
-      expect(code, `tally client: ${out.slice(-2000)}\n${err}\n${pair.logs()}`).toBe(0);
-      expect(result.failures, pair.logs()).toEqual([]);
+      let divergencesBeforeKill = -1;
+      const { code, result, output } = await pythonClientAcrossKill<{ ok: number; failures: string[] }>(
+        'tally client',
+        PY_TALLY_CLIENT,
+        [l.addr.vip, String(TALLY_PORT), String(conns), String(lines), '400', '30'],
+        conns * lines * 0.4,
+        async () => {
+          divergencesBeforeKill = (await pair.status('backup'))?.replication?.applied?.divergences ?? -1;
+        },
+      );
+      expect(code, output).toBe(0);
+      expect(result.failures, output).toEqual([]);
       expect(result.ok).toBe(conns);
       await expectTakenOver();
       expect(divergencesBeforeKill).toBe(0);
@@ -447,4 +508,27 @@ while any(t.is_alive() for t in threads):
     time.sleep(0.05)
 for t in threads: t.join()
 print(json.dumps({'ok': ok[0], 'failures': failures}), flush=True)
+`;
+
+// One PUT of seeded bytes, sent at a paced rate with progress lines (bytes handed to the kernel),
+// then the reply read to the end; the last line is JSON with the reply and the body's SHA-256.
+const PY_UPLOAD = String.raw`
+import hashlib, json, random, socket, sys, time
+host, port, n, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+data = random.Random(11).randbytes(n)
+s = socket.create_connection((host, port), timeout=30)
+s.sendall(b'PUT /upload HTTP/1.0\r\nContent-Length: %d\r\n\r\n' % n)
+t0 = time.time()
+off = 0
+while off < n:
+    off += s.send(data[off:off + 65536])
+    print('progress %d' % off, flush=True)
+    ahead = off / rate - (time.time() - t0)
+    if ahead > 0: time.sleep(ahead)
+reply = b''
+while True:
+    d = s.recv(4096)
+    if not d: break
+    reply += d
+print(json.dumps({'reply': reply.decode('latin1'), 'sha256': hashlib.sha256(data).hexdigest()}), flush=True)
 `;
