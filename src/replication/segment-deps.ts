@@ -66,6 +66,7 @@ class Stream {
 class ConnDeps {
   readonly out = new Stream();
   readonly in = new Stream();
+  live = true;
 
   constructor(
     readonly key: string,
@@ -91,6 +92,8 @@ function u32(b: Uint8Array, at: number): number {
 }
 
 export class SegmentDeps {
+  /** The connection of the last packet looked up, by its tuple: a pass's packets mostly share one. */
+  private last: { remoteAddr: number; remotePort: number; localAddr: number; localPort: number; d: ConnDeps } | null = null;
   private readonly byId = new Map<ConnId, ConnDeps>();
   private readonly byTuple = new Map<string, ConnDeps>();
   /** Connections closed in the log: everything they send depends on the close record, until it is acknowledged. */
@@ -99,6 +102,7 @@ export class SegmentDeps {
   opened(id: ConnId, tuple: FourTuple, iss: SeqNum, irs: SeqNum, lsn: Lsn): void {
     const key = tupleKey(tuple.remoteAddr, tuple.remotePort, tuple.localAddr, tuple.localPort);
     const d = new ConnDeps(key, iss, irs, lsn);
+    this.last = null;
     this.byId.set(id, d);
     this.byTuple.set(key, d);
     this.finished.delete(key);
@@ -119,6 +123,7 @@ export class SegmentDeps {
     const d = this.byId.get(id);
     if (d === undefined) return;
     this.byId.delete(id);
+    d.live = false;
     if (this.byTuple.get(d.key) === d) this.byTuple.delete(d.key);
     // Close records come in LSN order, so the acknowledged ones are at the front.
     for (const [k, l] of this.finished) {
@@ -130,6 +135,7 @@ export class SegmentDeps {
 
   /** Forgets every connection (the tap stopped logging): nothing is gated any more. */
   clear(): void {
+    for (const d of this.byId.values()) d.live = false;
     this.byId.clear();
     this.byTuple.clear();
     this.finished.clear();
@@ -155,8 +161,12 @@ export class SegmentDeps {
     const remoteAddr = u32(packet, 16);
     const localPort = (packet[ihl]! << 8) | packet[ihl + 1]!;
     const remotePort = (packet[ihl + 2]! << 8) | packet[ihl + 3]!;
-    const key = tupleKey(remoteAddr, remotePort, localAddr, localPort);
-    const d = this.byTuple.get(key);
+    const l = this.last;
+    let d: ConnDeps | undefined;
+    if (l !== null && l.d.live && l.remoteAddr === remoteAddr && l.remotePort === remotePort && l.localAddr === localAddr && l.localPort === localPort) d = l.d;
+    const key = d === undefined ? tupleKey(remoteAddr, remotePort, localAddr, localPort) : d.key;
+    d ??= this.byTuple.get(key);
+    if (d !== undefined && d !== l?.d) this.last = { remoteAddr, remotePort, localAddr, localPort, d };
     if (d === undefined) {
       // Not a logged connection (opened unprotected, a stray's RST, a SYN-cookie SYN-ACK): no
       // record stands behind it. A finished one waits for its close record.
