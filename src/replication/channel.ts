@@ -86,8 +86,9 @@ export interface ChannelEvents {
   'peer-up': [peer: PeerInfo];
   'peer-down': [info: { peer: PeerInfo; reason: string }];
   /**
-   * A batch of records from the primary. Payloads are views into the received socket chunk: a
-   * handler that keeps bytes for long (retained ranges) should copy them so the chunk can go.
+   * A batch of records from the primary. Payloads are views into the received data (on the
+   * dialler, a 1 MiB read slab shared by many frames: read-slabs.ts): a handler that keeps bytes
+   * for long (retained ranges) should copy them, or a few bytes keep a whole slab alive.
    */
   message: [records: LogRecord[], peer: PeerInfo];
   ack: [lsn: Lsn, peer: PeerInfo];
