@@ -12,6 +12,7 @@ import type {
   RetainedRange,
 } from './log-records.js';
 import { MAX_REASON_BYTES } from './log-records.js';
+import { parseSnapshotState, snapshotRanges } from './snapshot-state.js';
 
 export interface DecodeError {
   error: string;
@@ -215,7 +216,7 @@ export function encodeRecord(r: LogRecord): EncodedRecord {
       return withPayload(r.lsn, buf, hints);
     }
     case 'snapshot': {
-      const tcb = encodeStructured(r.tcb);
+      const tcb = encodeStructured(r.state);
       const parts: Uint8Array[] = [tcb];
       let varLen = tcb.length;
       for (const range of r.retained) {
@@ -376,10 +377,14 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       const count = dv.getUint32(F + 4, true);
       if (tcbLen > varLen) return fail(`snapshot: TCB of ${tcbLen} bytes in a ${varLen}-byte record`);
       const tcb = decodeStructured(variable.subarray(0, tcbLen));
-      if (isDecodeError(tcb)) return fail(`snapshot: TCB: ${tcb.error}`);
+      if (isDecodeError(tcb)) return fail(`snapshot: state: ${tcb.error}`);
+      const state = parseSnapshotState(tcb.value);
+      if ('error' in state) return fail(state.error);
       const retained = decodeRanges(variable.subarray(tcbLen), count);
       if ('error' in retained) return retained;
-      return { record: { kind, lsn, conn, tcb: tcb.value, retained }, next };
+      const ranges = snapshotRanges(state, retained);
+      if ('error' in ranges) return fail(ranges.error);
+      return { record: { kind, lsn, conn, state, retained }, next };
     }
   }
 }

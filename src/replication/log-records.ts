@@ -155,19 +155,55 @@ export interface RetainedRange {
   data: Uint8Array;
 }
 
-/** A whole connection, for a backup joining a live primary (reintegration, 5.5). */
+/** A service boundary (5.5): stream offsets in both directions at which the service held no state. */
+export interface StreamBoundary {
+  input: StreamOffset;
+  output: StreamOffset;
+}
+
+/**
+ * Everything a shadow needs of a connection the backup never saw (reintegration, 5.5): what an
+ * `open` record carries, plus where both streams stand now. Version 1; a decoder refuses others.
+ */
+export interface SnapshotState {
+  version: 1;
+  tuple: FourTuple;
+  iss: SeqNum;
+  irs: SeqNum;
+  /** As at open, with the current windows. */
+  options: NegotiatedOptions;
+  rcvNxt: SeqNum;
+  /** Client bytes accepted so far (the input stream's end offset, before any FIN). */
+  inputEnd: StreamOffset;
+  peerFin: boolean;
+  /** The client's cumulative ACK, and the output offset it stands at (bytes it acknowledged). */
+  sndUna: SeqNum;
+  ackedOutput: StreamOffset;
+  /** Bytes the service's output reached in the TCP send buffer, and whether our FIN follows. */
+  outputEnd: StreamOffset;
+  ourFin: boolean;
+  /** The client acknowledged our FIN too. */
+  finAcked: boolean;
+  /** Which FIN came first, when both did (CLOSING/TIME-WAIT versus LAST-ACK). */
+  firstFin: 'peer' | 'ours' | null;
+  /** The client's window in bytes, already scaled, and its latest TSval held (TS.Recent). */
+  sndWnd: number;
+  tsRecent: number | null;
+  /** The service's latest boundary: its replica restarts from there. */
+  boundary: StreamBoundary;
+}
+
+/**
+ * A whole connection, for a backup joining a live primary (reintegration, 5.5). `retained` holds
+ * two ranges: the input from boundary.input to inputEnd (replayed into the service replica) and
+ * the output from ackedOutput to outputEnd (not yet acknowledged by the client: resent after a
+ * takeover, and compared with what the replica regenerates).
+ */
 export interface SnapshotRecord {
   kind: 'snapshot';
   lsn: Lsn;
   conn: ConnId;
-  /**
-   * The TCB snapshot (TcbSnapshot of stack/tcp/snapshot.ts) as opaque structured data: the log does
-   * not interpret it, so the TCP core can evolve without touching the log format. The codec carries
-   * null, booleans, numbers, strings, Uint8Array, arrays and plain objects; the restoring side
-   * validates its shape.
-   */
-  tcb: unknown;
-  /** Input since the connection's last boundary, and output not yet acknowledged by the client. */
+  state: SnapshotState;
   retained: RetainedRange[];
 }
 

@@ -8,6 +8,8 @@ import { OutputStore } from './output-store.js';
 
 /** Reads the primary's output bytes still held (the shadow keeps them until compared). */
 export interface PrimaryOutput {
+  /** The first byte still held. */
+  readonly start: StreamOffset;
   readonly end: StreamOffset;
   slice(from: StreamOffset, to: StreamOffset): Uint8Array;
   /** The same bytes as views into what is held, without copying. */
@@ -21,21 +23,42 @@ export interface Divergence {
 }
 
 export class OutputMatcher {
-  /** Everything before this offset has been compared (or lies beyond a divergence). */
-  compared: StreamOffset = 0;
+  /** Everything before this offset has been compared (or lies beyond a divergence, or was skipped). */
+  compared: StreamOffset;
   /** The replica's stream from `compared` on (offsets are stream offsets). */
-  private readonly ahead = new OutputStore();
-  private replicaEnd: StreamOffset = 0;
+  private readonly ahead: OutputStore;
+  private replicaEnd: StreamOffset;
+  /**
+   * Replica bytes below this offset are dropped unseen: the client acknowledged the primary's
+   * (a replica started from a snapshot regenerates them from its boundary).
+   */
+  private readonly skipBelow: StreamOffset;
   private replicaFinAt: StreamOffset | null = null;
   private primaryFinAt: StreamOffset | null = null;
   divergence: Divergence | null = null;
   /** Bytes compared unequal. */
   differingBytes = 0;
 
+  /**
+   * `replicaFrom`: the stream offset of the replica's first byte (a snapshot's boundary). Its
+   * output below the primary's first held byte, already acknowledged by the client, is skipped;
+   * primary output below `replicaFrom` is never compared (the replica does not write it again).
+   */
   constructor(
     private readonly primary: PrimaryOutput,
     private readonly onDiverge: (d: Divergence) => void,
-  ) {}
+    replicaFrom: StreamOffset = 0,
+  ) {
+    this.skipBelow = Math.max(replicaFrom, primary.start);
+    this.compared = this.skipBelow;
+    this.replicaEnd = replicaFrom;
+    this.ahead = new OutputStore(this.skipBelow);
+  }
+
+  /** Replica bytes still to be regenerated and dropped before comparison starts. */
+  get skipping(): number {
+    return Math.max(0, this.skipBelow - this.replicaEnd);
+  }
 
   /** Replica bytes written and not yet matched by primary output. */
   get aheadBytes(): number {
@@ -55,8 +78,10 @@ export class OutputMatcher {
   replicaWrote(data: Uint8Array): void {
     if (data.length === 0) return;
     if (this.replicaFinAt !== null) return;
+    const from = this.replicaEnd;
     this.replicaEnd += data.length;
-    this.ahead.append(data);
+    if (this.replicaEnd <= this.skipBelow) return;
+    this.ahead.append(from >= this.skipBelow ? data : data.subarray(this.skipBelow - from));
     this.match();
     this.checkEnds();
   }

@@ -7,8 +7,14 @@ export class OutputStore {
   private chunks: Uint8Array[] = [];
   private head = 0;
   /** Offset of the first byte still held. */
-  private startOffset: StreamOffset = 0;
-  private endOffset: StreamOffset = 0;
+  private startOffset: StreamOffset;
+  private endOffset: StreamOffset;
+
+  /** `from`: the offset of the first byte appended (a stream joined mid-way). */
+  constructor(from: StreamOffset = 0) {
+    this.startOffset = from;
+    this.endOffset = from;
+  }
 
   get start(): StreamOffset {
     return this.startOffset;

@@ -102,8 +102,8 @@ export class PrimaryNode {
 
   /**
    * A backup joins this unprotected node holding nothing: replication starts over on a fresh log
-   * (LSN 1 again), and connections opened from now on are protected from their SYN. Those already
-   * open stay unprotected: bringing them over needs snapshots (reintegration), not done yet.
+   * (LSN 1 again). backupAttached() then brings the connections already open into it by snapshot
+   * (reintegration, 5.5); new ones are protected from their SYN.
    */
   freshLog(): ReplicationLog {
     if (this.tap.isProtected) throw new Error('a protected primary keeps its log');

@@ -2,15 +2,21 @@
 // an observer through the TcpEnv hook, and its events become `open`, `input`, `output`, `ack`,
 // `close` and `reset` records on one ReplicationLog, in the order they happen. The tap also builds
 // heartbeat records with each connection's congestion state. Packets are held by the OutputGate it
-// hands out. Without a backup the node is unprotected: nothing is logged and packets pass.
+// hands out. Without a backup the node is unprotected: nothing is logged and packets pass, but
+// every connection is still followed (stream offsets, client bytes since its last service
+// boundary) so that a backup joining later is brought up to date: reintegration (5.5), a
+// `snapshot` record per connection, at once when its retained input reaches back to its last
+// boundary, else at its next boundary.
 
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
 import type { SeqNum } from '../stack/wire/seq.js';
-import type { CongestionHint, ConnId, Lsn, NegotiatedOptions, StreamOffset } from './log-records.js';
+import { negotiatedOptions, snapshotRecord } from './connection-snapshot.js';
+import type { CongestionHint, ConnId, Lsn, StreamBoundary, StreamOffset } from './log-records.js';
 import { OutputGate } from './output-gate.js';
 import { SegmentDeps } from './segment-deps.js';
 import { LogClosedError, type ReplicationLog } from './replication-log.js';
+import { RetainedInput, type RetentionBudget, retentionBudget } from './retained-input.js';
 
 export interface PrimaryTapOptions {
   log: ReplicationLog;
@@ -20,20 +26,41 @@ export interface PrimaryTapOptions {
   epoch?: () => number;
   /** One line per change of protection. */
   say?: (line: string) => void;
+  /** Bounds on the client bytes kept since each connection's last boundary (retained-input.ts). */
+  retention?: RetentionBudget;
+  /**
+   * Reintegration progress: on attach, then every 100 snapshots or every second while
+   * connections wait for a boundary, and when none is left.
+   */
+  onReintegration?: (p: ReintegrationProgress) => void;
+}
+
+export interface ReintegrationProgress {
+  /** Snapshots logged in this backup session. */
+  snapshots: number;
+  /** Open connections not yet in the log: they wait for their service's next boundary. */
+  pending: number;
+  /** Bytes the snapshots carried (retained input and unacknowledged output). */
+  bytes: number;
+  /** Nothing left to bring over. */
+  done: boolean;
 }
 
 export interface PrimaryTapStats {
   /** Connections logged from their SYN (or SYN-cookie ACK). */
   replicated: number;
+  /** Connections brought to a backup by a snapshot (reintegration). */
+  snapshots: number;
   /** Connections that live outside the log: opened while unprotected, or active opens. */
   unreplicated: number;
   records: number;
 }
 
-/** A connection the tap logs. */
+/** A connection the tap follows; `logged` while it is in the current backup session's log. */
 class Tracked implements ConnectionObserver {
   inOffset: StreamOffset = 0;
   outOffset: StreamOffset = 0;
+  logged = false;
   ackDirty = false;
   una: SeqNum = 0;
   wnd = 0;
@@ -44,6 +71,7 @@ class Tracked implements ConnectionObserver {
     readonly id: ConnId,
     readonly conn: ObservableConnection,
     private readonly tap: PrimaryTap,
+    readonly retained: RetainedInput,
   ) {}
 
   onAccepted(data: Uint8Array, rcvNxt: SeqNum, fin: boolean): void {
@@ -57,12 +85,24 @@ class Tracked implements ConnectionObserver {
   onSndUna(sndUna: SeqNum, sndWnd: number): void {
     this.una = sndUna;
     this.wnd = sndWnd;
-    this.tap.markAck(this);
+    if (this.logged) this.tap.markAck(this);
   }
 
   onClosed(reason: CloseReason): void {
     this.tap.closed(this, reason);
   }
+
+  onBoundary(inputOffset: StreamOffset, outputOffset: StreamOffset): void {
+    this.tap.boundary(this, { input: inputOffset, output: outputOffset });
+  }
+}
+
+/** Where a connection adopted at takeover stands: its stream ends and its replica's retained input. */
+export interface AdoptedStreams {
+  inputEnd: StreamOffset;
+  outputEnd: StreamOffset;
+  /** Client bytes from the replica's latest boundary to inputEnd, or null when it kept none. */
+  sinceBoundary: { boundary: StreamBoundary; data: Uint8Array } | null;
 }
 
 /**
@@ -82,7 +122,7 @@ const COPY_BELOW = 2048;
 const MS = 1000;
 
 export class PrimaryTap {
-  readonly stats: PrimaryTapStats = { replicated: 0, unreplicated: 0, records: 0 };
+  readonly stats: PrimaryTapStats = { replicated: 0, snapshots: 0, unreplicated: 0, records: 0 };
   private log: ReplicationLog;
   private readonly clock: () => Micros;
   private readonly epoch: () => number;
@@ -93,6 +133,11 @@ export class PrimaryTap {
   private nextId: ConnId = 1;
   private protecting = false;
   private gate: OutputGate | null = null;
+  private readonly budget: RetentionBudget;
+  private readonly onReintegration: (p: ReintegrationProgress) => void;
+  /** Open connections outside the log while protecting: they wait for a boundary. */
+  private readonly pending = new Set<Tracked>();
+  private reint = { snapshots: 0, bytes: 0, reportedAt: 0, lastLsn: 0 };
 
   constructor(opts: PrimaryTapOptions) {
     this.log = opts.log;
@@ -100,6 +145,8 @@ export class PrimaryTap {
     this.clock = opts.clock;
     this.epoch = opts.epoch ?? (() => 1);
     this.say = opts.say ?? (() => undefined);
+    this.budget = opts.retention ?? retentionBudget();
+    this.onReintegration = opts.onReintegration ?? (() => undefined);
   }
 
   /** True while a backup is attached: connections are logged and packets wait for their LSN. */
@@ -109,7 +156,32 @@ export class PrimaryTap {
 
   /** Connections being logged now. */
   get connectionCount(): number {
-    return this.tracked.size;
+    let n = 0;
+    for (const t of this.tracked.values()) if (t.logged) n++;
+    return n;
+  }
+
+  /**
+   * Open connections a backup would not have (zero without a backup: nothing is protected then).
+   * While protecting, those waiting for their service's next boundary.
+   */
+  get pendingCount(): number {
+    let n = 0;
+    for (const t of this.pending) if (needsReplica(t.conn)) n++;
+    return n;
+  }
+
+  /**
+   * The LSN of the last record that brought a connection over (snapshot, or open at attach): the
+   * backup has every open connection once it acknowledged this and none is pending.
+   */
+  get reintegrationLsn(): number {
+    return this.reint.lastLsn;
+  }
+
+  /** Client bytes kept for reintegration, over all connections. */
+  get retainedBytes(): number {
+    return this.budget.used;
   }
 
   /** The env to give the host: the same sources, plus the hook that observes each new connection. */
@@ -129,8 +201,7 @@ export class PrimaryTap {
 
   /**
    * Starts over on a fresh log, for a backup that joins this unprotected primary with nothing:
-   * connections opened from now on are protected from their SYN; the ones already open stay
-   * unprotected (they would need a snapshot).
+   * protect() then brings every open connection into it.
    */
   setLog(log: ReplicationLog): void {
     if (this.protecting) throw new Error('the tap cannot change logs while protecting');
@@ -140,26 +211,61 @@ export class PrimaryTap {
     this.gate?.setLog(log);
   }
 
-  /** A backup attached and holds the log from its start: log and gate from now on. */
+  /**
+   * A backup attached and holds the log from its start: log and gate from now on. Every open
+   * connection goes into the log now, in this same turn so that the state is one moment's: a
+   * half-open one as `open`, the others as `snapshot` when their retained input reaches back to
+   * their last boundary; the rest wait for their next boundary (reintegration, 5.5).
+   */
   protect(): void {
     if (this.protecting) return;
     this.protecting = true;
     this.gate?.setGating(true);
-    this.say(`replication: protected (${this.stats.unreplicated} earlier connection(s) stay unprotected)`);
+    this.reint = { snapshots: 0, bytes: 0, reportedAt: this.clock(), lastLsn: 0 };
+    for (const t of this.tracked.values()) {
+      if (t.logged || !needsReplica(t.conn)) continue;
+      if (!this.catchUp(t)) this.pending.add(t);
+    }
+    this.report(true);
+    this.say(`replication: protected (${this.reint.snapshots} connection(s) brought over by snapshot, ${this.pending.size} waiting for a service boundary)`);
   }
 
   /**
-   * The backup is gone: serve on, unprotected. Logging stops (a backup that joins later needs a
-   * snapshot, not this log) and whatever waits for an acknowledgement leaves now.
+   * A connection promoted at takeover joins the tap as if it had been here all along: its stream
+   * offsets continue the shadow's and its retained input is the replica's, so that the next
+   * backup can be brought up to date on it.
+   */
+  adopt(c: ObservableConnection, s: AdoptedStreams): void {
+    const id = this.allocateId();
+    const from = s.sinceBoundary === null ? s.inputEnd : s.inputEnd - s.sinceBoundary.data.length;
+    const retained = new RetainedInput(this.budget, from, s.sinceBoundary?.boundary ?? null);
+    if (s.sinceBoundary !== null) retained.append(s.sinceBoundary.data);
+    const t = new Tracked(id, c, this, retained);
+    t.inOffset = s.inputEnd;
+    t.outOffset = s.outputEnd;
+    t.una = c.vars.sndUna;
+    t.wnd = c.vars.sndWnd;
+    this.tracked.set(id, t);
+    c.setObserver(t);
+    if (this.protecting && needsReplica(c) && !this.catchUp(t)) this.pending.add(t);
+  }
+
+  /**
+   * The backup is gone: serve on, unprotected. Logging stops (a backup that joins later gets
+   * snapshots, not this log) and whatever waits for an acknowledgement leaves now.
    */
   unprotect(reason: string): void {
     if (!this.protecting) return;
     this.protecting = false;
-    this.stats.unreplicated += this.tracked.size;
-    for (const t of this.tracked.values()) t.conn.setObserver(null);
-    this.tracked.clear();
-    this.deps.clear();
+    for (const t of this.tracked.values()) {
+      if (t.logged) this.stats.unreplicated++;
+      t.logged = false;
+      t.ackDirty = false;
+      t.hinted = null;
+    }
     this.dirtyAcks.clear();
+    this.pending.clear();
+    this.deps.clear();
     this.gate?.setGating(false);
     this.say(`replication: UNPROTECTED, serving without a backup: ${reason}`);
   }
@@ -170,6 +276,7 @@ export class PrimaryTap {
     this.flushAcks();
     const congestion: CongestionHint[] = [];
     for (const t of this.tracked.values()) {
+      if (!t.logged) continue;
       const h = t.conn.congestionHint();
       const hint: CongestionHint = { conn: t.id, cwnd: Math.min(h.cwnd, 0xffffffff), ssthresh: Math.min(h.ssthresh, 0xffffffff), srttUs: h.srttUs, rttvarUs: h.rttvarUs };
       if (!hintMoved(t.hinted, hint)) continue;
@@ -182,17 +289,22 @@ export class PrimaryTap {
   // ---- from the observers ----
 
   input(t: Tracked, data: Uint8Array, rcvNxt: SeqNum, fin: boolean): void {
-    const lsn = this.append({ kind: 'input', conn: t.id, offset: t.inOffset, data, rcvNxt, fin });
-    this.deps.input(t.id, data.length, fin, lsn, this.log.ackedLsn);
+    t.retained.append(data);
+    if (t.logged) {
+      const lsn = this.append({ kind: 'input', conn: t.id, offset: t.inOffset, data, rcvNxt, fin });
+      this.deps.input(t.id, data.length, fin, lsn, this.log.ackedLsn);
+    }
     t.inOffset += data.length;
     // The ack record carries TS.Recent, which this segment may have moved.
-    if (t.conn.vars.tsEnabled) this.markAck(t);
+    if (t.logged && t.conn.vars.tsEnabled) this.markAck(t);
   }
 
   output(t: Tracked, data: Uint8Array, fin: boolean): void {
-    const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
-    const lsn = this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
-    this.deps.output(t.id, data.length, fin, lsn, this.log.ackedLsn);
+    if (t.logged) {
+      const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
+      const lsn = this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
+      this.deps.output(t.id, data.length, fin, lsn, this.log.ackedLsn);
+    }
     t.outOffset += data.length;
   }
 
@@ -212,12 +324,24 @@ export class PrimaryTap {
   }
 
   closed(t: Tracked, reason: CloseReason): void {
-    this.writeAck(t);
     this.dirtyAcks.delete(t);
+    this.pending.delete(t);
     this.tracked.delete(t.id);
     t.conn.setObserver(null);
+    t.retained.release();
+    if (!t.logged) return;
+    this.writeAck(t);
     const lsn = reason === null ? this.append({ kind: 'close', conn: t.id, reason: 'closed' }) : this.append({ kind: 'reset', conn: t.id, reason });
     this.deps.closed(t.id, lsn, this.log.ackedLsn);
+  }
+
+  boundary(t: Tracked, b: StreamBoundary): void {
+    t.retained.boundaryAt(b);
+    if (!this.pending.has(t) || !this.protecting) return;
+    if (this.catchUp(t)) {
+      this.pending.delete(t);
+      this.report(false);
+    }
   }
 
   // ---- internals ----
@@ -226,35 +350,68 @@ export class PrimaryTap {
     const v = c.vars;
     // An active open has no peer yet; the VIP's connections are passive. Its packets are still
     // gated, but a takeover does not carry it over.
-    if (!this.protecting || v.state === 'SYN-SENT') {
+    if (v.state === 'SYN-SENT') {
       this.stats.unreplicated++;
       return;
     }
-    const id = this.allocateId();
-    const t = new Tracked(id, c, this);
+    const t = new Tracked(this.allocateId(), c, this, new RetainedInput(this.budget));
     t.una = v.sndUna;
     t.wnd = v.sndWnd;
-    this.tracked.set(id, t);
+    this.tracked.set(t.id, t);
+    c.setObserver(t);
+    if (!this.protecting) {
+      this.stats.unreplicated++;
+      return;
+    }
     this.stats.replicated++;
-    const env = c.environment;
-    const now = this.clock();
-    const options: NegotiatedOptions = {
-      sndMss: v.peerMss,
-      rcvMss: c.config.mss,
-      sndWindowScale: v.sndShift,
-      rcvWindowScale: v.rcvShift,
-      sackPermitted: v.sackEnabled,
-      timestamps: v.tsEnabled,
-      // The host's TSval clock is milliseconds plus an offset; the backup continues from it.
-      tsOffset: (env.tsClock(now) - Math.floor(now / MS)) >>> 0,
-      sndWindow: v.sndWnd,
-      rcvWindow: Math.max(0, (v.rcvAdv - v.rcvNxt) | 0) || Math.min(65535, c.config.rcvBuf),
-    };
-    const lsn = this.append({ kind: 'open', conn: id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options });
-    this.deps.opened(id, c.tuple, v.iss, v.irs, lsn);
+    this.logOpen(t);
+  }
+
+  private logOpen(t: Tracked): void {
+    const c = t.conn;
+    const v = c.vars;
+    t.logged = true;
+    const lsn = this.append({ kind: 'open', conn: t.id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options: negotiatedOptions(c, this.clock()) });
+    this.deps.opened(t.id, c.tuple, v.iss, v.irs, lsn);
     // A SYN-cookie connection is born established: its ack record says so (and carries TS.Recent).
     if (v.tsEnabled || v.state !== 'SYN-RECEIVED') this.markAck(t);
-    c.setObserver(t);
+  }
+
+  /**
+   * Brings a connection the backup does not have into the log, if it can be now: a half-open one
+   * as an `open` (nothing has flowed yet), another as a `snapshot` when the client bytes since its
+   * last boundary are all still here. False when it must wait for its next boundary.
+   */
+  private catchUp(t: Tracked): boolean {
+    const c = t.conn;
+    if (c.vars.state === 'SYN-RECEIVED' && t.inOffset === 0) {
+      this.logOpen(t);
+      this.reint.lastLsn = this.log.lastLsn;
+      return true;
+    }
+    if (!t.retained.complete) return false;
+    const r = snapshotRecord(t.id, c, this.clock(), t.inOffset, t.outOffset, t.retained);
+    t.logged = true;
+    const lsn = this.append(r);
+    // Every packet of the connection so far, data and ACKs, depends on the snapshot.
+    const st = r.state;
+    this.deps.snapshot(t.id, st.tuple, st.iss, st.irs, lsn, st.outputEnd + (st.ourFin ? 1 : 0), st.inputEnd + (st.peerFin ? 1 : 0));
+    this.reint.lastLsn = this.log.lastLsn;
+    this.stats.snapshots++;
+    this.reint.snapshots++;
+    for (const range of r.retained) this.reint.bytes += range.data.length;
+    this.markAck(t);
+    return true;
+  }
+
+  /** Progress of reintegration: at attach, when done, else every 100 snapshots or every second. */
+  private report(force: boolean): void {
+    const now = this.clock();
+    const pending = this.pendingCount;
+    const due = force || pending === 0 || this.reint.snapshots % 100 === 0 || now - this.reint.reportedAt >= 1_000_000;
+    if (!due) return;
+    this.reint.reportedAt = now;
+    this.onReintegration({ snapshots: this.reint.snapshots, pending, bytes: this.reint.bytes, done: pending === 0 });
   }
 
   private allocateId(): ConnId {
@@ -300,10 +457,20 @@ export class PrimaryTap {
   /** Stops observing and logging for good (the node is going away); packets pass ungated. */
   stop(): void {
     this.protecting = false;
-    for (const t of this.tracked.values()) t.conn.setObserver(null);
+    for (const t of this.tracked.values()) {
+      t.conn.setObserver(null);
+      t.retained.release();
+    }
     this.tracked.clear();
-    this.deps.clear();
     this.dirtyAcks.clear();
+    this.pending.clear();
+    this.deps.clear();
     this.gate?.setGating(false);
   }
+}
+
+/** Connections in TIME-WAIT or CLOSED need nothing on a backup (5.5). */
+function needsReplica(c: ObservableConnection): boolean {
+  const s = c.vars.state;
+  return s !== 'TIME-WAIT' && s !== 'CLOSED';
 }

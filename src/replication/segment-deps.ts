@@ -108,6 +108,18 @@ export class SegmentDeps {
     this.finished.delete(key);
   }
 
+  /**
+   * A connection brought over by a snapshot record (reintegration): it stands for everything the
+   * connection logged so far, `outReach` and `inReach` of sequence space (data and FINs) past the
+   * ISNs, so every packet up to there depends on it.
+   */
+  snapshot(id: ConnId, tuple: FourTuple, iss: SeqNum, irs: SeqNum, lsn: Lsn, outReach: number, inReach: number): void {
+    this.opened(id, tuple, iss, irs, lsn);
+    const d = this.byId.get(id)!;
+    d.out.add(outReach, lsn, 0);
+    d.in.add(inReach, lsn, 0);
+  }
+
   /** An output record of `bytes` data bytes (and the FIN if `fin`) at `lsn`. */
   output(id: ConnId, bytes: number, fin: boolean, lsn: Lsn, acked: Lsn): void {
     this.byId.get(id)?.out.add(bytes + (fin ? 1 : 0), lsn, acked);

@@ -7,14 +7,18 @@
 
 import { Duplex } from 'node:stream';
 import type { Service, SocketLike } from '../services/service.js';
+import { ServiceOffsets } from '../stack/service-offsets.js';
 import { ipv4ToString } from '../stack/wire/types.js';
-import type { ConnId } from './log-records.js';
+import type { ConnId, StreamBoundary } from './log-records.js';
 import { type Divergence, OutputMatcher } from './output-matcher.js';
+import { RetainedInput, type RetentionBudget, retentionBudget } from './retained-input.js';
 import type { Shadow, ShadowListener } from './shadow.js';
 
 /** The stack socket a replica attaches to at takeover: the net.Socket surface it forwards to. */
 export type AttachedSocket = Duplex & SocketLike & {
   setTimeout(ms: number, cb?: () => void): unknown;
+  /** A service boundary at these stream offsets (the stack socket's own counts start at takeover). */
+  markBoundaryAt?(inputOffset: number, outputOffset: number): void;
 };
 
 type WriteCallback = (err?: Error | null) => void;
@@ -30,6 +34,13 @@ export interface ReplicaSocketOptions {
   /** As the primary's server sockets: false ends our side once the client's FIN was read (net's default). */
   allowHalfOpen?: boolean;
   onDiverge?: (d: Divergence) => void;
+  /**
+   * Where the service starts in both streams: a snapshot's boundary (reintegration). Its output
+   * below the client's acknowledged offset is regenerated and dropped. Default (0, 0).
+   */
+  from?: StreamBoundary;
+  /** Bounds on the client bytes kept since the service's last boundary, for a later takeover. */
+  retention?: RetentionBudget;
 }
 
 export class ReplicaSocket extends Duplex implements SocketLike {
@@ -59,6 +70,9 @@ export class ReplicaSocket extends Duplex implements SocketLike {
    * primary's bytes, which would pass a cut reply off as complete.
    */
   private resetBeforeAttach = false;
+  private readonly offsets: ServiceOffsets;
+  /** Client bytes since the service's last boundary: the promoted connection's, after takeover. */
+  private readonly retained: RetainedInput;
 
   constructor(
     readonly shadow: Shadow,
@@ -72,7 +86,25 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.localPort = t.localPort;
     this.maxAhead = opts.maxAheadBytes ?? 1024 * 1024;
     this.maxBehind = opts.maxBehindBytes ?? 16 * 1024 * 1024;
-    this.matcher = new OutputMatcher(shadow.output, (d) => opts.onDiverge?.(d));
+    const from = opts.from ?? { input: 0, output: 0 };
+    this.matcher = new OutputMatcher(shadow.output, (d) => opts.onDiverge?.(d), from.output);
+    this.offsets = new ServiceOffsets(from.input, from.output);
+    this.retained = new RetainedInput(opts.retention ?? retentionBudget(), from.input, from);
+  }
+
+  /**
+   * The service's boundary (5.5). Before takeover it only bounds the retained input; after, the
+   * promoted connection's tap takes it, in stream offsets (the stack socket counts from takeover).
+   */
+  markBoundary(): void {
+    const b = { input: this.offsets.consumed(this), output: this.offsets.written(this) };
+    this.retained.boundaryAt(b);
+    this.attached?.markBoundaryAt?.(b.input, b.output);
+  }
+
+  /** The client bytes from the service's last boundary, or null when they were not all kept. */
+  sinceBoundary(): { boundary: StreamBoundary; data: Uint8Array } | null {
+    return this.retained.complete ? { boundary: { ...this.retained.boundary }, data: this.retained.sinceBoundary() } : null;
   }
 
   get isAttached(): boolean {
@@ -86,8 +118,11 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     if (this.inputEnded || this.destroyed) return;
     if (data.length > 0) {
       this.bytesRead += data.length;
+      this.offsets.pushed += data.length;
       // The record's bytes are a view into the channel's receive chunk: copy what the stream keeps.
-      this.push(Buffer.from(data));
+      const copy = Buffer.from(data);
+      this.retained.append(copy);
+      this.push(copy);
     }
     if (fin) {
       this.inputEnded = true;
@@ -133,8 +168,11 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     const held = this.heldWrite;
     this.heldWrite = null;
     held?.();
+    // The promoted connection's tap keeps the client's bytes from here on.
+    this.retained.release();
     real.on('data', (d: Buffer) => {
       this.bytesRead += d.length;
+      this.offsets.pushed += d.length;
       if (!this.push(d)) real.pause();
     });
     real.on('end', () => {
@@ -151,11 +189,23 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     if (this.idleMs > 0) real.setTimeout(this.idleMs);
     if (this.noDelay !== null) real.setNoDelay(this.noDelay);
     if (this.keepAlive !== null) real.setKeepAlive(...this.keepAlive);
-    // A replica that finished cleanly before takeover (its service ended, the client's FIN read:
-    // the stream destroyed itself) has had its end of stream passed on above; destroying the
-    // stack socket now would drop what of `ahead` still waits for room in its send buffer.
-    const finishedCleanly = this.matcher.replicaEnded && this.inputEnded && this.errored === null;
-    if (this.destroyed && !(finishedCleanly && !primaryFin)) real.destroy();
+    // A replica that finished cleanly before takeover (its service ended: an HTTP server ends,
+    // then destroys its socket) has had its end of stream passed on above.
+    if (this.destroyed) this.closeReal(real, this.matcher.replicaEnded && this.errored === null);
+  }
+
+  /**
+   * Closes the stack socket under a replica the service destroyed. After a clean end (an HTTP
+   * server ends, then destroys) bytes written to it may still wait in its writable buffer (the
+   * replica's output beyond the primary's log, written at attach): they must reach the send
+   * buffer before the close, or the client gets a FIN in mid-body. Otherwise at once.
+   */
+  private closeReal(real: AttachedSocket, graceful: boolean): void {
+    if (real.destroyed) return;
+    if (graceful && !real.writableFinished) {
+      real.end();
+      real.once('finish', () => real.destroy());
+    } else real.destroy();
   }
 
   // ---- the Duplex ----
@@ -164,7 +214,8 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.attached?.resume();
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: WriteCallback): void {
+  override _write(chunk: Buffer, _enc: BufferEncoding, writerCb: WriteCallback): void {
+    const cb = this.offsets.writing(chunk.length, writerCb);
     this.bytesWritten += chunk.length;
     const real = this.attached;
     if (real !== null && this.passThrough) {
@@ -172,8 +223,9 @@ export class ReplicaSocket extends Duplex implements SocketLike {
       else real.write(chunk, cb);
       return;
     }
-    // Copied: a writer may reuse its buffer once the callback ran, and this one is kept to compare.
-    this.matcher.replicaWrote(new Uint8Array(chunk));
+    // Copied: a writer may reuse its buffer once the callback ran, and this one is kept to compare;
+    // not when all of it is output the client acknowledged long ago (dropped unseen).
+    this.matcher.replicaWrote(this.matcher.skipping >= chunk.length ? chunk : new Uint8Array(chunk));
     this.shadow.keepFrom = this.matcher.compared;
     this.shadow.trim();
     if (real !== null) {
@@ -197,11 +249,12 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.retained.release();
     const held = this.heldWrite;
     this.heldWrite = null;
     held?.(err ?? new Error('replica socket destroyed'));
     const real = this.attached;
-    if (real !== null && !real.destroyed) real.destroy();
+    if (real !== null) this.closeReal(real, err === null && this.writableFinished);
     cb(err);
   }
 
@@ -302,6 +355,10 @@ export class ReplicaSocket extends Duplex implements SocketLike {
 
 export interface ServiceReplicaStats {
   connections: number;
+  /** Connections that started from a snapshot (reintegration). */
+  snapshots: number;
+  /** Output bytes those replicas regenerate and drop before comparing (acknowledged on the primary). */
+  regenerating: number;
   /** Connections whose replica output differed from the primary's. */
   divergences: number;
   differingBytes: number;
@@ -314,8 +371,9 @@ export interface ServiceReplicaStats {
  * socket per `open` record and feeds it the log.
  */
 export class ServiceReplica implements ShadowListener {
-  readonly stats: ServiceReplicaStats = { connections: 0, divergences: 0, differingBytes: 0, failed: 0 };
+  readonly stats: ServiceReplicaStats = { connections: 0, snapshots: 0, regenerating: 0, divergences: 0, differingBytes: 0, failed: 0 };
   private readonly sockets = new Map<ConnId, ReplicaSocket>();
+  private readonly retention = retentionBudget();
 
   constructor(
     private readonly service: Service,
@@ -341,7 +399,20 @@ export class ServiceReplica implements ShadowListener {
   }
 
   onOpen(s: Shadow): void {
+    this.start(s, { input: 0, output: 0 }, null);
+  }
+
+  /** Reintegration: the service starts at the connection's last boundary, fed the bytes since. */
+  onSnapshot(s: Shadow, boundary: StreamBoundary, input: Uint8Array): void {
+    const sock = this.start(s, boundary, input);
+    this.stats.snapshots++;
+    this.stats.regenerating += sock.matcher.skipping;
+  }
+
+  private start(s: Shadow, from: StreamBoundary, input: Uint8Array | null): ReplicaSocket {
     const sock = new ReplicaSocket(s, {
+      from,
+      retention: this.retention,
       maxAheadBytes: this.opts.maxAheadBytes,
       allowHalfOpen: this.opts.allowHalfOpen,
       onDiverge: (d) => {
@@ -354,6 +425,10 @@ export class ServiceReplica implements ShadowListener {
     this.stats.connections++;
     this.watchFailure(s, sock);
     this.service.onConnection(sock);
+    if (input !== null && input.length > 0) sock.feed(input, false);
+    // A client FIN the primary had already taken ends the replayed input too.
+    if (input !== null && s.peerFin) sock.feed(new Uint8Array(0), true);
+    return sock;
   }
 
   /**

@@ -16,9 +16,12 @@ import type {
   LogRecord,
   NegotiatedOptions,
   OpenRecord,
+  SnapshotRecord,
+  StreamBoundary,
   StreamOffset,
 } from './log-records.js';
 import { OutputStore } from './output-store.js';
+import { snapshotRanges } from './snapshot-state.js';
 
 export class Shadow {
   readonly id: ConnId;
@@ -31,7 +34,7 @@ export class Shadow {
   inputEnd: StreamOffset = 0;
   peerFin = false;
   /** Bytes the primary's service wrote, from the lower of the client's ACK and `keepFrom`. */
-  readonly output = new OutputStore();
+  readonly output: OutputStore;
   ourFin = false;
   /** Which FIN was logged first, when both were: decides CLOSING/TIME-WAIT versus LAST-ACK. */
   firstFin: 'peer' | 'ours' | null = null;
@@ -44,7 +47,9 @@ export class Shadow {
   /** Output before this offset may be forgotten once acknowledged (the replica compared it). */
   keepFrom: StreamOffset = 0;
 
-  constructor(r: OpenRecord) {
+  constructor(r: OpenRecord, outputFrom: StreamOffset = 0) {
+    this.output = new OutputStore(outputFrom);
+    this.keepFrom = outputFrom;
     this.id = r.conn;
     this.tuple = { ...r.tuple };
     this.iss = r.iss;
@@ -73,6 +78,27 @@ export class Shadow {
     return this.ourFin && this.unaFromIss - 1 > this.output.end;
   }
 
+  /**
+   * A connection the backup never saw, from its snapshot (reintegration): streams stand where the
+   * primary's did, the output held from the client's ACK on.
+   */
+  static fromSnapshot(r: SnapshotRecord, output: Uint8Array): Shadow {
+    const st = r.state;
+    const s = new Shadow({ kind: 'open', lsn: r.lsn, conn: r.conn, tuple: st.tuple, iss: st.iss, irs: st.irs, options: st.options }, st.ackedOutput);
+    s.rcvNxt = st.rcvNxt;
+    s.inputEnd = st.inputEnd;
+    s.peerFin = st.peerFin;
+    // The channel hands views into its receive chunk; a shadow keeps bytes for a while.
+    s.output.append(output.slice());
+    s.ourFin = st.ourFin;
+    s.firstFin = st.firstFin;
+    s.sndUna = st.sndUna;
+    s.unaFromIss = 1 + st.ackedOutput + (st.finAcked ? 1 : 0);
+    s.sndWnd = st.sndWnd;
+    s.tsRecent = st.tsRecent;
+    return s;
+  }
+
   /** Drops output both acknowledged by the client and compared by the replica. */
   trim(): void {
     this.output.trimTo(Math.min(this.ackedOutput, this.keepFrom));
@@ -81,6 +107,8 @@ export class Shadow {
 
 export interface ShadowListener {
   onOpen?(s: Shadow): void;
+  /** A snapshot made a shadow: its service restarts at `boundary`, fed `input` (the bytes from there). */
+  onSnapshot?(s: Shadow, boundary: StreamBoundary, input: Uint8Array): void;
   onInput?(s: Shadow, data: Uint8Array, fin: boolean): void;
   onOutput?(s: Shadow, offset: StreamOffset, data: Uint8Array, fin: boolean): void;
   onGone?(s: Shadow, how: 'close' | 'reset', reason: string): void;
@@ -193,9 +221,18 @@ export class ShadowTable {
       case 'heartbeat':
         this.onHeartbeat(r);
         return;
+      case 'snapshot': {
+        if (this.shadows.has(r.conn)) throw new Error(`snapshot of connection ${r.conn}, which is already open`);
+        const ranges = snapshotRanges(r.state, r.retained);
+        if ('error' in ranges) throw new Error(ranges.error);
+        const s = Shadow.fromSnapshot(r, ranges.output);
+        this.shadows.set(r.conn, s);
+        this.listener.onSnapshot?.(s, r.state.boundary, ranges.input);
+        return;
+      }
       case 'boundary':
-      case 'snapshot':
-        // Reintegration (snapshots, boundaries) belongs to a later step; a fresh backup never sees them.
+        // The primary keeps boundaries for itself (they bound what it retains); a backup that has
+        // a connection from its open or snapshot needs none.
         return;
     }
   }

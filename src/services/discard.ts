@@ -10,7 +10,8 @@ export function createDiscardService(): Service {
     onConnection(socket: ServiceSocket): void {
       if (!connections.add(socket)) return;
       socket.on('end', () => socket.end());
-      socket.resume();
+      // Nothing is kept of a chunk once dropped: every point is a boundary (5.5).
+      socket.on('data', () => socket.markBoundary?.());
     },
     close: () => connections.closeAll(),
   };

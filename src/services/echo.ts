@@ -9,8 +9,15 @@ export function createEchoService(): Service {
     name: 'echo',
     onConnection(socket: ServiceSocket): void {
       if (!connections.add(socket)) return;
-      // pipe() pauses reading while the socket's send side is full, and ends our side on 'end'.
-      socket.pipe(socket);
+      // Like pipe(): reading pauses while the send side is full, our side ends on 'end'. Done by
+      // hand because after each write every byte consumed has been written back, which is a
+      // service boundary (5.5): a replica fed from here on echoes from here on.
+      socket.on('data', (d: Buffer) => {
+        if (!socket.write(d)) socket.pause();
+        socket.markBoundary?.();
+      });
+      socket.on('drain', () => socket.resume());
+      socket.on('end', () => socket.end());
     },
     close: () => connections.closeAll(),
   };

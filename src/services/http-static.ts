@@ -24,6 +24,7 @@ export function createHttpStaticService(dir: string, options: HttpStaticOptions 
 
   const connections = new ConnectionSet();
   const server = createServer((req, res) => {
+    markBoundaryWhenDone(req, res);
     serve(root, req, res).catch((err: unknown) => failed(res, err));
   });
   if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
@@ -44,6 +45,26 @@ export function createHttpStaticService(dir: string, options: HttpStaticOptions 
       await connections.closeAll();
     },
   };
+}
+
+/** Requests of a connection whose responses are not finished yet (HTTP/1.1 pipelining may queue several). */
+const unanswered = new WeakMap<object, number>();
+
+/**
+ * A keep-alive connection between requests holds no state of ours (5.5): once a response is fully
+ * written, its request was read to the end and no other request is waiting, the client's next
+ * bytes start a new request. Bytes of a next request the parser already took but has not yet
+ * turned into a request are not seen here; clients do not pipeline without waiting in practice,
+ * and the first request's (0,0) start boundary covers a one-request download anyway.
+ */
+function markBoundaryWhenDone(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as ServiceSocket;
+  unanswered.set(socket, (unanswered.get(socket) ?? 0) + 1);
+  res.once('finish', () => {
+    const left = (unanswered.get(socket) ?? 1) - 1;
+    unanswered.set(socket, left);
+    if (left === 0 && req.complete && socket.readableLength === 0) socket.markBoundary?.();
+  });
 }
 
 async function serve(root: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

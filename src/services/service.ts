@@ -17,6 +17,12 @@ export interface SocketLike {
   setKeepAlive(enable?: boolean, initialDelay?: number): unknown;
   /** Destroys with an RST instead of a FIN (net.Socket since Node 18.3, and our stack). */
   resetAndDestroy?(): unknown;
+  /**
+   * Declares a service boundary (ARCHITECTURE.md 5.5): the service's per-connection state is empty
+   * here, so a fresh instance fed the client's bytes from this point writes the same output from
+   * this point. Replication uses it to bring a joining backup up to date; absent on net.Socket.
+   */
+  markBoundary?(): void;
 }
 
 export type ServiceSocket = Duplex & SocketLike;

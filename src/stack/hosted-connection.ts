@@ -121,6 +121,9 @@ export class HostedConnection implements TcpConnection, HeapSlot {
     this.inner.abort(now);
     this.owner.markDirty(this);
   }
+  markBoundary(inputOffset: number, outputOffset: number): void {
+    this.inner.markBoundary?.(inputOffset, outputOffset);
+  }
   setNoDelay(noDelay: boolean): void {
     this.inner.setNoDelay(noDelay);
     this.owner.markDirty(this);

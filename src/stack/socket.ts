@@ -6,6 +6,7 @@
 
 import { Duplex } from 'node:stream';
 import type { Micros, TcpConnection, TcpErrorCode, TcpEvent } from './tcp/api.js';
+import { ServiceOffsets } from './service-offsets.js';
 import { ipv4ToString } from './wire/types.js';
 
 /** What a socket needs from its stack. */
@@ -72,6 +73,7 @@ export class Socket extends Duplex {
   private finalPending: WriteCallback | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private idleMs = 0;
+  private readonly offsets = new ServiceOffsets();
 
   constructor(
     private readonly ctx: SocketContext,
@@ -107,6 +109,26 @@ export class Socket extends Duplex {
 
   address(): { address: string; family: string; port: number } {
     return { address: this.localAddress, family: 'IPv4', port: this.localPort };
+  }
+
+  /**
+   * The service declares a boundary (ARCHITECTURE.md 5.5): everything it consumed so far has been
+   * answered by what it wrote so far, and its per-connection state is empty, so replaying the
+   * client's bytes from here into a fresh instance regenerates its output from here. Replication
+   * keeps client bytes from the latest boundary to bring a joining backup up to date.
+   */
+  markBoundary(): void {
+    this.markBoundaryAt(this.offsets.consumed(this), this.offsets.written(this));
+  }
+
+  /** A boundary at explicit stream offsets (a replica socket on top, whose streams began earlier). */
+  markBoundaryAt(inputOffset: number, outputOffset: number): void {
+    this.conn?.markBoundary?.(inputOffset, outputOffset);
+  }
+
+  /** Stream offsets the service has consumed and written up to: a boundary would be taken here. */
+  get serviceOffsets(): { input: number; output: number } {
+    return { input: this.offsets.consumed(this), output: this.offsets.written(this) };
   }
 
   // ---- events from the connection (called by the stack) ----
@@ -153,6 +175,7 @@ export class Socket extends Duplex {
       const now = this.ctx.now();
       for (let chunk = c.read(now); chunk !== null; chunk = c.read(now)) {
         this.bytesRead += chunk.length;
+        this.offsets.pushed += chunk.length;
         this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
       }
       this.eofPushed = true;
@@ -194,6 +217,7 @@ export class Socket extends Duplex {
       if (chunk === null) break;
       took = true;
       this.bytesRead += chunk.length;
+      this.offsets.pushed += chunk.length;
       this.wantRead = this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     }
     if (took) {
@@ -209,13 +233,15 @@ export class Socket extends Duplex {
   // ---- writing ----
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: WriteCallback): void {
-    this.enqueue([chunk], cb);
+    this.enqueue([chunk], this.offsets.writing(chunk.length, cb));
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: WriteCallback): void {
+    let n = 0;
+    for (const c of chunks) n += c.chunk.length;
     this.enqueue(
       chunks.map((c) => c.chunk),
-      cb,
+      this.offsets.writing(n, cb),
     );
   }
 

@@ -94,6 +94,8 @@ export interface ReplicationStatus {
   heartbeatMs: number;
   deadAfterMs: number;
   connections: { replicated: number; unreplicated: number; logged: number };
+  /** Connections brought to backups by snapshot, those still waiting for a boundary, client bytes kept for that. */
+  reintegration: { snapshots: number; pending: number; retainedBytes: number };
   takeover: { at: string; ms: number; promoted: number } | null;
   /** The last planned switchover this node took part in (either side), or tried. */
   switchover: SwitchoverInfo | null;
@@ -188,6 +190,7 @@ export class ReplicatedNode {
       clock: realClock,
       epoch: () => this.epoch,
       say: (line) => this.logger.info('replication.protection', { detail: line }),
+      onReintegration: (p) => this.logger.info('replication.reintegration', { snapshots: p.snapshots, pending: p.pending, bytes: p.bytes, done: p.done }),
     });
   }
 
@@ -301,6 +304,7 @@ export class ReplicatedNode {
     }
     // A fresh log per backup session: the log ran unprotected before (nothing logged), so a backup
     // resuming elsewhere in it lacks connections; it then resets itself and dials again from 0.
+    // protect() then brings the open connections over in this same turn (reintegration, 5.5).
     const r = this.log.attach((b) => this.channel?.sendRecords(b), peer.lastLsn);
     if (!r.ok) {
       this.logger.warn('replication.backup-refused', { backup: peer.nodeId, reason: r.error });
@@ -309,7 +313,7 @@ export class ReplicatedNode {
     }
     this.tap.protect();
     this.lastAckProgress = Date.now();
-    this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, unreplicatedEarlier: this.unreplicatedOpen() });
+    this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, snapshots: this.tap.stats.snapshots, waitingForBoundary: this.tap.pendingCount });
   }
 
   private onBackupDown(reason: string): void {
@@ -414,14 +418,6 @@ export class ReplicatedNode {
       ?.releaseVip()
       .then(() => this.logger.info('replication.fenced-vip-released', { vip: this.cfg.vip }))
       .catch((e: unknown) => this.logger.error('replication.fenced-vip-release-failed', { error: e instanceof Error ? e.message : String(e) }));
-  }
-
-  private unreplicatedOpen(): number {
-    const host = this.stack?.host;
-    if (host === undefined) return 0;
-    let n = 0;
-    for (const c of host.connections.values()) if (c.state !== 'TIME-WAIT' && c.state !== 'CLOSED') n++;
-    return Math.max(0, n - this.tap.connectionCount);
   }
 
   // ---- both: LAN heartbeats heard ----------------------------------------------------------------
@@ -598,6 +594,8 @@ export class ReplicatedNode {
           continue;
         }
         const rs = sr.socketOf(s.id);
+        // The next backup must be able to have this connection too (reintegration).
+        this.tap.adopt(conn, { inputEnd: s.inputEnd, outputEnd: s.outputEnd, sinceBoundary: rs?.sinceBoundary() ?? null });
         this.logger.debug('takeover.connection', {
           conn: s.id,
           state: conn.state,
@@ -847,14 +845,17 @@ export class ReplicatedNode {
     const peer = this.channel?.peer ?? null;
     const primary = this.role === 'primary';
     let protectedReason: string | null = null;
-    const isProtected = primary && this.tap.isProtected && !this.fenced;
+    // Protected only once the backup has every open connection (5.5): while connections wait
+    // for their service's next boundary, a takeover would lose them.
+    const waiting = primary && this.tap.isProtected ? this.tap.pendingCount : 0;
+    // ... and once it acknowledged the snapshots: until then a takeover would find them missing.
+    const unacked = primary && this.tap.isProtected && this.log.ackedLsn < this.tap.reintegrationLsn;
+    const isProtected = primary && this.tap.isProtected && !this.fenced && waiting === 0 && !unacked;
     if (this.fenced) protectedReason = 'fenced: a node with a higher epoch serves the VIP';
     else if (!primary) protectedReason = 'this node is the backup';
     else if (!this.tap.isProtected) protectedReason = peer === null ? `no backup attached${this.describeLoss(now)}` : 'backup attached but not in step';
-    else {
-      const n = this.unreplicatedOpen();
-      if (n > 0) protectedReason = `${n} connection(s) opened before the backup attached are not replicated`;
-    }
+    else if (waiting > 0) protectedReason = `reintegrating: ${waiting} connection(s) wait for a service boundary before the backup can have them`;
+    else if (unacked) protectedReason = `reintegrating: the backup has not yet acknowledged the snapshots (LSN ${this.log.ackedLsn} of ${this.tap.reintegrationLsn})`;
     const lag = primary ? this.log.lag() : null;
     const st = this.channel?.stats;
     return {
@@ -883,6 +884,7 @@ export class ReplicatedNode {
       heartbeatMs: this.cfg.heartbeatMs,
       deadAfterMs: this.cfg.deadAfterMs,
       connections: { replicated: this.tap.stats.replicated, unreplicated: this.tap.stats.unreplicated, logged: this.tap.connectionCount },
+      reintegration: { snapshots: this.tap.stats.snapshots, pending: waiting, retainedBytes: this.tap.retainedBytes },
       takeover: this.takeoverInfo,
       switchover: this.switchoverInfo,
       channel: { authFailures: st?.authFailures ?? 0, protocolErrors: st?.protocolErrors ?? 0, sessions: st?.sessions ?? 0 },

@@ -143,6 +143,12 @@ export interface ConnectionObserver {
   /** SND.UNA advanced: the peer's cumulative ACK, with its window in bytes (scaled). */
   onSndUna(sndUna: SeqNum, sndWnd: number): void;
   onClosed(reason: CloseReason): void;
+  /**
+   * The service declared a boundary (ARCHITECTURE.md 5.5): at input stream offset `inputOffset`
+   * and output offset `outputOffset` its per-connection state is empty. The core does not
+   * interpret it; replication keeps client bytes from the latest one.
+   */
+  onBoundary?(inputOffset: number, outputOffset: number): void;
 }
 
 /** A connection that takes an observer and exposes what replication reads at open and heartbeat. */
@@ -154,6 +160,8 @@ export interface ObservableConnection extends TcpConnection {
   readonly environment: TcpEnv;
   /** Congestion window, slow-start threshold and RTT estimate, for heartbeats. */
   congestionHint(): { cwnd: number; ssthresh: number; srttUs: number | null; rttvarUs: number };
+  /** The whole TCB with its buffers (copied), for a reintegration snapshot. */
+  snapshot(): import('./snapshot.js').TcbSnapshot;
 }
 
 export type TcpErrorCode = 'ECONNRESET' | 'ECONNREFUSED' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPIPE';
@@ -201,6 +209,12 @@ export interface TcpConnection {
    * the connection is CLOSED and the host should give that same SYN to the listener.
    */
   readonly endedBySyn?: boolean;
+
+  /**
+   * Passes a service boundary (stream offsets, see ConnectionObserver.onBoundary) to whoever
+   * observes the connection; a no-op without an observer.
+   */
+  markBoundary?(inputOffset: number, outputOffset: number): void;
 
   /** Send FIN after the queued data (half-close). */
   shutdown(now: Micros): void;

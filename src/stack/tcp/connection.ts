@@ -168,6 +168,10 @@ export class Connection implements TcpConnection, ObservableConnection {
     if (this.observer !== null && this.v.finQueued && !fin) this.observer.onQueued(EMPTY, true);
   }
 
+  markBoundary(inputOffset: number, outputOffset: number): void {
+    this.observer?.onBoundary?.(inputOffset, outputOffset);
+  }
+
   abort(now: Micros): void {
     this.now = now;
     this.inUserClose = true;

@@ -8,9 +8,12 @@ import type { Lab } from '../../../scripts/lab.js';
 // Connections at once, each sending seeded random bytes at a paced rate (so the streams last
 // several seconds) from its own thread while another reads the echo; progress lines (bytes echoed
 // in total) let the test kill the primary mid-stream; the last line is the JSON verdict.
+// Arguments: host port connections bytes-each bytes-per-second idle-timeout-s [source-port-base]
+// (with a base, connection i binds source port base+i).
 export const PY_MANY_ECHO = String.raw`
 import json, random, socket, sys, threading, time
 host, port, conns, n, rate, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+sport = int(sys.argv[7]) if len(sys.argv) > 7 else None
 received = [0] * conns
 took = [0.0] * conns
 failures = []
@@ -20,7 +23,7 @@ def one(i):
     t_start = time.time()
     data = random.Random(1000 + i).randbytes(n)
     try:
-        s = socket.create_connection((host, port), timeout=idle)
+        s = socket.create_connection((host, port), timeout=idle, source_address=None if sport is None else ('', sport + i))
     except Exception as e:
         with lock: failures.append('conn %d: connect: %r' % (i, e))
         return

@@ -19,6 +19,7 @@ const base: ReplicationStatus = {
   heartbeatMs: 50,
   deadAfterMs: 300,
   connections: { replicated: 1, unreplicated: 0, logged: 1 },
+  reintegration: { snapshots: 0, pending: 0, retainedBytes: 0 },
   takeover: null,
   switchover: null,
   channel: { authFailures: 2, protocolErrors: 0, sessions: 3 },

@@ -45,6 +45,7 @@ const primary: ReplicationStatus = {
   heartbeatMs: 50,
   deadAfterMs: 300,
   connections: { replicated: 3, unreplicated: 0, logged: 3 },
+  reintegration: { snapshots: 0, pending: 0, retainedBytes: 0 },
   takeover: null,
   switchover: null,
   channel: { authFailures: 3, protocolErrors: 1, sessions: 4 },

@@ -2,22 +2,13 @@
 // them into records in the order they happened.
 
 import { describe, expect, it } from 'vitest';
-import type { LogRecord, NewRecord } from '../../../src/replication/log-records.js';
+import type { LogRecord } from '../../../src/replication/log-records.js';
 import { PrimaryTap } from '../../../src/replication/primary-tap.js';
-import { ReplicationLog } from '../../../src/replication/replication-log.js';
 import { createPassiveConnection } from '../../../src/stack/tcp/connection.js';
 import { emptyLinkStats } from '../../../src/tun/link.js';
+import { SpyLog } from './spy-log.js';
 import { bytes, plainConfig, seg, testEnv, TUPLE } from '../tcp/harness.js';
 
-/** A log that also keeps every record appended, as the backup would apply them. */
-class SpyLog extends ReplicationLog {
-  readonly records: LogRecord[] = [];
-  override append(r: NewRecord): number {
-    const lsn = super.append(r);
-    this.records.push({ ...r, lsn } as LogRecord);
-    return lsn;
-  }
-}
 
 function setup(protect: boolean): { log: SpyLog; tap: PrimaryTap } {
   const log = new SpyLog();

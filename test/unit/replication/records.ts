@@ -1,6 +1,6 @@
 // Sample records of every kind for the replication tests.
 
-import type { LogRecord } from '../../../src/replication/log-records.js';
+import type { LogRecord, SnapshotState } from '../../../src/replication/log-records.js';
 
 export function sampleRecords(): LogRecord[] {
   return [
@@ -44,19 +44,34 @@ export function sampleRecords(): LogRecord[] {
       kind: 'snapshot',
       lsn: Number.MAX_SAFE_INTEGER,
       conn: 7,
-      tcb: {
-        version: 1,
-        tuple: { localAddr: 1, localPort: 2, remoteAddr: 3, remotePort: 4 },
-        vars: { state: 'ESTABLISHED', peerFinSeq: null, rtxDeadline: 1.5e9, keepalive: null, tsEnabled: true },
-        sendBuffer: new Uint8Array([9, 8, 7]),
-        outOfOrder: [{ seq: 4000, data: new Uint8Array([1]) }],
-        ratio: -0.125,
-        missing: undefined,
-      },
+      state: sampleSnapshotState(),
       retained: [
         { stream: 'input', offset: 10, data: new Uint8Array([5, 5]) },
-        { stream: 'output', offset: 2 ** 33, data: new Uint8Array(0) },
+        { stream: 'output', offset: 2 ** 33, data: new Uint8Array([9, 8, 7]) },
       ],
     },
   ];
+}
+
+/** A snapshot state whose ranges are input [10, 12) and output [2^33, 2^33 + 3). */
+export function sampleSnapshotState(): SnapshotState {
+  return {
+    version: 1,
+    tuple: { localAddr: 0xc6120064, localPort: 80, remoteAddr: 0xc6120002, remotePort: 40000 },
+    iss: 0xfffffff0,
+    irs: 1000,
+    options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 7, rcvWindowScale: 9, sackPermitted: true, timestamps: true, tsOffset: 0x80000000, sndWindow: 65535 << 7, rcvWindow: 1 << 20 },
+    rcvNxt: 1013,
+    inputEnd: 12,
+    peerFin: true,
+    sndUna: 5,
+    ackedOutput: 2 ** 33,
+    outputEnd: 2 ** 33 + 3,
+    ourFin: true,
+    finAcked: false,
+    firstFin: 'peer',
+    sndWnd: 1 << 20,
+    tsRecent: 123456,
+    boundary: { input: 10, output: 2 ** 33 - 100 },
+  };
 }

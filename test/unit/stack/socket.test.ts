@@ -274,3 +274,32 @@ describe('socket and server life cycle', () => {
     expect(() => server.connect({ host: CLIENT, port: 1 })).toThrow();
   });
 });
+
+describe('service boundaries on stack sockets', () => {
+  it('boundary: offsets count bytes the service consumed (not those still buffered) and bytes it wrote (also those not yet in the send buffer)', async () => {
+    const buf = 16 * 1024;
+    const { server, client } = pair({ rcvBuf: buf, sndBuf: buf });
+    let serverSocket: Socket | undefined;
+    server.createServer({ pauseOnConnect: true }, (sock) => (serverSocket = sock)).listen(11);
+    const s = client.connect({ host: SERVER, port: 11 });
+    await once(s, 'connect');
+    s.write(pattern(3000));
+    await settled(() => serverSocket?.readableLength ?? 0);
+    const ss = serverSocket!;
+    // Paused: nothing consumed yet, although the bytes may sit in the readable buffer.
+    expect(ss.serviceOffsets).toEqual({ input: 0, output: 0 });
+    const first = ss.read(1000) as Buffer;
+    expect(first.length).toBe(1000);
+    expect(ss.serviceOffsets.input).toBe(1000);
+    // A write far beyond the send buffer: the service has written it all, the core took a part.
+    ss.write(pattern(100_000, 3));
+    expect(ss.bytesWritten).toBeLessThan(100_000);
+    expect(ss.serviceOffsets).toEqual({ input: 1000, output: 100_000 });
+    ss.write('abc');
+    expect(ss.serviceOffsets.output).toBe(100_003);
+    s.resume();
+    await settled(() => ss.bytesWritten);
+    expect(ss.bytesWritten).toBe(100_003);
+    expect(ss.serviceOffsets).toEqual({ input: 1000, output: 100_003 });
+  });
+});

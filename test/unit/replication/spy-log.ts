@@ -1,0 +1,13 @@
+// A replication log that also keeps every record appended, as the backup would apply them.
+
+import type { LogRecord, NewRecord } from '../../../src/replication/log-records.js';
+import { ReplicationLog } from '../../../src/replication/replication-log.js';
+
+export class SpyLog extends ReplicationLog {
+  readonly records: LogRecord[] = [];
+  override append(r: NewRecord): number {
+    const lsn = super.append(r);
+    this.records.push({ ...r, lsn } as LogRecord);
+    return lsn;
+  }
+}
