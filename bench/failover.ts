@@ -111,7 +111,7 @@ function costSummary(runs: CostRun[]): Record<Mode, { mibs: number; p50: number;
 
 function summaryTable(settings: SettingResult[], cost: CostRun[], costError: string | undefined): string[] {
   const lines = ['| figure | value | target | verdict |', '|---|---:|---:|---|'];
-  for (const s of settings) {
+  for (const s of f.has('no-stall') ? [] : settings) {
     const st = stallSummary(s);
     lines.push(`| stall median, ${s.name} (${st.n} kills, ${st.clean} clean) | ${fmt(st.median)} ms | < ${s.targetMs} ms | ${st.n === 0 ? 'not measured' : st.median < s.targetMs ? 'meets' : 'misses'} |`);
     lines.push(`| stall p95, ${s.name} | ${fmt(st.p95)} ms | - | |`);
@@ -169,12 +169,12 @@ function writeResults(settings: SettingResult[], cost: CostRun[], costError: str
     `- command: \`npm run bench:failover${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\` (bench/failover.ts), seed ${seed}`,
     `- machine: ${machine()}; load average at start ${loadAtStart}, at end ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} (other work on the machine shows up as noise)`,
     `- lab: scripts/lab.ts, client, primary and backup namespaces on a bridge (veth, MTU 1500) plus a primary-backup replication veth; \`understudy node\` on VIP 198.18.0.100`,
-    `- stall: ${kills} kills per setting; each a fresh pair serving http-static, curl --limit-rate ${RATE / MIB} MiB/s of a random ${SIZES_MIB.join('/')} MiB file, SIGKILL of the primary at a uniform ${(killFrom * 100).toFixed(0)}-${(killTo * 100).toFixed(0)}% of the bytes curl holds; one round in four with 1% or 2% loss on both nodes' client links (\`fault loss\`). Stall = the longest pause in new server data on the client's interface (tcpdump) that ends after the kill and starts before the backup's takeover.done; curl exit, SHA-256 and RSTs checked per round`,
+    ...(f.has('no-stall') ? [] : [`- stall: ${kills} kills per setting; each a fresh pair serving http-static, curl --limit-rate ${RATE / MIB} MiB/s of a random ${SIZES_MIB.join('/')} MiB file, SIGKILL of the primary at a uniform ${(killFrom * 100).toFixed(0)}-${(killTo * 100).toFixed(0)}% of the bytes curl holds; one round in four with 1% or 2% loss on both nodes' client links (\`fault loss\`). Stall = the longest pause in new server data on the client's interface (tcpdump) that ends after the kill and starts before the backup's takeover.done; curl exit, SHA-256 and RSTs checked per round`]),
     `- replication cost: ${costReps} interleaved repetition(s) of: curl of a ${SIZES_MIB.at(-1)} MiB file with no rate limit x 3 (curl speed_download), and bench/clients/rr.ts 64 B round-trips (${quick ? 2000 : 5000} after ${quick ? 200 : 500} warm-up) against echo; replicated = primary with backup attached and protected (defaults), unreplicated = the same node without --role`,
     '',
     ...summaryTable(settings, cost, costError),
     '',
-    ...settings.flatMap((s) => [...roundLines(s), '']),
+    ...(f.has('no-stall') ? [] : settings.flatMap((s) => [...roundLines(s), ''])),
     'Replication cost, every repetition:',
     '',
     ...cost.map((r) => `- ${r.mode}: bulk ${r.bulkMiBs.map((v) => v.toFixed(1)).join(', ')} MiB/s; ${cpuLine(r)}rr p50 ${r.p50Us.toFixed(1)} us, p99 ${r.p99Us.toFixed(1)} us`),
