@@ -161,6 +161,47 @@ describe('failover acceptance (issue 3)', () => {
     }
   }, 180_000);
 
+  it('a primary stalled just past dead-after (SIGSTOP until the backup decides, heartbeat 20, dead-after 100) mid-download: taken over and fenced before it releases anything; curl intact, no RST', async () => {
+    const l = lab();
+    const size = 32 * MIB;
+    const file = { name: 'stall.bin', bytes: size, sha256: writeRandomFile(path.join(www, 'stall.bin'), size) };
+    const { primary, backup } = await nodes().startPair(`http-static:${www}`, HTTP_PORT, { heartbeatMs: 20, deadAfterMs: 100 });
+    await vipAnswersHttp(primary);
+    const pid = primary.child.pid as number;
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const out = path.join(dir, 'stall-download.bin');
+      rmSync(out, { force: true });
+      const download = curl(l.ns.client, [`http://${l.addr.vip}/${file.name}`], [out], 120_000, ['--limit-rate', String(8 * MIB)]);
+      let finished = false;
+      void download.finally(() => (finished = true));
+      await nodes().waitUntil('30% downloaded', primary, async () => finished || (existsSync(out) && statSync(out).size >= size * 0.3), 60_000);
+      expect(finished, 'the download ended before the stall').toBe(false);
+      // The backup decides while the primary is stopped; the primary resumes before it has heard
+      // anything, finds its backup silent and must not release what it held for it.
+      process.kill(pid, 'SIGSTOP');
+      try {
+        await nodes().waitUntil('the backup decided', backup, async () => nodes().log(backup).includes('"takeover.detected"'), 30_000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await nodes().waitUntil('the old primary fenced itself', primary, async () => nodes().log(primary).includes('"replication.fenced"'), 30_000);
+      const r = await download;
+      expect(r.exitCode, `curl: ${r.stderr}\n${logs(primary, backup)}`).toBe(0);
+      expect(createHash('sha256').update(readFileSync(out)).digest('hex')).toBe(file.sha256);
+      expect(nodes().log(primary), logs(primary, backup)).not.toContain('backup lost');
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('download across a stalled primary', rsts)).toBe(0);
+    } finally {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+      await cap.dispose();
+    }
+  }, 180_000);
+
   it('power loss: every link of the primary cut mid-download, the backup takes over (exit 0, same SHA-256, no RST); links back, the old primary fences itself', async () => {
     const l = lab();
     const size = 32 * MIB;

@@ -147,9 +147,15 @@ export class ReplicatedNode {
   private hold: HoldLink | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private beacon: LanBeacon | null = null;
-  /** When the LAN interface was last seen down (Date.now()), or null. */
-  private lanDownAt: number | null = null;
+  /**
+   * When this primary was last possibly unheard by its backup (Date.now()): its LAN link down, or
+   * its own heartbeats late by half of dead-after (a stalled process). Null: never.
+   */
+  private unheardAt: number | null = null;
+  private lastTickAt: number | null = null;
   private holdingIsolated = false;
+  /** From the takeover's new epoch on: the LAN beacon speaks as primary before the role switches. */
+  private announcing = false;
 
   // both
   private channel: ReplicationChannel | null = null;
@@ -287,12 +293,13 @@ export class ReplicatedNode {
     await ch.start();
     this.logger.warn('replication.unprotected', { reason: 'no backup attached yet', listen: `${this.cfg.listen.host}:${this.cfg.listen.port}` });
     // Heartbeat records carry the clock (for TSvals after a takeover) and congestion state.
+    this.lastTickAt = null;
     this.heartbeatTimer = setInterval(() => {
-      this.noteLanLink();
+      this.noteUnheard();
       // Not while switching over: the drain waits for a tail that stays put.
       if (!this.fenced && !this.switching) this.tap.heartbeat();
     }, this.cfg.heartbeatMs);
-    await this.startBeacon();
+    if (this.beacon === null) await this.startBeacon();
   }
 
   private onBackupUp(peer: PeerInfo): void {
@@ -342,24 +349,34 @@ export class ReplicatedNode {
     later();
   }
 
-  private noteLanLink(): void {
+  /** Called each heartbeat tick (and before deciding): was this node possibly unheard just now? */
+  private noteUnheard(): string | null {
+    const now = Date.now();
+    let why: string | null = null;
     // Without an IPv4 address up on it (libuv lists only interfaces that are up and running).
-    if (this.cfg.lan !== undefined && interfaceIpv4(this.cfg.lan) === null) this.lanDownAt = Date.now();
+    if (this.cfg.lan !== undefined && interfaceIpv4(this.cfg.lan) === null) why = `the LAN link ${this.cfg.lan} is down`;
+    else if (this.lastTickAt !== null && now - this.lastTickAt - this.cfg.heartbeatMs >= this.cfg.deadAfterMs / 2) {
+      why = `its heartbeats stalled for ${now - this.lastTickAt} ms`;
+    }
+    this.lastTickAt = now;
+    if (why !== null) this.unheardAt = now;
+    return why;
   }
 
   /**
-   * A primary that lost its backup while its own LAN link was down cannot tell a dead backup from
-   * its own isolation (links cut): the backup, hearing it on neither path, may have taken over. So
-   * it keeps holding its output until the LAN has been up for as long as the backup waits before
-   * deciding, time enough to hear a new primary's LAN heartbeat and fence (ARCHITECTURE.md 5.4)
-   * instead of putting bytes and ACKs the new primary never had on the wire.
+   * A primary that lost its backup while the backup may not have heard it either -- its LAN link
+   * down (links cut), or its own heartbeats stalled (an overloaded or paused process) -- cannot
+   * tell a dead backup from a backup that found it dead and took over. So it keeps holding its
+   * output until it has been heard for as long as the backup waits before deciding, time enough
+   * to hear the new primary's epoch (announced on the LAN as soon as it is chosen) and fence
+   * (ARCHITECTURE.md 5.4) instead of putting bytes and ACKs the new primary never had on the wire.
    */
   private lanRecentlyDown(): boolean {
-    this.noteLanLink();
-    const down = this.lanDownAt !== null && Date.now() - this.lanDownAt < this.silenceMs();
+    const why = this.noteUnheard();
+    const down = this.unheardAt !== null && Date.now() - this.unheardAt < this.silenceMs();
     if (down && !this.holdingIsolated) {
       this.holdingIsolated = true;
-      this.logger.warn('replication.isolated', { lan: this.cfg.lan ?? null, note: `the LAN link was down while the backup went silent: output held until the LAN has been up for ${this.silenceMs()} ms, in case the backup took over` });
+      this.logger.warn('replication.isolated', { reason: why ?? 'the backup may not have heard this node', note: `output held until this node has been heard for ${this.silenceMs()} ms, in case the backup took over` });
     }
     return down;
   }
@@ -378,7 +395,7 @@ export class ReplicatedNode {
       this.logger.warn('replication.lan-heartbeat-off', { reason: 'no --lan interface with an IPv4 address: a cut replication link will look like a dead primary' });
       return;
     }
-    const b = new LanBeacon({ key: this.cfg.key, nodeId: this.nodeId, role: () => this.role, epoch: () => this.epoch, target, intervalMs: this.cfg.heartbeatMs });
+    const b = new LanBeacon({ key: this.cfg.key, nodeId: this.nodeId, role: () => (this.announcing ? 'primary' : this.role), epoch: () => this.epoch, target, intervalMs: this.cfg.heartbeatMs });
     this.beacon = b;
     await b.start();
     this.logger.info('replication.lan-heartbeat', { to: `${target.host}:${target.port}`, from: target.bindAddress ?? null, everyMs: this.cfg.heartbeatMs });
@@ -470,6 +487,7 @@ export class ReplicatedNode {
   private async startBackup(): Promise<void> {
     this.role = 'backup';
     this.takingOver = false;
+    this.announcing = false;
     this.freshReplica();
     const ch = new ReplicationChannel({
       role: 'backup',
@@ -569,6 +587,10 @@ export class ReplicatedNode {
 
       this.epoch = Math.max(this.epoch, this.seenEpoch) + 1;
       this.logger.info('takeover.epoch', { epoch: this.epoch, ms: at() });
+      // Announced on the LAN at once, not when the takeover is done: an old primary that was only
+      // stalled hears it before it would give up on its backup and release what it held.
+      this.announcing = true;
+      if (this.beacon === null) await this.startBeacon();
 
       // Hold the output: promotion queues retransmissions that must leave only once the VIP is ours.
       this.hold?.hold();
