@@ -112,6 +112,74 @@ describe('planned switchover in the lab', () => {
     }
   }, 180_000);
 
+  it('20 switchovers in a row, back and forth, under a curl download and 100 echo streams: no connection lost', async () => {
+    const l = lab();
+    const size = 24 * MIB;
+    const { service, blob } = prepareService(size);
+    // A rejoining backup replays 100 connections' snapshots while two cores run both nodes and
+    // all the clients: the default 300 ms of silence would be taken for a dead primary.
+    const tolerant = ['--dead-after', '1500'];
+    await pair.start(service, PORT, { primary: tolerant, backup: tolerant });
+    await pair.waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}/nothing`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    try {
+      const out = join(dir, 'download.bin');
+      rmSync(out, { force: true });
+      // Both last about 40 s at these rates, longer than 20 switchovers take.
+      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 150_000, ['--limit-rate', String(600 * 1024)]);
+      let downloaded = false;
+      void download.finally(() => (downloaded = true));
+      const conns = 100;
+      const bytes = 192 * 1024;
+      const echo = l.spawn('client', 'python3', ['-c', PY_MANY_ECHO, l.addr.vip, String(PORT), String(conns), String(bytes), String(5 * 1024), '60']);
+      let echoOut = '';
+      echo.stdout?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
+      echo.stderr?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
+      const echoExited = once(echo, 'exit');
+      let echoEnded = false;
+      void echoExited.then(() => (echoEnded = true));
+      const echoed = (): number => Number([...echoOut.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0);
+      await pair.waitUntil('download and every echo stream under way', async () => {
+        if (downloaded || echoEnded) throw new Error(`a client ended before the switchovers: ${echoOut.slice(-500)}`);
+        return (existsSync(out) ? statSync(out).size : 0) > 0 && echoed() >= conns * 4096;
+      }, 60_000);
+
+      let current: PairRole = 'primary';
+      const stalls: number[] = [];
+      for (let i = 1; i <= 20; i++) {
+        // The old primary rejoined and got every open connection by snapshot (reintegration).
+        await pair.waitUntil(`switchover ${i}: the ${current}-namespace node protected`, async () => {
+          const st = await pair.status(current);
+          return st?.role === 'primary' && st.protected;
+        }, 30_000);
+        const r = await switchover(current);
+        expect(r.code, `switchover ${i}: ${r.stdout}${r.stderr}\n${pair.logs()}`).toBe(0);
+        stalls.push(Number(/stall ([\d.]+) ms/.exec(r.stdout)?.[1]));
+        current = current === 'primary' ? 'backup' : 'primary';
+      }
+      // All 20 happened while both clients were still running.
+      expect({ downloaded, echoEnded }, `a client ended before the last switchover (stalls ${stalls.join(', ')} ms): ${echoOut.slice(-1500)}`).toEqual({ downloaded: false, echoEnded: false });
+
+      const r = await download;
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+      const got = readFileSync(out);
+      expect(got.length).toBe(size);
+      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
+      const [code] = (await Promise.race([echoExited, sleep(90_000).then(() => ['timeout'])])) as [number | string];
+      expect(code, `echo client: ${echoOut.slice(-2000)}\n${pair.logs()}`).toBe(0);
+      const verdict = JSON.parse(echoOut.trim().split('\n').at(-1) ?? '{}') as { ok: number; failures: string[] };
+      expect(verdict.failures, pair.logs()).toEqual([]);
+      expect(verdict.ok).toBe(conns);
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('traffic across 20 switchovers', rsts)).toBe(0);
+      expect((await pair.status(current))?.epoch).toBe(21);
+      expect(stalls.every((ms) => ms > 0), `stalls: ${stalls.join(', ')}`).toBe(true);
+    } finally {
+      await cap.dispose();
+    }
+  }, 180_000);
+
   it('a primary without a backup refuses the switchover in one line (exit 1) and serves on', async () => {
     const { service } = prepareService(1024);
     pair.startNode('primary', service, PORT);
