@@ -60,9 +60,14 @@ export class OutputMatcher {
     return Math.max(0, this.skipBelow - this.replicaEnd);
   }
 
-  /** Replica bytes written and not yet matched by primary output. */
+  /** Replica bytes written beyond the primary's output; 0 while the replica is behind it. */
   get aheadBytes(): number {
-    return this.replicaEnd - Math.max(this.compared, this.primary.end);
+    return Math.max(0, this.replicaEnd - Math.max(this.compared, this.primary.end));
+  }
+
+  /** Primary output bytes the replica has not written yet; 0 while the replica is level or ahead. */
+  get behindBytes(): number {
+    return Math.max(0, this.primary.end - this.replicaEnd);
   }
 
   /** The replica has written at least as far as the primary's log reaches. */

@@ -629,6 +629,7 @@ export class ReplicatedNode {
           replicaWritten: rs?.bytesWritten ?? null,
           replicaCompared: rs?.matcher.compared ?? null,
           replicaAhead: rs?.matcher.aheadBytes ?? null,
+          replicaBehind: rs?.matcher.behindBytes ?? null,
         });
         // Half-open allowed: the replica socket on top carries the service's own allowHalfOpen and
         // ends our side (through attach/_final) once the service has written everything. Left to

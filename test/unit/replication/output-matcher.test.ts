@@ -19,8 +19,12 @@ describe('OutputMatcher', () => {
     m.primaryWrote(false);
     expect(m.compared).toBe(3);
     expect(m.aheadBytes).toBe(3);
+    expect(m.behindBytes).toBe(0);
     primary.append(enc('lo world'));
     m.primaryWrote(false);
+    // The primary is 5 bytes further on: the replica is behind, not "-5 ahead".
+    expect(m.aheadBytes).toBe(0);
+    expect(m.behindBytes).toBe(5);
     m.replicaWrote(enc('world and more'));
     expect(seen).toEqual([]);
     expect(dec(m.takeAhead())).toBe(' and more');
