@@ -44,6 +44,7 @@ export class ReplicatedPair {
   private readonly nodes = new Map<PairRole, RunningNode>();
   private readonly keyFile: string;
   private run = 0;
+  private starts = 0;
 
   /** `dir` holds the key, logs and control sockets; `tun` names both nodes' tun devices. */
   constructor(
@@ -144,11 +145,16 @@ export class ReplicatedPair {
     this.nodes.clear();
   }
 
-  /** One node in the namespace named for its role, started in that role (start() starts both). */
-  startNode(role: PairRole, service: string, port: number, extraArgs: string[] = []): void {
+  /**
+   * One node in the namespace named for `role`, started in that role (start() starts both) or, with
+   * `opts.as`, in the other one: a node restarted as the backup of the node that took over.
+   */
+  startNode(role: PairRole, service: string, port: number, extraArgs: string[] = [], opts: { as?: PairRole; env?: NodeJS.ProcessEnv } = {}): void {
     const l = this.lab();
-    const logFile = join(this.dir, `${role}-${this.run}.log`);
-    const control = join(this.dir, `${role}-${this.run}.sock`);
+    // A restart in the same namespace keeps the earlier node's log beside its own.
+    const n = ++this.starts;
+    const logFile = join(this.dir, `${role}-${this.run}-${n}.log`);
+    const control = join(this.dir, `${role}-${this.run}-${n}.sock`);
     const own = role === 'primary' ? l.addr.replPrimary : l.addr.replBackup;
     const peer = role === 'primary' ? l.addr.replBackup : l.addr.replPrimary;
     const fd = openSync(logFile, 'w');
@@ -156,7 +162,7 @@ export class ReplicatedPair {
     try {
       child = l.spawn(role, process.execPath, [
         'bin/understudy.js', 'node',
-        '--role', role,
+        '--role', opts.as ?? role,
         '--replication', `${own}:${REPL_PORT}`,
         '--peer', `${peer}:${REPL_PORT}`,
         '--key-file', this.keyFile,
@@ -166,7 +172,7 @@ export class ReplicatedPair {
         '--log-format', 'json',
         '--control', control,
         ...extraArgs,
-      ], { stdio: ['ignore', fd, fd] });
+      ], { stdio: ['ignore', fd, fd], ...(opts.env !== undefined ? { env: opts.env } : {}) });
     } finally {
       closeSync(fd);
     }

@@ -1,0 +1,122 @@
+// Reintegration with real Linux clients (issue 3, item 6; ARCHITECTURE.md 5.5): after a failover
+// the dead node is restarted as a backup of the new primary, is brought up to date on every open
+// connection (snapshots, service replay from the last boundary), and then carries those same
+// connections through a second failover. Node A (the lab's "primary" namespace) starts as primary
+// and B ("backup") as backup; A is SIGKILLed and B takes over; A comes back with --role backup;
+// once B says it is protected B is SIGKILLed and A takes over again. A curl download and a few
+// echo streams run across all of it.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Capture, describeRsts, RST_FILTER } from './helpers/capture.js';
+import { curl } from './helpers/clients.js';
+import { PY_MANY_ECHO } from './helpers/echo-clients.js';
+import { useLab } from './helpers/lab-fixture.js';
+import { type PairRole, type PairStatus, ReplicatedPair } from './helpers/replicated-pair.js';
+
+const PORT = 8080;
+const MIB = 1024 * 1024;
+const FIXTURE = resolve('test/fixtures/reint-mixed.mjs');
+const SERVICE = `module:${FIXTURE}`;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+type Status = PairStatus & { replication?: { reintegration?: { snapshots: number; pending: number } } };
+
+describe('reintegration in the lab', () => {
+  const lab = useLab({ replicationLink: true });
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-reint-'));
+  const file = join(dir, 'big.bin');
+  const env = { ...process.env, UNDERSTUDY_TEST_FILE: file };
+  const pair = new ReplicatedPair(lab, dir, 'usreint0');
+  const status = (n: PairRole): Promise<Status | null> => pair.status<Status>(n);
+
+  /** A SIGKILLed node's host, restarted: the proxy ARP entry the dead process added goes too. */
+  async function crash(n: PairRole): Promise<void> {
+    const pid = pair.pid(n);
+    pair.kill(n);
+    await pair.waitUntil(`the ${n} node gone`, () => pid === undefined || !existsSync(`/proc/${pid}`) || / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')), 10_000);
+    // Left behind, it would answer the client's next ARP probe for the VIP next to the node that
+    // serves it (a crashed process's host does that; a dead or rebooted host does not).
+    await lab().exec(n, 'ip', ['neigh', 'del', 'proxy', lab().addr.vip, 'dev', lab().lanIface], { allowFailure: true });
+  }
+
+  afterEach(async () => {
+    await pair.stop();
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a node restarted as backup after a failover is brought up to date, and the same download and echo streams survive a second failover: curl exit 0, SHA-256 match, echo exact, no RST', async () => {
+    const l = lab();
+    const size = 32 * MIB;
+    const blob = randomBytes(size);
+    writeFileSync(file, blob);
+
+    pair.startNode('backup', SERVICE, PORT, [], { env });
+    await pair.waitUntil('B control socket', async () => (await status('backup')) !== null, 30_000);
+    pair.startNode('primary', SERVICE, PORT, [], { env });
+    await pair.waitUntil('A protected', async () => (await status('primary'))?.protected === true, 45_000);
+    await pair.waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}:${PORT}/probe`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
+
+    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    // Source ports from 20000: below Linux's ephemeral range, so the fixture echoes them.
+    const echo = l.spawn('client', 'python3', ['-c', PY_MANY_ECHO, l.addr.vip, String(PORT), '4', String(2 * MIB), String(100 * 1024), '60', '20000']);
+    try {
+      let echoOut = '';
+      let echoErr = '';
+      echo.stdout?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
+      echo.stderr?.setEncoding('utf8').on('data', (d: string) => (echoErr += d));
+      const echoExited = once(echo, 'exit');
+
+      const out = join(dir, 'download.bin');
+      rmSync(out, { force: true });
+      // About 20 s at this rate: two failovers and a restart fit inside it.
+      const download = curl(l.ns.client, [`http://${l.addr.vip}:${PORT}/big.bin`], [out], 80_000, ['--limit-rate', String(Math.round(1.6 * MIB))]);
+      let finished = false;
+      void download.finally(() => (finished = true));
+      const have = (): number => (existsSync(out) ? statSync(out).size : 0);
+
+      await pair.waitUntil('10% downloaded', () => finished || have() >= size * 0.1, 30_000);
+      if (finished) {
+        const early = await download;
+        throw new Error(`the download ended before the first kill: exit ${early.exitCode} ${early.stderr}\n${pair.logs()}`);
+      }
+      await crash('primary');
+      await pair.waitUntil('B took over', async () => (await status('backup'))?.role === 'primary', 20_000);
+
+      pair.startNode('primary', SERVICE, PORT, [], { as: 'backup', env });
+      await pair.waitUntil('B protected again, with every open connection on A', async () => (await status('backup'))?.protected === true, 30_000);
+      expect((await status('backup'))?.replication?.reintegration?.snapshots ?? 0, pair.logs()).toBeGreaterThanOrEqual(5);
+      expect(pair.events('backup', 'replication.reintegration').at(-1)).toMatchObject({ pending: 0, done: true });
+      expect(finished, `the download ended before the second kill\n${pair.logs()}`).toBe(false);
+
+      await crash('backup');
+      await pair.waitUntil('A took over again', async () => (await status('primary'))?.role === 'primary', 20_000);
+      expect((await status('primary'))?.epoch).toBe(3);
+
+      const r = await download;
+      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+      const got = readFileSync(out);
+      expect(got.length).toBe(size);
+      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
+
+      const [code] = (await Promise.race([echoExited, sleep(60_000).then(() => ['timeout'])])) as [number | string];
+      expect(code, `echo client: ${echoOut.slice(-2000)}\n${echoErr}\n${pair.logs()}`).toBe(0);
+      const verdict = JSON.parse(echoOut.trim().split('\n').at(-1) ?? '{}') as { ok: number; failures: string[] };
+      expect(verdict.failures, pair.logs()).toEqual([]);
+      expect(verdict.ok).toBe(4);
+
+      const rsts = await cap.stop();
+      expect(rsts.packets, describeRsts('download and echo across two failovers', rsts)).toBe(0);
+    } finally {
+      if (echo.exitCode === null) echo.kill('SIGKILL');
+      await cap.dispose();
+    }
+  }, 90_000);
+});
