@@ -360,6 +360,16 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
     }
     // A backup holds no route and answers no ARP for the VIP until it takes over.
     const passive = config.replication?.role === 'backup';
+    if (passive && config.lan !== undefined) {
+      // A node that crashed here while it served the VIP (SIGKILL: no cleanup) left its proxy ARP
+      // entry behind; restarted as a backup it must not keep answering for the VIP, or the
+      // clients' next ARP probe may pull their packets away from the node that serves it.
+      try {
+        await track(network.disableProxyArp(config.vip, config.lan));
+      } catch (err) {
+        log.warn('arp.stale-proxy-not-removed', { lan: config.lan, message: errorMessage(err) });
+      }
+    }
     // The route goes in only once the listener exists, so the first SYN finds it.
     await stillStarting();
     if (!passive) {
