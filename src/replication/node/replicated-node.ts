@@ -33,6 +33,8 @@ import { ServiceReplica } from '../service-replica.js';
 import { promote, ShadowTable } from '../shadow.js';
 import { HoldLink } from './hold-link.js';
 import { interfaceIpv4, LanBeacon, type LanTarget } from './lan-beacon.js';
+import { LoopDelayWatch } from './loop-delay.js';
+import { SlicedApply } from './sliced-apply.js';
 import { awaitHandoverReply, DEFAULT_SWITCHOVER_TIMEOUT_MS, drainLog, type SwitchoverInfo, type SwitchoverResult } from './switchover.js';
 
 export type ReplicationRole = 'primary' | 'backup';
@@ -165,6 +167,8 @@ export class ReplicatedNode {
 
   // backup side
   private replica: ReplicaLog | null = null;
+  /** Received records waiting for their slice of the event loop (sliced-apply.ts). */
+  private applier: SlicedApply | null = null;
   private shadows: ShadowTable | null = null;
   private serviceReplica: ServiceReplica | null = null;
   private watch: PrimaryWatch | null = null;
@@ -182,6 +186,7 @@ export class ReplicatedNode {
   private lastPeerLoss: { at: number; reason: string } | null = null;
   /** When the acknowledged LSN last moved (or a backup attached): the age of the lag. */
   private lastAckProgress = Date.now();
+  private loopDelay: LoopDelayWatch | null = null;
 
   constructor(
     private readonly cfg: ReplicationConfig,
@@ -243,6 +248,8 @@ export class ReplicatedNode {
     this.stack = stack;
     this.service = service;
     this.vipControl = vip;
+    // A loop blocked for a heartbeat interval delays this node's heartbeats: the peer counts dead-after from there.
+    this.loopDelay = new LoopDelayWatch(this.cfg.heartbeatMs, (r) => this.logger.debug('node.loop-delay', { role: this.role, maxMs: r.maxMs, p99Ms: r.p99Ms, deadAfterMs: this.cfg.deadAfterMs }));
     await this.startLanReceiver();
     if (this.role === 'primary') await this.startPrimary();
     else await this.startBackup();
@@ -255,6 +262,7 @@ export class ReplicatedNode {
     this.timers.clear();
     this.stopPrimaryTimers();
     this.watch?.stop();
+    this.loopDelay?.stop();
     this.lanReceiver?.close();
     await this.channel?.close();
   }
@@ -482,6 +490,16 @@ export class ReplicatedNode {
       sendAck: (lsn) => this.channel?.sendAck(lsn),
       scheduleAck: (run) => setImmediate(run),
     });
+    this.applier?.clear();
+    this.applier = new SlicedApply(this.replica, {
+      // Well inside a heartbeat interval: the channel's heartbeats leave between two slices.
+      sliceMs: Math.max(5, Math.min(20, this.cfg.heartbeatMs / 2)),
+      schedule: (run) => setImmediate(run),
+      onFailure: (r) => {
+        this.logger.error('replication.apply-failed', { error: r.error });
+        this.channel?.dropPeer(r.error);
+      },
+    });
   }
 
   private async startBackup(): Promise<void> {
@@ -522,16 +540,15 @@ export class ReplicatedNode {
       this.logger.info('replication.attached', { primary: peer.nodeId, address: peer.address, epoch: peer.epoch, lsn: peer.lastLsn });
     });
     ch.on('peer-down', ({ reason }) => {
+      // Received in order and authenticated: applied before the next hello names the position,
+      // or the primary would resend them behind themselves.
+      this.applier?.flush();
       this.lastPeerLoss = { at: Date.now(), reason };
       this.logger.warn('replication.primary-unreachable', { reason, note: 'the LAN heartbeats decide whether it is dead' });
     });
     ch.on('message', (records) => {
       this.lastChannelHeard = Date.now();
-      const r = (this.replica as ReplicaLog).receive(records);
-      if (!r.ok) {
-        this.logger.error('replication.apply-failed', { error: r.error });
-        ch.dropPeer(r.error);
-      }
+      this.applier?.push(records);
     });
     ch.on('heartbeat', (hb) => {
       this.lastChannelHeard = Date.now();
@@ -582,6 +599,8 @@ export class ReplicatedNode {
       this.channel = null;
       if (handover === undefined) await ch?.close();
       else deafen(handover.channel, 2 * this.silenceMs());
+      // What arrived goes into the shadows before they are promoted.
+      this.applier?.flush();
       this.replica?.flushAck();
       this.logger.info('takeover.replication-stopped', { lsn: this.replica?.lastApplied ?? 0, ms: at() });
 
@@ -680,6 +699,7 @@ export class ReplicatedNode {
       // A primary now: listen for a new backup on our own replication address.
       this.watch = null;
       this.replica = null;
+      this.applier = null;
       await this.startPrimary();
     } catch (e) {
       this.hold?.release();
@@ -845,6 +865,7 @@ export class ReplicatedNode {
 
   /** The backup's half: in step with the handover's LSN, it takes over at once (no failure detection). */
   private onHandover(m: HandoverMessage, ch: ReplicationChannel): void {
+    this.applier?.flush();
     const replica = this.replica;
     const from = ch.peer?.nodeId ?? 'the primary';
     let why: string | null = null;

@@ -210,3 +210,102 @@ while any(t.is_alive() for t in threads):
 for t in threads: t.join()
 print(json.dumps({'ok': ok[0], 'failures': failures, 'slowestS': slowest[0]}), flush=True)
 `;
+
+export interface IdleEchoVerdict {
+  /** Connections whose every echo came back exactly and that ended with a clean close. */
+  ok: number;
+  failures: string[];
+  /** Rounds of sampled echoes completed (each to a rotating sample of the connections). */
+  rounds: number;
+  /** The longest round, seconds (a takeover's pause shows here). */
+  slowestRoundS: number;
+}
+
+/**
+ * `conns` connections held open, mostly idle: once `connected N` is printed, every `periodS` a
+ * rotating sample of `sample` connections each sends 64 seeded bytes and waits for their echo;
+ * progress is the number of rounds done. After finish() every connection echoes once more, then
+ * half-closes and reads to the end: a connection lost or reset anywhere is a failure.
+ */
+export function startIdleEcho(lab: Lab, host: string, port: number, opts: { conns: number; sourcePortBase: number; sample: number; periodS: number; timeoutS: number }): ProgressClient<IdleEchoVerdict> {
+  const argv = [host, String(port), String(opts.conns), String(opts.sourcePortBase), String(opts.sample), String(opts.periodS), String(opts.timeoutS)];
+  return progressClient(lab.spawn('client', 'python3', ['-c', PY_IDLE_ECHO, ...argv]), 'the idle-echo client');
+}
+
+// One thread and select: a thousand threads would load the two cores the nodes need.
+const PY_IDLE_ECHO = String.raw`
+import json, random, select, socket, sys, threading, time
+host, port, conns, base, sample, period, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
+stop = threading.Event()
+def watch_stdin():
+    sys.stdin.readline()
+    stop.set()
+threading.Thread(target=watch_stdin, daemon=True).start()
+rnd = random.Random(7)
+socks = []
+bad = {}
+for i in range(conns):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('', base + i))
+    s.settimeout(timeout)
+    s.connect((host, port))
+    s.setblocking(False)
+    socks.append(s)
+print('connected %d' % conns, flush=True)
+def echo_round(idx):
+    want = {}
+    for i in idx:
+        if i in bad: continue
+        d = rnd.randbytes(64)
+        try:
+            socks[i].sendall(d)
+        except Exception as e:
+            bad[i] = 'send: %r' % e
+            continue
+        want[i] = [d, b'']
+    deadline = time.time() + timeout
+    while want and time.time() < deadline:
+        fds = {socks[i].fileno(): i for i in want}
+        r, _, _ = select.select(list(fds), [], [], 0.5)
+        for fd in r:
+            i = fds[fd]
+            try:
+                got = socks[i].recv(4096)
+            except Exception as e:
+                bad[i] = 'recv: %r' % e
+                del want[i]
+                continue
+            if not got:
+                bad[i] = 'closed by the server'
+                del want[i]
+                continue
+            want[i][1] += got
+            if len(want[i][1]) >= 64:
+                if want[i][1] != want[i][0]: bad[i] = 'echo differs'
+                del want[i]
+    for i in want: bad[i] = 'no echo within %g s' % timeout
+rounds = 0
+slowest = 0.0
+nxt = 0
+while not stop.is_set():
+    t0 = time.time()
+    echo_round([(nxt + k) % conns for k in range(sample)])
+    nxt = (nxt + sample) % conns
+    rounds += 1
+    slowest = max(slowest, time.time() - t0)
+    print('progress %d' % rounds, flush=True)
+    time.sleep(max(0.0, period - (time.time() - t0)))
+echo_round(range(conns))
+for i, s in enumerate(socks):
+    if i in bad: continue
+    try:
+        s.setblocking(True)
+        s.shutdown(socket.SHUT_WR)
+        if s.recv(1) != b'': bad[i] = 'data after the end'
+    except Exception as e:
+        bad[i] = 'close: %r' % e
+for s in socks: s.close()
+failures = ['conn %d: %s' % (i, why) for i, why in sorted(bad.items())[:20]]
+print(json.dumps({'ok': conns - len(bad), 'failures': failures, 'rounds': rounds, 'slowestRoundS': round(slowest, 2)}), flush=True)
+`;

@@ -1,0 +1,101 @@
+// The backup's side of a replication message, applied in slices of bounded time. A message can
+// hold hundreds of snapshot records (reintegration: every open connection at once when a backup
+// attaches), and applying one starts a service replica and replays its retained input. Applied in
+// one turn, a large message keeps the event loop from the channel's heartbeat timer, and a
+// primary with the default dead-after (300 ms) drops a backup that fell silent that long: it goes
+// unprotected, starts a fresh log, the backup resyncs and reattaches, and reintegration starts
+// over. Between slices the loop runs timers and I/O, so the heartbeats go out on time.
+//
+// Order is kept: records are applied strictly in arrival order, a later message waits behind an
+// earlier one's rest. Acknowledgements stay exact: the ReplicaLog acknowledges what it applied,
+// slice by slice, never what only waits here (ARCHITECTURE.md 5.1 rule 1: the primary's output
+// waits for the backup's ack of the records it depends on, so records queued here hold it back).
+
+import type { LogRecord } from '../log-records.js';
+import type { ReplicaLog, ReplicaResult } from '../replication-log.js';
+
+export interface SlicedApplyOptions {
+  /** Time one slice may take before the rest waits for the next turn, ms. */
+  sliceMs: number;
+  /** A record failed to apply (gap, duplicate, handler error): what was queued is dropped. */
+  onFailure: (r: Extract<ReplicaResult, { ok: false }>) => void;
+  /** The next slice's turn (setImmediate in the node). */
+  schedule: (run: () => void) => void;
+  now?: () => number;
+}
+
+/** Records applied between two looks at the clock: a snapshot costs well under a millisecond. */
+const RECORDS_PER_CLOCK_CHECK = 8;
+
+export class SlicedApply {
+  private readonly queue: (readonly LogRecord[])[] = [];
+  /** Index of the next record to apply in queue[0]. */
+  private next = 0;
+  private scheduled = false;
+  private readonly now: () => number;
+  /** Times the rest of the queue waited for the next turn. */
+  yields = 0;
+
+  constructor(
+    private readonly replica: ReplicaLog,
+    private readonly opts: SlicedApplyOptions,
+  ) {
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** Records received and not yet applied. */
+  get queued(): number {
+    let n = 0;
+    for (const m of this.queue) n += m.length;
+    return n - this.next;
+  }
+
+  /** A message from the channel: applied now while the slice's time lasts, the rest later. */
+  push(records: readonly LogRecord[]): void {
+    if (records.length === 0) return;
+    this.queue.push(records);
+    if (this.queue.length === 1 && !this.scheduled) this.run(this.opts.sliceMs);
+  }
+
+  /**
+   * Applies everything queued now, in this turn: before a takeover promotes the shadows or a
+   * handover compares positions, what arrived must be in them.
+   */
+  flush(): void {
+    this.run(Infinity);
+  }
+
+  /** Forgets what is queued (a new session, or a fresh replica after a resync). */
+  clear(): void {
+    this.queue.length = 0;
+    this.next = 0;
+  }
+
+  private run(budgetMs: number): void {
+    const until = this.now() + budgetMs;
+    while (this.queue.length > 0) {
+      const msg = this.queue[0] as readonly LogRecord[];
+      const end = Math.min(msg.length, this.next + RECORDS_PER_CLOCK_CHECK);
+      const r = this.replica.receive(this.next === 0 && end === msg.length ? msg : msg.slice(this.next, end));
+      if (!r.ok) {
+        this.clear();
+        this.opts.onFailure(r);
+        return;
+      }
+      if (end < msg.length) this.next = end;
+      else {
+        this.queue.shift();
+        this.next = 0;
+      }
+      if (this.queue.length > 0 && this.now() >= until) {
+        this.yields++;
+        this.scheduled = true;
+        this.opts.schedule(() => {
+          this.scheduled = false;
+          this.run(this.opts.sliceMs);
+        });
+        return;
+      }
+    }
+  }
+}
