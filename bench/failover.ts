@@ -16,6 +16,8 @@
 //        --settings defaults,fast (one of them only), --kill-range 0.1-0.9 (where kills land, as
 //        shares of the file: to chase a failure seen at one end),
 //        --profile DIR (V8 CPU profiles of every node process, in <role>-<n>/: the largest file is the main thread),
+//        --node-flags a=1,b (node options for every node process, without their leading dashes, e.g.
+//        max-semi-space-size=32: the option parser here takes a value starting with -- for a flag),
 //        --seed S (the random sizes, kill points and loss; default from the clock), --no-write
 //        (leave bench/RESULTS.md alone), --no-cost / --no-stall (one half only).
 
@@ -43,6 +45,7 @@ const [killFrom, killTo] = (f.get('kill-range') ?? '0.1-0.9').split('-').map(Num
 if (!(killFrom >= 0 && killTo <= 1 && killFrom <= killTo)) throw new Error('--kill-range: expected e.g. 0.1-0.9');
 const wantedSettings = f.get('settings')?.split(',');
 const profileDir = f.get('profile');
+const nodeFlags = (f.get('node-flags') ?? '').split(',').filter((x) => x !== '' && x !== 'true').map((x) => `--${x}`);
 const SETTINGS: { key: string; name: string; timing: Timing; targetMs: number }[] = [
   { key: 'defaults', name: 'defaults (heartbeat 50, dead-after 300)', timing: { heartbeatMs: 50, deadAfterMs: 300 }, targetMs: 500 },
   { key: 'fast', name: 'fast (heartbeat 20, dead-after 100)', timing: { heartbeatMs: 20, deadAfterMs: 100 }, targetMs: 200 },
@@ -221,7 +224,7 @@ async function main(): Promise<number> {
     });
     progress(`wrote ${files.length} random files (${SIZES_MIB.join(', ')} MiB)`);
     if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
-    const nodes = new Nodes(lab, dir, keyFile, profileDir === undefined ? undefined : path.resolve(profileDir));
+    const nodes = new Nodes(lab, dir, keyFile, profileDir === undefined ? undefined : path.resolve(profileDir), nodeFlags);
     const rand = rng(seed);
 
     if (!f.has('no-stall')) {

@@ -50,6 +50,8 @@ export class Nodes {
     private readonly keyFile: string,
     /** V8 CPU profiles of every node go here, a directory per process (<role>-<n>/). */
     private readonly profileDir?: string,
+    /** Node options for every node process (bench:failover --node-flags). */
+    private readonly nodeFlags: readonly string[] = [],
   ) {}
 
   /**
@@ -77,6 +79,7 @@ export class Nodes {
       child = l.spawn(role === 'backup' ? 'backup' : 'primary', process.execPath, [
         // A directory per node: tsx's loader thread writes a profile of its own next to the main one.
         ...(this.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.join(this.profileDir, `${role}-${n}`)}`]),
+        ...this.nodeFlags,
         path.join(REPO_ROOT, 'bin', 'understudy.js'), 'node',
         ...replication,
         '--vip', l.addr.vip, '--port', String(port),
