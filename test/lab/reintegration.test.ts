@@ -161,7 +161,7 @@ describe('reintegration in the lab', () => {
       const attachAt = Date.now();
       pair.startNode('backup', SERVICE, PORT, ['--log-level', 'debug'], { env });
       // A liveness bound, not a performance figure: from the backup's start, 500 connections took
-      // 0.6-1.4 s here and 1000 took 0.8-1.5 s, also with four busy loops beside the pair.
+      // 0.6-1.4 s here, 1000 took 0.8-1.5 s (also beside four busy loops), 2000 about 1 s.
       await pair.waitUntil('A protected, with every open connection on B', async () => (await status('primary'))?.protected === true, 20_000);
       const protectedMs = Date.now() - attachAt;
       const a = await status('primary');

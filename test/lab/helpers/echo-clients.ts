@@ -232,7 +232,7 @@ export function startIdleEcho(lab: Lab, host: string, port: number, opts: { conn
   return progressClient(lab.spawn('client', 'python3', ['-c', PY_IDLE_ECHO, ...argv]), 'the idle-echo client');
 }
 
-// One thread and select: a thousand threads would load the two cores the nodes need.
+// One thread and poll: a thousand threads would load the two cores the nodes need (select stops at fd 1024).
 const PY_IDLE_ECHO = String.raw`
 import json, random, select, socket, sys, threading, time
 host, port, conns, base, sample, period, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
@@ -267,8 +267,9 @@ def echo_round(idx):
     deadline = time.time() + timeout
     while want and time.time() < deadline:
         fds = {socks[i].fileno(): i for i in want}
-        r, _, _ = select.select(list(fds), [], [], 0.5)
-        for fd in r:
+        poller = select.poll()
+        for fd in fds: poller.register(fd, select.POLLIN)
+        for fd, _ in poller.poll(500):
             i = fds[fd]
             try:
                 got = socks[i].recv(4096)
