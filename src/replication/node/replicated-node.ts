@@ -35,7 +35,7 @@ import { HoldLink } from './hold-link.js';
 import { interfaceIpv4, LanBeacon, type LanTarget } from './lan-beacon.js';
 import { LoopDelayWatch } from './loop-delay.js';
 import { SlicedApply } from './sliced-apply.js';
-import { awaitHandoverReply, DEFAULT_SWITCHOVER_TIMEOUT_MS, drainLog, type SwitchoverInfo, type SwitchoverResult } from './switchover.js';
+import { awaitHandoverReply, DEFAULT_SWITCHOVER_TIMEOUT_MS, drainLog, handoverLsnRefusal, type SwitchoverInfo, type SwitchoverResult } from './switchover.js';
 
 export type ReplicationRole = 'primary' | 'backup';
 
@@ -871,7 +871,7 @@ export class ReplicatedNode {
     let why: string | null = null;
     if (this.role !== 'backup' || this.takingOver || replica === null) why = 'this node is not a backup ready to take over';
     else if (m.epoch < this.epoch) why = `the handover is for epoch ${m.epoch}, this backup serves epoch ${this.epoch}`;
-    else if (replica.lastApplied !== m.lastLsn) why = `this backup applied up to LSN ${replica.lastApplied}, the handover names ${m.lastLsn}`;
+    else why = handoverLsnRefusal(replica.lastApplied, m.lastLsn);
     if (why !== null) {
       this.logger.warn('switchover.handover-refused', { from, reason: why });
       ch.sendHandoverRefused(why);
