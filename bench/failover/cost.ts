@@ -34,6 +34,8 @@ export interface CostPlan {
   rrWarmup: number;
   timing: Timing;
   www: string;
+  /** curl --limit-rate for the bulk downloads (e.g. 60M): CPU per MiB at a rate both modes reach. */
+  limitRate?: string;
 }
 
 export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan, progress: (m: string) => void): Promise<CostRun> {
@@ -45,7 +47,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
     const frames0 = await framesOf(nodes, server);
     for (let i = 0; i < plan.bulkReps; i++) {
-      const r = await lab.exec('client', 'curl', ['-sS', '--max-time', '120', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://${lab.addr.vip}/${plan.file.name}`], { timeoutMs: 130_000, allowFailure: true });
+      const r = await lab.exec('client', 'curl', ['-sS', ...(plan.limitRate === undefined ? [] : ['--limit-rate', plan.limitRate]), '--max-time', '120', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://${lab.addr.vip}/${plan.file.name}`], { timeoutMs: 130_000, allowFailure: true });
       const [speed, size] = r.stdout.trim().split(' ').map(Number);
       if (r.code !== 0 || size !== plan.file.bytes) throw new Error(`${mode} bulk download: curl exit ${r.code}, ${size} bytes: ${r.stderr.trim()}`);
       bulkMiBs.push(speed! / (1024 * 1024));
