@@ -73,58 +73,6 @@ function readU64(b: Buffer, at: number): number {
   return b.readUInt32BE(at) * TWO_32 + b.readUInt32BE(at + 4);
 }
 
-export interface LanHeartbeatSenderOptions {
-  key: ReplicationKey;
-  nodeId: string;
-  role: Role;
-  epoch: () => number;
-  to: Endpoint;
-  /** Default 50 ms. */
-  intervalMs?: number;
-  /** Microseconds; wall clock by default (it also seeds the counter). */
-  clockUs?: () => number;
-}
-
-export class LanHeartbeatSender {
-  private readonly socket: UdpSocket;
-  private timer: NodeJS.Timeout | null = null;
-  private counter: number;
-  private readonly clockUs: () => number;
-  private closed = false;
-  sent = 0;
-
-  constructor(private readonly opts: LanHeartbeatSenderOptions) {
-    this.socket = createSocket('udp4');
-    // A heartbeat that cannot be sent is a missed heartbeat, which the receiver judges.
-    this.socket.on('error', () => undefined);
-    this.clockUs = opts.clockUs ?? (() => Math.round((performance.timeOrigin + performance.now()) * 1000));
-    this.counter = this.clockUs();
-  }
-
-  start(): void {
-    if (this.timer !== null) return;
-    this.beat();
-    this.timer = setInterval(() => this.beat(), this.opts.intervalMs ?? 50);
-    this.timer.unref();
-  }
-
-  beat(): void {
-    if (this.closed) return;
-    const o = this.opts;
-    const d = encodeLanHeartbeat(o.key, { role: o.role, epoch: o.epoch(), counter: ++this.counter, clockUs: this.clockUs(), nodeId: o.nodeId });
-    this.socket.send(d, o.to.port, o.to.host);
-    this.sent++;
-  }
-
-  close(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    if (this.closed) return;
-    this.closed = true;
-    this.socket.close();
-  }
-}
-
 export interface LanHeartbeatEvents {
   heartbeat: [h: LanHeartbeat, from: string];
   refused: [error: string, from: string];

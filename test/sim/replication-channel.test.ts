@@ -11,7 +11,8 @@ import { PrimaryNode } from '../../src/replication/primary-node.js';
 import { createEchoService } from '../../src/services/echo.js';
 import { createStack, type Stack } from '../../src/stack/stack.js';
 import { createPrng } from '../../src/tun/prng.js';
-import { LanHeartbeatReceiver, LanHeartbeatSender } from '../../src/replication/lan-heartbeat.js';
+import { LanHeartbeatReceiver } from '../../src/replication/lan-heartbeat.js';
+import { LanBeacon } from '../../src/replication/node/lan-beacon.js';
 import { watchPrimary } from '../../src/replication/primary-watch.js';
 import { CLIENT, FAST_TCP, NODE_TCP, VIP, randomBytes, until } from './replication-harness.js';
 
@@ -170,8 +171,8 @@ describe('automatic takeover', () => {
     const n = await nodes(91);
     const rx = new LanHeartbeatReceiver(KEY, { host: '127.0.0.1', port: 0 });
     await rx.start();
-    const tx = new LanHeartbeatSender({ key: KEY, nodeId: 'a', role: 'primary', epoch: () => 1, to: { host: '127.0.0.1', port: rx.port }, intervalMs: 20 });
-    tx.start();
+    const tx = new LanBeacon({ key: KEY, nodeId: 'a', role: () => 'primary', epoch: () => 1, target: { host: '127.0.0.1', port: rx.port, broadcast: false }, intervalMs: 20 });
+    await tx.start();
     let tookOver = false;
     const watch = watchPrimary({
       channel: n.bch,

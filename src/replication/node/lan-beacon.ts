@@ -2,8 +2,8 @@
 // The CLI names no LAN address for the peer (only its replication address), so by default they go
 // to the broadcast address of the --lan interface's subnet: they then travel the client-facing
 // network, which is the point, and reach the backup wherever it sits on that segment. The datagram
-// format is lan-heartbeat.ts's; this sender differs from LanHeartbeatSender only in allowing
-// broadcast and in binding to the LAN address (so the heartbeat cannot leave by the replication link).
+// format is lan-heartbeat.ts's. It may broadcast, and it binds to the LAN address so that the
+// heartbeat cannot leave by the replication link (tests aim it at a unicast address instead).
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseKey } from '../../../src/replication/auth.js';
-import { decodeLanHeartbeat, encodeLanHeartbeat, LanHeartbeatReceiver, LanHeartbeatSender, type LanHeartbeat } from '../../../src/replication/lan-heartbeat.js';
+import { decodeLanHeartbeat, encodeLanHeartbeat, LanHeartbeatReceiver, type LanHeartbeat } from '../../../src/replication/lan-heartbeat.js';
+import { LanBeacon } from '../../../src/replication/node/lan-beacon.js';
 
 const KEY = parseKey(new Uint8Array(32).fill(0xa1));
 const OTHER = parseKey(new Uint8Array(32).fill(0xa2));
@@ -31,9 +32,9 @@ describe('LAN heartbeat over UDP', () => {
     closers.push(() => rx.close());
     const seen: LanHeartbeat[] = [];
     rx.on('heartbeat', (h) => seen.push(h));
-    const tx = new LanHeartbeatSender({ key: KEY, nodeId: 'node-a', role: 'primary', epoch: () => 1, to: { host: '127.0.0.1', port: rx.port }, intervalMs: 10 });
+    const tx = new LanBeacon({ key: KEY, nodeId: 'node-a', role: () => 'primary', epoch: () => 1, target: { host: '127.0.0.1', port: rx.port, broadcast: false }, intervalMs: 10 });
     closers.push(() => tx.close());
-    tx.start();
+    await tx.start();
     const deadline = Date.now() + 5000;
     while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(seen.length).toBeGreaterThanOrEqual(3);

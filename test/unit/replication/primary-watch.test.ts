@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseKey } from '../../../src/replication/auth.js';
 import { ReplicationChannel } from '../../../src/replication/channel.js';
-import { LanHeartbeatReceiver, LanHeartbeatSender } from '../../../src/replication/lan-heartbeat.js';
+import { LanHeartbeatReceiver } from '../../../src/replication/lan-heartbeat.js';
+import { LanBeacon } from '../../../src/replication/node/lan-beacon.js';
 import { watchPrimary } from '../../../src/replication/primary-watch.js';
 
 const KEY = parseKey(new Uint8Array(32).fill(0xb7));
@@ -33,9 +34,9 @@ describe('watchPrimary', () => {
     const rx = new LanHeartbeatReceiver(KEY, { host: '127.0.0.1', port: 0 });
     await rx.start();
     cleanups.push(() => rx.close());
-    const tx = new LanHeartbeatSender({ key: KEY, nodeId: 'a', role: 'primary', epoch: () => 1, to: { host: '127.0.0.1', port: rx.port }, intervalMs: 20 });
+    const tx = new LanBeacon({ key: KEY, nodeId: 'a', role: () => 'primary', epoch: () => 1, target: { host: '127.0.0.1', port: rx.port, broadcast: false }, intervalMs: 20 });
     cleanups.push(() => tx.close());
-    tx.start();
+    await tx.start();
     let dead = 0;
     let suspect = 0;
     const watch = watchPrimary({ channel: backup, lan: rx, primaryNodeId: 'a', deadAfterMs: 150, onDead: () => dead++, onSuspect: () => suspect++ });
