@@ -42,6 +42,49 @@ describe('planned switchover in the lab', () => {
     return { service: `module:${mod}`, blob };
   }
 
+  /**
+   * The clients both tests run from the client namespace: a rate-limited curl of big.bin and
+   * `conns` echo streams of `bytes` each, sent in `chunk`s. verify() waits for both and checks
+   * what the issue asks of a switchover: curl exit 0 and the same SHA-256, every echoed byte back
+   * once, and no RST on the capture.
+   */
+  function startClients(o: { size: number; blob: Buffer; rate: number; curlTimeoutMs: number; conns: number; bytes: number; chunk: number }) {
+    const l = lab();
+    const out = join(dir, 'download.bin');
+    rmSync(out, { force: true });
+    const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], o.curlTimeoutMs, ['--limit-rate', String(o.rate)]);
+    let downloaded = false;
+    void download.finally(() => (downloaded = true));
+    const echo = l.spawn('client', 'python3', ['-c', PY_MANY_ECHO, l.addr.vip, String(PORT), String(o.conns), String(o.bytes), String(o.chunk), '60']);
+    let echoOut = '';
+    echo.stdout?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
+    echo.stderr?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
+    const echoExited = once(echo, 'exit');
+    let echoEnded = false;
+    void echoExited.then(() => (echoEnded = true));
+    return {
+      downloaded: (): boolean => downloaded,
+      echoEnded: (): boolean => echoEnded,
+      echoOut: (): string => echoOut,
+      downloadedBytes: (): number => (existsSync(out) ? statSync(out).size : 0),
+      echoed: (): number => Number([...echoOut.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0),
+      async verify(cap: Capture, what: string): Promise<void> {
+        const r = await download;
+        expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
+        const got = readFileSync(out);
+        expect(got.length).toBe(o.size);
+        expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(o.blob).digest('hex'));
+        const [code] = (await Promise.race([echoExited, sleep(90_000).then(() => ['timeout'])])) as [number | string];
+        expect(code, `echo client: ${echoOut.slice(-2000)}\n${pair.logs()}`).toBe(0);
+        const verdict = JSON.parse(echoOut.trim().split('\n').at(-1) ?? '{}') as { ok: number; failures: string[] };
+        expect(verdict.failures, pair.logs()).toEqual([]);
+        expect(verdict.ok).toBe(o.conns);
+        const rsts = await cap.stop();
+        expect(rsts.packets, describeRsts(what, rsts)).toBe(0);
+      },
+    };
+  }
+
   afterEach(async () => {
     await pair.stop();
   });
@@ -58,41 +101,20 @@ describe('planned switchover in the lab', () => {
 
     const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
     try {
-      const out = join(dir, 'download.bin');
-      rmSync(out, { force: true });
       // About 8 s for the download, 6 s for the echo streams: the switchover lands mid-way in both.
-      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 120_000, ['--limit-rate', String(4 * MIB)]);
-      let downloaded = false;
-      void download.finally(() => (downloaded = true));
       const conns = 20;
       const bytes = 768 * 1024;
-      const echo = l.spawn('client', 'python3', ['-c', PY_MANY_ECHO, l.addr.vip, String(PORT), String(conns), String(bytes), String(128 * 1024), '60']);
-      let echoOut = '';
-      echo.stdout?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
-      echo.stderr?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
-      const echoExited = once(echo, 'exit');
-      const echoed = (): number => Number([...echoOut.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0);
+      const clients = startClients({ size, blob, rate: 4 * MIB, curlTimeoutMs: 120_000, conns, bytes, chunk: 128 * 1024 });
 
       await pair.waitUntil('download and echo 30% through', async () => {
-        if (downloaded) throw new Error('the download ended before the switchover');
-        return (existsSync(out) ? statSync(out).size : 0) >= size * 0.3 && echoed() >= conns * bytes * 0.3;
+        if (clients.downloaded()) throw new Error('the download ended before the switchover');
+        return clients.downloadedBytes() >= size * 0.3 && clients.echoed() >= conns * bytes * 0.3;
       }, 60_000);
       const sw = await switchover('primary');
       expect(sw.code, `switchover: ${sw.stdout}${sw.stderr}\n${pair.logs()}`).toBe(0);
       expect(sw.stdout).toMatch(/^switched over: new primary .+, epoch 2\nstall \d+(\.\d+)? ms \(drain .+, takeover .+\)\n$/);
 
-      const r = await download;
-      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
-      const got = readFileSync(out);
-      expect(got.length).toBe(size);
-      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
-      const [code] = (await Promise.race([echoExited, sleep(90_000).then(() => ['timeout'])])) as [number | string];
-      expect(code, `echo client: ${echoOut.slice(-2000)}\n${pair.logs()}`).toBe(0);
-      const verdict = JSON.parse(echoOut.trim().split('\n').at(-1) ?? '{}') as { ok: number; failures: string[] };
-      expect(verdict.failures, pair.logs()).toEqual([]);
-      expect(verdict.ok).toBe(conns);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('traffic across the switchover', rsts)).toBe(0);
+      await clients.verify(cap, 'traffic across the switchover');
 
       // Roles swapped: the old primary rejoined as the backup of the new one.
       await pair.waitUntil('the old primary is attached as backup', async () => (await pair.status('primary'))?.replication?.peer.state === 'connected', 30_000);
@@ -124,25 +146,13 @@ describe('planned switchover in the lab', () => {
 
     const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
     try {
-      const out = join(dir, 'download.bin');
-      rmSync(out, { force: true });
       // Both last about 40 s at these rates, longer than 20 switchovers take.
-      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 150_000, ['--limit-rate', String(600 * 1024)]);
-      let downloaded = false;
-      void download.finally(() => (downloaded = true));
       const conns = 100;
       const bytes = 192 * 1024;
-      const echo = l.spawn('client', 'python3', ['-c', PY_MANY_ECHO, l.addr.vip, String(PORT), String(conns), String(bytes), String(5 * 1024), '60']);
-      let echoOut = '';
-      echo.stdout?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
-      echo.stderr?.setEncoding('utf8').on('data', (d: string) => (echoOut += d));
-      const echoExited = once(echo, 'exit');
-      let echoEnded = false;
-      void echoExited.then(() => (echoEnded = true));
-      const echoed = (): number => Number([...echoOut.matchAll(/^progress (\d+)$/gm)].at(-1)?.[1] ?? 0);
+      const clients = startClients({ size, blob, rate: 600 * 1024, curlTimeoutMs: 150_000, conns, bytes, chunk: 5 * 1024 });
       await pair.waitUntil('download and every echo stream under way', async () => {
-        if (downloaded || echoEnded) throw new Error(`a client ended before the switchovers: ${echoOut.slice(-500)}`);
-        return (existsSync(out) ? statSync(out).size : 0) > 0 && echoed() >= conns * 4096;
+        if (clients.downloaded() || clients.echoEnded()) throw new Error(`a client ended before the switchovers: ${clients.echoOut().slice(-500)}`);
+        return clients.downloadedBytes() > 0 && clients.echoed() >= conns * 4096;
       }, 60_000);
 
       let current: PairRole = 'primary';
@@ -159,20 +169,9 @@ describe('planned switchover in the lab', () => {
         current = current === 'primary' ? 'backup' : 'primary';
       }
       // All 20 happened while both clients were still running.
-      expect({ downloaded, echoEnded }, `a client ended before the last switchover (stalls ${stalls.join(', ')} ms): ${echoOut.slice(-1500)}`).toEqual({ downloaded: false, echoEnded: false });
+      expect({ downloaded: clients.downloaded(), echoEnded: clients.echoEnded() }, `a client ended before the last switchover (stalls ${stalls.join(', ')} ms): ${clients.echoOut().slice(-1500)}`).toEqual({ downloaded: false, echoEnded: false });
 
-      const r = await download;
-      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
-      const got = readFileSync(out);
-      expect(got.length).toBe(size);
-      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
-      const [code] = (await Promise.race([echoExited, sleep(90_000).then(() => ['timeout'])])) as [number | string];
-      expect(code, `echo client: ${echoOut.slice(-2000)}\n${pair.logs()}`).toBe(0);
-      const verdict = JSON.parse(echoOut.trim().split('\n').at(-1) ?? '{}') as { ok: number; failures: string[] };
-      expect(verdict.failures, pair.logs()).toEqual([]);
-      expect(verdict.ok).toBe(conns);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('traffic across 20 switchovers', rsts)).toBe(0);
+      await clients.verify(cap, 'traffic across 20 switchovers');
       expect((await pair.status(current))?.epoch).toBe(21);
       expect(stalls.every((ms) => ms > 0), `stalls: ${stalls.join(', ')}`).toBe(true);
     } finally {
