@@ -12,7 +12,8 @@ import type {
   RetainedRange,
 } from './log-records.js';
 import { MAX_REASON_BYTES } from './log-records.js';
-import { parseSnapshotState, snapshotRanges } from './snapshot-state.js';
+import { decodeSnapshotState, encodeSnapshotState, snapshotRanges } from './snapshot-state.js';
+import { readU64, writeU64 } from './u64.js';
 
 export interface DecodeError {
   error: string;
@@ -93,18 +94,6 @@ function assertU8(v: number, what: string): void {
 
 function assertSafe(v: number, what: string): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} must be a non-negative safe integer, got ${v}`);
-}
-
-function writeU64(dv: DataView, at: number, v: number): void {
-  dv.setUint32(at, v % TWO_32, true);
-  dv.setUint32(at + 4, Math.floor(v / TWO_32), true);
-}
-
-/** Returns -1 when the value does not fit a safe integer. */
-function readU64(dv: DataView, at: number): number {
-  const hi = dv.getUint32(at + 4, true);
-  if (hi > 0x1f_ffff) return -1;
-  return hi * TWO_32 + dv.getUint32(at, true);
 }
 
 function header(r: LogRecord, fixed: number, varLen: number, flags: number): { buf: Uint8Array; dv: DataView } {
@@ -216,7 +205,7 @@ export function encodeRecord(r: LogRecord): EncodedRecord {
       return withPayload(r.lsn, buf, hints);
     }
     case 'snapshot': {
-      const tcb = encodeStructured(r.state);
+      const tcb = encodeSnapshotState(r.state);
       const parts: Uint8Array[] = [tcb];
       let varLen = tcb.length;
       for (const range of r.retained) {
@@ -376,9 +365,7 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       const tcbLen = dv.getUint32(F, true);
       const count = dv.getUint32(F + 4, true);
       if (tcbLen > varLen) return fail(`snapshot: TCB of ${tcbLen} bytes in a ${varLen}-byte record`);
-      const tcb = decodeStructured(variable.subarray(0, tcbLen));
-      if (isDecodeError(tcb)) return fail(`snapshot: state: ${tcb.error}`);
-      const state = parseSnapshotState(tcb.value);
+      const state = decodeSnapshotState(variable.subarray(0, tcbLen));
       if ('error' in state) return fail(state.error);
       const retained = decodeRanges(variable.subarray(tcbLen), count);
       if ('error' in retained) return retained;
@@ -387,10 +374,6 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       return { record: { kind, lsn, conn, state, retained }, next };
     }
   }
-}
-
-function isDecodeError(x: object): x is DecodeError {
-  return 'error' in x;
 }
 
 function decodeHints(b: Uint8Array): CongestionHint[] | DecodeError {
@@ -476,182 +459,4 @@ export function decodeBatch(body: Uint8Array): LogRecord[] | DecodeError {
   }
   if (at !== body.length) return fail(`${body.length - at} stray bytes after ${count} records`);
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Structured values: the opaque TCB of a snapshot. Tagged, little-endian, depth-bounded. Rare
-// (reintegration only), so simplicity beats speed here.
-
-const T_NULL = 0;
-const T_FALSE = 1;
-const T_TRUE = 2;
-const T_NUMBER = 3;
-const T_STRING = 4;
-const T_BYTES = 5;
-const T_ARRAY = 6;
-const T_OBJECT = 7;
-const T_UNDEFINED = 8;
-
-export const MAX_STRUCTURED_DEPTH = 64;
-
-class ByteWriter {
-  private buf = new Uint8Array(256);
-  private dv = new DataView(this.buf.buffer);
-  length = 0;
-
-  private room(n: number): void {
-    if (this.length + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.length + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.length));
-    this.buf = next;
-    this.dv = new DataView(next.buffer);
-  }
-
-  u8(v: number): void {
-    this.room(1);
-    this.buf[this.length++] = v;
-  }
-
-  u32(v: number): void {
-    this.room(4);
-    this.dv.setUint32(this.length, v, true);
-    this.length += 4;
-  }
-
-  f64(v: number): void {
-    this.room(8);
-    this.dv.setFloat64(this.length, v, true);
-    this.length += 8;
-  }
-
-  bytes(b: Uint8Array): void {
-    this.u32(b.length);
-    this.room(b.length);
-    this.buf.set(b, this.length);
-    this.length += b.length;
-  }
-
-  result(): Uint8Array {
-    return this.buf.slice(0, this.length);
-  }
-}
-
-/** Encodes null, booleans, numbers, strings, Uint8Array, arrays and plain objects; throws otherwise. */
-export function encodeStructured(value: unknown): Uint8Array {
-  const w = new ByteWriter();
-  const put = (v: unknown, depth: number): void => {
-    if (depth > MAX_STRUCTURED_DEPTH) throw new RangeError(`structured value nested deeper than ${MAX_STRUCTURED_DEPTH} (a cycle?)`);
-    if (v === null) w.u8(T_NULL);
-    else if (v === undefined) w.u8(T_UNDEFINED);
-    else if (v === false) w.u8(T_FALSE);
-    else if (v === true) w.u8(T_TRUE);
-    else if (typeof v === 'number') {
-      w.u8(T_NUMBER);
-      w.f64(v);
-    } else if (typeof v === 'string') {
-      w.u8(T_STRING);
-      w.bytes(utf8.encode(v));
-    } else if (v instanceof Uint8Array) {
-      w.u8(T_BYTES);
-      w.bytes(v);
-    } else if (Array.isArray(v)) {
-      w.u8(T_ARRAY);
-      w.u32(v.length);
-      for (const e of v) put(e, depth + 1);
-    } else if (typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null)) {
-      const entries = Object.entries(v);
-      w.u8(T_OBJECT);
-      w.u32(entries.length);
-      for (const [k, e] of entries) {
-        w.bytes(utf8.encode(k));
-        put(e, depth + 1);
-      }
-    } else {
-      throw new TypeError(`cannot encode a ${typeof v} in a structured value`);
-    }
-  };
-  put(value, 0);
-  return w.result();
-}
-
-export function decodeStructured(b: Uint8Array): { value: unknown } | DecodeError {
-  const dv = new DataView(b.buffer, b.byteOffset, b.length);
-  let at = 0;
-  let error: string | null = null;
-  const bad = (why: string): null => {
-    error ??= `${why} at byte ${at}`;
-    return null;
-  };
-  const len = (): number | null => {
-    if (b.length - at < 4) return bad('truncated length');
-    const n = dv.getUint32(at, true);
-    at += 4;
-    return n;
-  };
-  const take = (): Uint8Array | null => {
-    const n = len();
-    if (n === null) return null;
-    if (n > b.length - at) return bad(`length ${n} beyond the end`);
-    const out = b.subarray(at, at + n);
-    at += n;
-    return out;
-  };
-  const get = (depth: number): unknown => {
-    if (depth > MAX_STRUCTURED_DEPTH) return bad('nested too deep');
-    if (at >= b.length) return bad('truncated value');
-    const tag = b[at++];
-    switch (tag) {
-      case T_NULL:
-        return null;
-      case T_UNDEFINED:
-        return undefined;
-      case T_FALSE:
-        return false;
-      case T_TRUE:
-        return true;
-      case T_NUMBER: {
-        if (b.length - at < 8) return bad('truncated number');
-        const v = dv.getFloat64(at, true);
-        at += 8;
-        return v;
-      }
-      case T_STRING: {
-        const s = take();
-        return s === null ? null : utf8Decoder.decode(s);
-      }
-      case T_BYTES: {
-        const s = take();
-        return s === null ? null : s.slice();
-      }
-      case T_ARRAY: {
-        const n = len();
-        if (n === null) return null;
-        if (n > b.length - at) return bad(`array of ${n} elements cannot fit`);
-        const out: unknown[] = [];
-        for (let i = 0; i < n && error === null; i++) out.push(get(depth + 1));
-        return out;
-      }
-      case T_OBJECT: {
-        const n = len();
-        if (n === null) return null;
-        if (n > (b.length - at) / 5) return bad(`object of ${n} entries cannot fit`);
-        const out: Record<string, unknown> = {};
-        for (let i = 0; i < n && error === null; i++) {
-          const k = take();
-          if (k === null) break;
-          // defineProperty, not assignment: a key named __proto__ must stay a plain key.
-          Object.defineProperty(out, utf8Decoder.decode(k), { value: get(depth + 1), enumerable: true, writable: true, configurable: true });
-        }
-        return out;
-      }
-      default:
-        return bad(`unknown tag ${tag}`);
-    }
-  };
-  const value = get(0);
-  if (error !== null) return fail(error);
-  if (at !== b.length) return fail(`${b.length - at} stray bytes after the value`);
-  return { value };
 }

@@ -51,7 +51,7 @@ export function snapshotRecord(
   const peerFin = v.peerFinReceived;
   const firstFin = !ourFin ? (peerFin ? 'peer' : null) : !peerFin ? 'ours' : v.state === 'LAST-ACK' || v.state === 'CLOSE-WAIT' ? 'peer' : 'ours';
   const state: SnapshotState = {
-    version: 1,
+    version: 2,
     tuple: { ...tcb.tuple },
     iss: v.iss,
     irs: v.irs,

@@ -7,6 +7,7 @@
 import { MAC_BYTES, NONCE_BYTES, SESSION_TAG_BYTES, macEquals, type FrameMac } from './auth.js';
 import { decodeBatch, encodeBatch, type EncodedRecord } from './codec.js';
 import type { LogRecord, Lsn } from './log-records.js';
+import { readU64, writeU64 } from './u64.js';
 
 /** 2: session frames carry a 16-byte GMAC tag instead of a 32-byte HMAC. */
 export const FRAME_VERSION = 2;
@@ -14,7 +15,6 @@ export const FRAME_HEADER_BYTES = 16;
 export const DEFAULT_MAX_FRAME_BODY = 16 * 1024 * 1024;
 const MAGIC_0 = 0x55; // 'U'
 const MAGIC_1 = 0x53; // 'S'
-const TWO_32 = 0x1_0000_0000;
 
 export type Role = 'primary' | 'backup';
 
@@ -99,17 +99,6 @@ const HELLO_FIXED = 16 + NONCE_BYTES;
 
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: false });
-
-function writeU64(dv: DataView, at: number, v: number): void {
-  dv.setUint32(at, v % TWO_32, true);
-  dv.setUint32(at + 4, Math.floor(v / TWO_32), true);
-}
-
-function readU64(dv: DataView, at: number): number {
-  const hi = dv.getUint32(at + 4, true);
-  if (hi > 0x1f_ffff) return -1;
-  return hi * TWO_32 + dv.getUint32(at, true);
-}
 
 /** A message's body as chunks (records by reference). */
 export function encodeMessageBody(m: OutgoingMessage): { chunks: Uint8Array[]; byteLength: number } {

@@ -163,10 +163,11 @@ export interface StreamBoundary {
 
 /**
  * Everything a shadow needs of a connection the backup never saw (reintegration, 5.5): what an
- * `open` record carries, plus where both streams stand now. Version 1; a decoder refuses others.
+ * `open` record carries, plus where both streams stand now. Version 2 (snapshot-state.ts has the
+ * layout); a decoder refuses others.
  */
 export interface SnapshotState {
-  version: 1;
+  version: 2;
   tuple: FourTuple;
   iss: SeqNum;
   irs: SeqNum;

@@ -56,7 +56,7 @@ export function sampleRecords(): LogRecord[] {
 /** A snapshot state whose ranges are input [10, 12) and output [2^33, 2^33 + 3). */
 export function sampleSnapshotState(): SnapshotState {
   return {
-    version: 1,
+    version: 2,
     tuple: { localAddr: 0xc6120064, localPort: 80, remoteAddr: 0xc6120002, remotePort: 40000 },
     iss: 0xfffffff0,
     irs: 1000,
