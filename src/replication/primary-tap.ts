@@ -5,8 +5,8 @@
 // hands out. Without a backup the node is unprotected: nothing is logged and packets pass, but
 // every connection is still followed (stream offsets, client bytes since its last service
 // boundary) so that a backup joining later is brought up to date: reintegration (5.5), a
-// `snapshot` record per connection, at once when its retained input reaches back to its last
-// boundary, else at its next boundary.
+// `snapshot` record per connection, in the attach's slices when its retained input reaches back
+// to its last boundary, else at its next boundary.
 
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
@@ -33,12 +33,28 @@ export interface PrimaryTapOptions {
    * connections wait for a boundary, and when none is left.
    */
   onReintegration?: (p: ReintegrationProgress) => void;
+  /**
+   * How the connections open at attach are brought over: in slices of at most `sliceMs`, the next
+   * one run by `schedule` (setImmediate in the node) so that heartbeats and I/O go on between
+   * them. Default: all in the attach's turn.
+   */
+  attachSlices?: AttachSlices;
 }
+
+export interface AttachSlices {
+  sliceMs: number;
+  schedule: (run: () => void) => void;
+  /** Milliseconds, for the slice budget. Default performance.now(). */
+  now?: () => number;
+}
+
+/** Snapshots taken between two looks at the clock: one costs some microseconds. */
+const SNAPSHOTS_PER_CLOCK_CHECK = 8;
 
 export interface ReintegrationProgress {
   /** Snapshots logged in this backup session. */
   snapshots: number;
-  /** Open connections not yet in the log: they wait for their service's next boundary. */
+  /** Open connections not yet in the log: their turn in the attach's slices, or their service's next boundary. */
   pending: number;
   /** Bytes the snapshots carried (retained input and unacknowledged output). */
   bytes: number;
@@ -138,6 +154,12 @@ export class PrimaryTap {
   /** Open connections outside the log while protecting: they wait for a boundary. */
   private readonly pending = new Set<Tracked>();
   private reint = { snapshots: 0, bytes: 0, reportedAt: 0, lastLsn: 0 };
+  /** Connections open at attach whose turn has not come yet, from `attachNext` on. */
+  private attachQueue: Tracked[] = [];
+  private attachNext = 0;
+  /** Bumped when a backup session ends: a slice scheduled for the old one does nothing. */
+  private attachSession = 0;
+  private readonly slices: AttachSlices | null;
 
   constructor(opts: PrimaryTapOptions) {
     this.log = opts.log;
@@ -147,6 +169,7 @@ export class PrimaryTap {
     this.say = opts.say ?? (() => undefined);
     this.budget = opts.retention ?? retentionBudget();
     this.onReintegration = opts.onReintegration ?? (() => undefined);
+    this.slices = opts.attachSlices ?? null;
   }
 
   /** True while a backup is attached: connections are logged and packets wait for their LSN. */
@@ -168,6 +191,7 @@ export class PrimaryTap {
   get pendingCount(): number {
     let n = 0;
     for (const t of this.pending) if (needsReplica(t.conn)) n++;
+    for (let i = this.attachNext; i < this.attachQueue.length; i++) if (this.awaitsTurn(this.attachQueue[i]!)) n++;
     return n;
   }
 
@@ -212,22 +236,28 @@ export class PrimaryTap {
   }
 
   /**
-   * A backup attached and holds the log from its start: log and gate from now on. Every open
-   * connection goes into the log now, in this same turn so that the state is one moment's: a
-   * half-open one as `open`, the others as `snapshot` when their retained input reaches back to
-   * their last boundary; the rest wait for their next boundary (reintegration, 5.5).
+   * A backup attached and holds the log from its start: log and gate from now on. Connections
+   * opened from now on are logged from their SYN. Those already open go in one by one, each at
+   * its own attach point: a half-open one as `open`, the others as `snapshot` when their
+   * retained input reaches back to their last boundary (the rest wait for their next boundary,
+   * reintegration, 5.5). A snapshot is one moment of its connection, taken in one go, and the
+   * connection's later events follow it in the log; until then the connection is outside the
+   * log like before the attach, its packets pass ungated (segment-deps.ts knows nothing of it)
+   * and status does not call the node protected. With `attachSlices` the snapshots are taken in
+   * slices across turns: at 4000 connections one turn stalled the primary 140-360 ms, past what
+   * heartbeats every 50 ms and a dead-after of 300 ms tolerate.
    */
   protect(): void {
     if (this.protecting) return;
     this.protecting = true;
     this.gate?.setGating(true);
     this.reint = { snapshots: 0, bytes: 0, reportedAt: this.clock(), lastLsn: 0 };
-    for (const t of this.tracked.values()) {
-      if (t.logged || !needsReplica(t.conn)) continue;
-      if (!this.catchUp(t)) this.pending.add(t);
-    }
+    this.attachQueue = [];
+    this.attachNext = 0;
+    for (const t of this.tracked.values()) if (!t.logged && needsReplica(t.conn)) this.attachQueue.push(t);
+    this.say(`replication: protected from now on; ${this.attachQueue.length} open connection(s) to bring over`);
     this.report(true);
-    this.say(`replication: protected (${this.reint.snapshots} connection(s) brought over by snapshot, ${this.pending.size} waiting for a service boundary)`);
+    this.attachSlice(this.attachSession);
   }
 
   /**
@@ -265,6 +295,7 @@ export class PrimaryTap {
     }
     this.dirtyAcks.clear();
     this.pending.clear();
+    this.endAttach();
     this.deps.clear();
     this.gate?.setGating(false);
     this.say(`replication: UNPROTECTED, serving without a backup: ${reason}`);
@@ -345,6 +376,45 @@ export class PrimaryTap {
   }
 
   // ---- internals ----
+
+  /** Not yet brought over, still open, and not given up to a boundary wait. */
+  private awaitsTurn(t: Tracked): boolean {
+    return !t.logged && this.tracked.get(t.id) === t && needsReplica(t.conn);
+  }
+
+  /**
+   * Brings queued connections over until the slice's time is up, then leaves the rest to the
+   * next slice. A connection that closed, or went to TIME-WAIT, while it waited needs nothing.
+   */
+  private attachSlice(session: number): void {
+    if (session !== this.attachSession || !this.protecting) return;
+    const s = this.slices;
+    const now = s?.now ?? (() => performance.now());
+    const until = s === null ? Infinity : now() + s.sliceMs;
+    const q = this.attachQueue;
+    let n = 0;
+    while (this.attachNext < q.length) {
+      const t = q[this.attachNext++]!;
+      if (!this.awaitsTurn(t)) continue;
+      if (!this.catchUp(t)) this.pending.add(t);
+      if (++n % SNAPSHOTS_PER_CLOCK_CHECK === 0 && this.attachNext < q.length && now() >= until) {
+        (s as AttachSlices).schedule(() => this.attachSlice(session));
+        this.report(false);
+        return;
+      }
+    }
+    this.attachQueue = [];
+    this.attachNext = 0;
+    if (n > 0) this.report(false);
+    this.say(`replication: attach done (${this.reint.snapshots} connection(s) brought over by snapshot, ${this.pending.size} waiting for a service boundary)`);
+  }
+
+  /** The backup session ended: what waited for its turn stays outside the log. */
+  private endAttach(): void {
+    this.attachSession++;
+    this.attachQueue = [];
+    this.attachNext = 0;
+  }
 
   private onCreated(c: ObservableConnection): void {
     const v = c.vars;
@@ -464,6 +534,7 @@ export class PrimaryTap {
     this.tracked.clear();
     this.dirtyAcks.clear();
     this.pending.clear();
+    this.endAttach();
     this.deps.clear();
     this.gate?.setGating(false);
   }

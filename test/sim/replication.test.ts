@@ -484,7 +484,7 @@ describe('reintegration: a backup joining a primary that serves unprotected', ()
     const progress = (): number => runs.reduce((n, r) => n + r.receivedBytes(), 0) / total;
     const { second, report } = await joinThenFailover(s, port, createEchoService, progress);
     // Every connection was open when the second backup joined: all came by snapshot.
-    expect(s.lines.some((l) => /protected \(20 connection\(s\) brought over by snapshot, 0 waiting/.test(l))).toBe(true);
+    expect(s.lines.some((l) => /attach done \(20 connection\(s\) brought over by snapshot, 0 waiting/.test(l))).toBe(true);
     expect(second.replica.stats.snapshots).toBe(20);
     expect(report).toMatchObject({ promoted: 20, failed: [] });
     await Promise.all(runs.map((r) => r.done));

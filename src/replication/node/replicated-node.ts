@@ -128,6 +128,14 @@ const LOG_WINDOW = 64;
  * (ReplicationLog.holdWhileInFlight): fewer, larger messages and acks on a CPU-bound pair.
  */
 const LOG_HOLD_WHILE_IN_FLIGHT = 1;
+/**
+ * The longest turn of bulk work (the primary's snapshots at attach, the backup's applying):
+ * well inside a heartbeat interval, so the channel's heartbeats leave between two slices.
+ */
+function sliceMs(heartbeatMs: number): number {
+  return Math.max(5, Math.min(20, heartbeatMs / 2));
+}
+
 /** Gratuitous ARP after the first: Linux neighbours may ignore updates younger than locktime (1 s). */
 const GARP_REPEATS = 5;
 const GARP_SPACING_MS = 300;
@@ -202,6 +210,8 @@ export class ReplicatedNode {
       epoch: () => this.epoch,
       say: (line) => this.logger.info('replication.protection', { detail: line }),
       onReintegration: (p) => this.logger.info('replication.reintegration', { snapshots: p.snapshots, pending: p.pending, bytes: p.bytes, done: p.done }),
+      // Like the backup's applying: the heartbeats leave between two slices of snapshots.
+      attachSlices: { sliceMs: sliceMs(cfg.heartbeatMs), schedule: (run) => setImmediate(run) },
     });
   }
 
@@ -492,8 +502,7 @@ export class ReplicatedNode {
     });
     this.applier?.clear();
     this.applier = new SlicedApply(this.replica, {
-      // Well inside a heartbeat interval: the channel's heartbeats leave between two slices.
-      sliceMs: Math.max(5, Math.min(20, this.cfg.heartbeatMs / 2)),
+      sliceMs: sliceMs(this.cfg.heartbeatMs),
       schedule: (run) => setImmediate(run),
       onFailure: (r) => {
         this.logger.error('replication.apply-failed', { error: r.error });
@@ -898,7 +907,7 @@ export class ReplicatedNode {
     if (this.fenced) protectedReason = 'fenced: a node with a higher epoch serves the VIP';
     else if (!primary) protectedReason = 'this node is the backup';
     else if (!this.tap.isProtected) protectedReason = peer === null ? `no backup attached${this.describeLoss(now)}` : 'backup attached but not in step';
-    else if (waiting > 0) protectedReason = `reintegrating: ${waiting} connection(s) wait for a service boundary before the backup can have them`;
+    else if (waiting > 0) protectedReason = `reintegrating: ${waiting} connection(s) wait for their snapshot or a service boundary before the backup can have them`;
     else if (unacked) protectedReason = `reintegrating: the backup has not yet acknowledged the snapshots (LSN ${this.log.ackedLsn} of ${this.tap.reintegrationLsn})`;
     const lag = primary ? this.log.lag() : null;
     const st = this.channel?.stats;
