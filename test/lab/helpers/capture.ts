@@ -117,7 +117,9 @@ export class Capture {
   async stop(): Promise<CaptureResult> {
     await this.drain(3000);
     await this.proc.stop(3000);
-    const r = await run(['tcpdump', '-n', '-tt', '-r', this.file], { timeoutMs: 30_000 });
+    // All of it: run() keeps the last megabyte by default, and at thousands of connections the
+    // FINs alone pass that; the cut first line then parsed as nothing and counted as a RST.
+    const r = await run(['tcpdump', '-n', '-tt', '-r', this.file], { timeoutMs: 30_000, maxOutput: Infinity });
     // An empty capture file still has a header; tcpdump reads it fine and prints nothing.
     if (r.code !== 0) throw new Error(`tcpdump -r ${this.file} failed (${r.code}): ${r.stderr.trim()}`);
     const all = r.stdout.split('\n').filter((l) => l.trim() !== '');
