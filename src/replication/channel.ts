@@ -90,7 +90,8 @@ export interface ChannelEvents {
    * dialler, a 1 MiB read slab shared by many frames: read-slabs.ts): a handler that keeps bytes
    * for long (retained ranges) should copy them, or a few bytes keep a whole slab alive.
    */
-  message: [records: LogRecord[], peer: PeerInfo];
+  /** `receivedAt`: performance.now() when this message's frame began to be verified and decoded. */
+  message: [records: LogRecord[], peer: PeerInfo, receivedAt: number];
   ack: [lsn: Lsn, peer: PeerInfo];
   heartbeat: [hb: HeartbeatMessage, peer: PeerInfo];
   /** The peer announced an epoch above ours (fencing is the caller's decision). */
@@ -392,6 +393,7 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
     if (l.done) return;
     for (const c of chunks) l.decoder.push(c);
     for (;;) {
+      const receivedAt = performance.now();
       const f = l.decoder.next();
       if (f === null) return;
       if ('error' in f) {
@@ -420,7 +422,7 @@ export class ReplicationChannel extends EventEmitter<ChannelEvents> {
           this.refuse(l, { kind: 'protocol', error: 'second hello on an established session' });
           return;
         case 'records':
-          this.emit('message', m.records, peer);
+          this.emit('message', m.records, peer, receivedAt);
           break;
         case 'ack':
           this.emit('ack', m.lsn, peer);

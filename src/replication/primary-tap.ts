@@ -398,6 +398,9 @@ export class PrimaryTap {
       if (!this.awaitsTurn(t)) continue;
       if (!this.catchUp(t)) this.pending.add(t);
       if (++n % SNAPSHOTS_PER_CLOCK_CHECK === 0 && this.attachNext < q.length && now() >= until) {
+        // Each slice's snapshots go as their own message, so the backup's turn that decodes one
+        // stays about as short as the slice that encoded it, and works while the next is taken.
+        this.log.flush();
         (s as AttachSlices).schedule(() => this.attachSlice(session));
         this.report(false);
         return;

@@ -555,9 +555,9 @@ export class ReplicatedNode {
       this.lastPeerLoss = { at: Date.now(), reason };
       this.logger.warn('replication.primary-unreachable', { reason, note: 'the LAN heartbeats decide whether it is dead' });
     });
-    ch.on('message', (records) => {
+    ch.on('message', (records, _peer, receivedAt) => {
       this.lastChannelHeard = Date.now();
-      this.applier?.push(records);
+      this.applier?.push(records, receivedAt);
     });
     ch.on('heartbeat', (hb) => {
       this.lastChannelHeard = Date.now();

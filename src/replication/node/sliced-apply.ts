@@ -50,11 +50,19 @@ export class SlicedApply {
     return n - this.next;
   }
 
-  /** A message from the channel: applied now while the slice's time lasts, the rest later. */
-  push(records: readonly LogRecord[]): void {
+  /**
+   * A message from the channel: applied now while the slice's time lasts, the rest later. With
+   * `receivedAt` (on the `now` clock) the slice counts from there: verifying and decoding a
+   * message of a thousand snapshots takes its own milliseconds in the same turn, and a slice
+   * on top of them ran that turn to 50-65 ms at 4000 connections.
+   */
+  push(records: readonly LogRecord[], receivedAt?: number): void {
     if (records.length === 0) return;
     this.queue.push(records);
-    if (this.queue.length === 1 && !this.scheduled) this.run(this.opts.sliceMs);
+    if (this.queue.length !== 1 || this.scheduled) return;
+    const budget = receivedAt === undefined ? this.opts.sliceMs : this.opts.sliceMs - (this.now() - receivedAt);
+    if (budget > 0) this.run(budget);
+    else this.later();
   }
 
   /**
@@ -88,14 +96,19 @@ export class SlicedApply {
         this.next = 0;
       }
       if (this.queue.length > 0 && this.now() >= until) {
-        this.yields++;
-        this.scheduled = true;
-        this.opts.schedule(() => {
-          this.scheduled = false;
-          this.run(this.opts.sliceMs);
-        });
+        this.later();
         return;
       }
     }
+  }
+
+  /** The rest waits for the next turn. */
+  private later(): void {
+    this.yields++;
+    this.scheduled = true;
+    this.opts.schedule(() => {
+      this.scheduled = false;
+      this.run(this.opts.sliceMs);
+    });
   }
 }

@@ -26,7 +26,8 @@ function ackPacket(c: Connection, i: number): Uint8Array {
 
 function setup(n: number) {
   const log = new SpyLog();
-  log.attach(() => undefined, 0);
+  const messages: number[] = [];
+  log.attach((b) => messages.push(b.records.length), 0);
   const turns: (() => void)[] = [];
   let t = 0;
   const progress: ReintegrationProgress[] = [];
@@ -54,17 +55,19 @@ function setup(n: number) {
     run();
   };
   const snapshots = (): SnapshotRecord[] => log.records.filter((r): r is SnapshotRecord => r.kind === 'snapshot');
-  return { log, tap, turns, nextTurn, progress, gate, sent, conns, snapshots };
+  return { log, tap, turns, nextTurn, progress, gate, sent, conns, snapshots, messages };
 }
 
 const connOf = (r: LogRecord): number | null => (r.kind === 'heartbeat' ? null : r.conn);
 
 describe('attach in slices', () => {
   it('attach slices: 100 connections come over 32 per slice on the virtual clock, each snapshotted once, and status waits for the last', () => {
-    const { log, tap, turns, nextTurn, progress, snapshots } = setup(100);
+    const { log, tap, turns, nextTurn, progress, snapshots, messages } = setup(100);
     tap.protect();
     // Four looks at the clock (every 8 snapshots) reach the 1 ms budget: the rest waits for a turn.
     expect(snapshots()).toHaveLength(32);
+    // The slice's records left as one message (32 snapshots and their ack records), not held for the next.
+    expect(messages).toEqual([64]);
     expect(turns).toHaveLength(1);
     expect(tap.pendingCount).toBe(68);
     expect(progress[0]).toEqual({ snapshots: 0, pending: 100, bytes: 0, done: false });

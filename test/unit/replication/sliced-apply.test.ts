@@ -26,7 +26,9 @@ function harness(costMs: number, sliceMs = 20, badLsn = -1) {
   });
   const sa = new SlicedApply(replica, { sliceMs, schedule: (run) => turns.push(run), onFailure: (r) => failures.push(r.error), now: () => now });
   const turn = (): void => (turns.shift() as () => void)();
-  return { sa, applied, acks, turns, failures, turn, replica };
+  /** Moves the fake clock, as verifying and decoding a message would. */
+  const spend = (ms: number): number => (now += ms);
+  return { sa, applied, acks, turns, failures, turn, replica, spend };
 }
 
 describe('SlicedApply', () => {
@@ -53,6 +55,26 @@ describe('SlicedApply', () => {
     expect(h.applied).toEqual(recs(1, 100).map((r) => r.lsn));
     expect(h.acks.at(-1)).toBe(100);
     expect(h.sa.yields).toBe(4);
+  });
+
+  it('sliced apply: the first slice counts from the message arrival: decoding that used 12 of 20 ms leaves 8, decoding past 20 leaves the whole message to the next turn', () => {
+    const h = harness(1, 20);
+    const at = h.spend(0);
+    h.spend(12);
+    h.sa.push(recs(1, 100), at);
+    expect(h.applied.length).toBe(8);
+    expect(h.turns.length).toBe(1);
+    while (h.turns.length > 0) h.turn();
+    expect(h.replica.lastApplied).toBe(100);
+
+    const late = h.spend(0);
+    h.spend(25);
+    h.sa.push(recs(101, 110), late);
+    expect(h.applied.length).toBe(100);
+    expect(h.acks.at(-1)).toBe(100);
+    expect(h.turns.length).toBe(1);
+    h.turn();
+    expect(h.replica.lastApplied).toBe(110);
   });
 
   it('sliced apply: a message arriving while an earlier one waits is applied after it, in log order', () => {
