@@ -126,19 +126,23 @@ describe('reintegration in the lab', () => {
 
   // Issue: a rejoining backup replaying 100 snapshots in one turn went silent past the default
   // dead-after (300 ms) on a loaded machine; the primary dropped it, started a fresh log, and the
-  // backup resynced and reattached: reintegration again, possibly forever. Here a backup joins a
-  // primary holding 500 connections (REINT_CONNS to measure others) with the default heartbeat
-  // and dead-after; both nodes log their event-loop stalls (node.loop-delay, debug) and the test
-  // prints them.
-  it('a backup joining a primary with 500 open connections is brought up to date in one session with default heartbeat and dead-after, then carries them through a SIGKILL: echo exact, downloads whole, no RST', async () => {
+  // backup resynced and reattached: reintegration again, possibly forever. And a primary
+  // snapshotting 4000 connections in one turn stalled 140-360 ms, enough for its backup to take
+  // it for dead. Here a backup joins a primary holding 1500 connections (REINT_CONNS to measure
+  // others) with the default heartbeat and dead-after; the primary snapshots them in slices and
+  // the backup applies them in slices. Both nodes log their event-loop stalls (node.loop-delay,
+  // debug) and the test prints them; REINT_NODE_FLAGS adds node options to both (a profiler, a
+  // diagnostic --import).
+  it('a backup joining a primary with 1500 open connections is brought up to date in one session with default heartbeat and dead-after, then carries them through a SIGKILL: echo exact, downloads whole, no RST', async () => {
     const l = lab();
-    const conns = Number(process.env.REINT_CONNS ?? 500);
+    const conns = Number(process.env.REINT_CONNS ?? 1500);
+    const nodeFlags = process.env.REINT_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
     const size = 32 * MIB;
     const blob = randomBytes(size);
     writeFileSync(file, blob);
 
     // The primary alone first: it serves unprotected while the connections open.
-    pair.startNode('primary', SERVICE, PORT, ['--log-level', 'debug'], { env });
+    pair.startNode('primary', SERVICE, PORT, ['--log-level', 'debug'], { env, nodeFlags });
     await pair.waitUntil('A control socket', async () => (await status('primary')) !== null, 30_000);
     await pair.waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}:${PORT}/probe`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
 
@@ -159,9 +163,9 @@ describe('reintegration in the lab', () => {
       }, 30_000);
 
       const attachAt = Date.now();
-      pair.startNode('backup', SERVICE, PORT, ['--log-level', 'debug'], { env });
+      pair.startNode('backup', SERVICE, PORT, ['--log-level', 'debug'], { env, nodeFlags });
       // A liveness bound, not a performance figure: from the backup's start, 500 connections took
-      // 0.6-1.4 s here, 1000 took 0.8-1.5 s (also beside four busy loops), 2000 about 1 s.
+      // 0.6-1.4 s here, 1000 took 0.8-1.5 s (also beside four busy loops), 4000 1.4-2.6 s.
       await pair.waitUntil('A protected, with every open connection on B', async () => (await status('primary'))?.protected === true, 20_000);
       const protectedMs = Date.now() - attachAt;
       const a = await status('primary');

@@ -148,8 +148,9 @@ export class ReplicatedPair {
   /**
    * One node in the namespace named for `role`, started in that role (start() starts both) or, with
    * `opts.as`, in the other one: a node restarted as the backup of the node that took over.
+   * `opts.nodeFlags` are options for node itself (e.g. --cpu-prof), before the script.
    */
-  startNode(role: PairRole, service: string, port: number, extraArgs: string[] = [], opts: { as?: PairRole; env?: NodeJS.ProcessEnv } = {}): void {
+  startNode(role: PairRole, service: string, port: number, extraArgs: string[] = [], opts: { as?: PairRole; env?: NodeJS.ProcessEnv; nodeFlags?: string[] } = {}): void {
     const l = this.lab();
     // A restart in the same namespace keeps the earlier node's log beside its own.
     const n = ++this.starts;
@@ -161,6 +162,7 @@ export class ReplicatedPair {
     let child: ChildProcess;
     try {
       child = l.spawn(role, process.execPath, [
+        ...(opts.nodeFlags ?? []),
         'bin/understudy.js', 'node',
         '--role', opts.as ?? role,
         '--replication', `${own}:${REPL_PORT}`,
