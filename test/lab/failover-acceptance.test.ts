@@ -7,8 +7,8 @@
 //   - power loss: every link of the primary cut at once, then restored (it must fence itself).
 // In every case the client must notice nothing: no RST on its interface, every byte exactly once.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -16,8 +16,16 @@ import { Nodes, type NodeHandle, type Timing } from '../../bench/failover/nodes.
 import { HTTP_PORT, killRound, type ServedFile } from '../../bench/failover/stall.js';
 import { writeRandomFile } from '../../src/demo/io.js';
 import { mulberry32 } from '../unit/tcp/pair.js';
-import { Capture, describeRsts, RST_FILTER } from './helpers/capture.js';
-import { curl } from './helpers/clients.js';
+import { Capture } from './helpers/capture.js';
+import {
+  captureClientRsts,
+  expectDownloadIntact,
+  expectEchoStreamsIntact,
+  expectNoRst,
+  startDownload,
+  vipAnswersHttp,
+  whileStopped,
+} from './helpers/client-checks.js';
 import { startConnectLoop, startEchoStreams } from './helpers/echo-clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 
@@ -53,10 +61,7 @@ describe('failover acceptance (issue 3)', () => {
   const logs = (p: NodeHandle, b: NodeHandle): string =>
     `--- primary log (tail)\n${nodes().log(p).slice(-3000)}\n--- backup log (tail)\n${nodes().log(b).slice(-3000)}`;
 
-  async function vipAnswersHttp(h: NodeHandle): Promise<void> {
-    const l = lab();
-    await nodes().waitUntil('the VIP answers', h, async () => (await curl(l.ns.client, [`http://${l.addr.vip}/nothing`], ['/dev/null'], 3000)).exitCode === 0, 20_000);
-  }
+  const vipAnswers = (h: NodeHandle): Promise<void> => nodes().waitUntil('the VIP answers', h, () => vipAnswersHttp(lab()), 20_000);
 
   // The 256 MiB download of the issue is what `understudy demo` runs (test/lab/demo.test.ts runs
   // the demo's lab at 32 MiB); here the sizes stay small enough for 20 rounds in about two minutes.
@@ -96,7 +101,7 @@ describe('failover acceptance (issue 3)', () => {
     const { primary, backup } = await nodes().startPair('echo', PORT_ECHO, DEFAULTS);
     const conns = 100;
     const bytes = 768 * 1024;
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       // About 8 s per stream at this rate, long enough for a kill part-way with every stream open.
       const client = startEchoStreams(l, l.addr.vip, PORT_ECHO, { conns, bytes, rate: 96 * 1024, idleTimeoutS: 60 });
@@ -105,16 +110,12 @@ describe('failover acceptance (issue 3)', () => {
         return client.progress() >= conns * bytes * 0.4;
       }, 60_000);
       nodes().kill(primary);
-      const { code, verdict } = await client.result(120_000);
-      expect(code, `echo client: ${client.output()}\n${logs(primary, backup)}`).toBe(0);
-      expect(verdict.failures, logs(primary, backup)).toEqual([]);
-      expect(verdict.ok).toBe(conns);
+      const verdict = await expectEchoStreamsIntact(client, conns, logs(primary, backup));
       // Paced, a stream takes 8 s; on a loaded machine the echo lags behind (not a stall: a capture
       // of such a run shows one pause, the failover's).
       console.log(`echo streams: slowest connections [index, s]: ${JSON.stringify(verdict.slowest)}`);
       expect(nodes().log(backup)).toMatch(new RegExp(`"epoch":2,"connections":${conns},[^\\n]*"event":"takeover.done"`));
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('echo streams across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'echo streams across the failover');
     } finally {
       await cap.dispose();
     }
@@ -125,7 +126,7 @@ describe('failover acceptance (issue 3)', () => {
     // A half-open queue of 2 sends the primary into SYN-cookie mode under this load, so that
     // cookies it handed out are still coming back when the backup takes over.
     const { primary, backup } = await nodes().startPair('echo', PORT_ECHO, DEFAULTS, ['--syn-backlog', '2']);
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const client = startConnectLoop(l, l.addr.vip, PORT_ECHO, { workers: 16, size: 200, timeoutS: 60 });
       const cookiesSent = async (): Promise<number> => (await statusOf(primary))?.counters?.events?.['tcp.syncookie-sent'] ?? 0;
@@ -147,8 +148,7 @@ describe('failover acceptance (issue 3)', () => {
       expect(code, client.output()).toBe(0);
       expect(verdict.failures, logs(primary, backup)).toEqual([]);
       expect(verdict.ok).toBeGreaterThan(atKill);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('connections opened across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'connections opened across the failover');
       const events = (await statusOf(backup))?.counters?.events ?? {};
       // More cookies accepted than sent: some were the dead primary's (informative, not assured).
       console.log(
@@ -166,38 +166,24 @@ describe('failover acceptance (issue 3)', () => {
     const size = 32 * MIB;
     const file = { name: 'stall.bin', bytes: size, sha256: writeRandomFile(path.join(www, 'stall.bin'), size) };
     const { primary, backup } = await nodes().startPair(`http-static:${www}`, HTTP_PORT, { heartbeatMs: 20, deadAfterMs: 100 });
-    await vipAnswersHttp(primary);
-    const pid = primary.child.pid as number;
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    await vipAnswers(primary);
+    const cap = await captureClientRsts(l);
     try {
       const out = path.join(dir, 'stall-download.bin');
       rmSync(out, { force: true });
-      const download = curl(l.ns.client, [`http://${l.addr.vip}/${file.name}`], [out], 120_000, ['--limit-rate', String(8 * MIB)]);
-      let finished = false;
-      void download.finally(() => (finished = true));
-      await nodes().waitUntil('30% downloaded', primary, async () => finished || (existsSync(out) && statSync(out).size >= size * 0.3), 60_000);
-      expect(finished, 'the download ended before the stall').toBe(false);
+      const download = startDownload(l, `http://${l.addr.vip}/${file.name}`, out, { rate: 8 * MIB, timeoutMs: 120_000 });
+      await nodes().waitUntil('30% downloaded', primary, async () => download.finished() || download.bytes() >= size * 0.3, 60_000);
+      expect(download.finished(), 'the download ended before the stall').toBe(false);
       // The backup decides while the primary is stopped; the primary resumes before it has heard
       // anything, finds its backup silent and must not release what it held for it.
-      process.kill(pid, 'SIGSTOP');
-      try {
-        await nodes().waitUntil('the backup decided', backup, async () => nodes().log(backup).includes('"takeover.detected"'), 30_000);
-      } finally {
-        process.kill(pid, 'SIGCONT');
-      }
+      await whileStopped(primary.child.pid as number, () =>
+        nodes().waitUntil('the backup decided', backup, async () => nodes().log(backup).includes('"takeover.detected"'), 30_000),
+      );
       await nodes().waitUntil('the old primary fenced itself', primary, async () => nodes().log(primary).includes('"replication.fenced"'), 30_000);
-      const r = await download;
-      expect(r.exitCode, `curl: ${r.stderr}\n${logs(primary, backup)}`).toBe(0);
-      expect(createHash('sha256').update(readFileSync(out)).digest('hex')).toBe(file.sha256);
+      await expectDownloadIntact(download, file, logs(primary, backup));
       expect(nodes().log(primary), logs(primary, backup)).not.toContain('backup lost');
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('download across a stalled primary', rsts)).toBe(0);
+      await expectNoRst(cap, 'download across a stalled primary');
     } finally {
-      try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        // already gone
-      }
       await cap.dispose();
     }
   }, 180_000);
@@ -207,23 +193,21 @@ describe('failover acceptance (issue 3)', () => {
     const size = 32 * MIB;
     const file = { name: 'cut.bin', bytes: size, sha256: writeRandomFile(path.join(www, 'cut.bin'), size) };
     const { primary, backup } = await nodes().startPair(`http-static:${www}`, HTTP_PORT, DEFAULTS);
-    await vipAnswersHttp(primary);
+    await vipAnswers(primary);
     const primaryMac = await l.macOf('primary');
-    const rstCap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const rstCap = await captureClientRsts(l);
     let fromOld: Capture | undefined;
     const links = [l.lanIface, l.replIface as string];
     try {
       const out = path.join(dir, 'cut-download.bin');
       rmSync(out, { force: true });
       // About 8 s: the links are cut at 30% and come back while the backup still serves.
-      const download = curl(l.ns.client, [`http://${l.addr.vip}/${file.name}`], [out], 120_000, ['--limit-rate', String(4 * MIB)]);
-      let finished = false;
-      void download.finally(() => (finished = true));
-      await nodes().waitUntil('30% downloaded', primary, async () => finished || (existsSync(out) && statSync(out).size >= size * 0.3), 60_000);
-      expect(finished, 'the download ended before the links were cut').toBe(false);
+      const download = startDownload(l, `http://${l.addr.vip}/${file.name}`, out, { rate: 4 * MIB, timeoutMs: 120_000 });
+      await nodes().waitUntil('30% downloaded', primary, async () => download.finished() || download.bytes() >= size * 0.3, 60_000);
+      expect(download.finished(), 'the download ended before the links were cut').toBe(false);
       for (const iface of links) await l.exec('primary', 'ip', ['link', 'set', iface, 'down']);
       await nodes().waitUntil('the backup took over', backup, async () => nodes().log(backup).includes('"takeover.done"'), 30_000);
-      expect(finished, 'the download ended before the links came back').toBe(false);
+      expect(download.finished(), 'the download ended before the links came back').toBe(false);
 
       // Cut off, it finds its backup silent too, and must keep holding what it holds for it: the
       // backup may have taken over (it has). Only then do the links come back.
@@ -235,14 +219,9 @@ describe('failover acceptance (issue 3)', () => {
 
       // Fencing won over "backup lost": what it held was dropped, not sent.
       expect(nodes().log(primary)).not.toContain('backup lost');
-      const r = await download;
-      expect(r.exitCode, `curl: ${r.stderr}\n${logs(primary, backup)}`).toBe(0);
-      const got = readFileSync(out);
-      expect(got.length).toBe(size);
-      expect(createHash('sha256').update(got).digest('hex')).toBe(file.sha256);
+      await expectDownloadIntact(download, file, logs(primary, backup));
       expect((await statusOf(backup))?.epoch).toBe(2);
-      const rsts = await rstCap.stop();
-      expect(rsts.packets, describeRsts('download across cut links', rsts)).toBe(0);
+      await expectNoRst(rstCap, 'download across cut links');
       const leaked = await fromOld.stop();
       expect(leaked.packets, `the old primary spoke for the VIP after its links came back:\n${leaked.lines.join('\n')}\n${logs(primary, backup)}`).toBe(0);
     } finally {

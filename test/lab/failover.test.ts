@@ -4,15 +4,22 @@
 // its interface, every byte exactly once. And cutting only the replication link must not make the
 // backup take over: the LAN heartbeats say the primary is alive, which goes on unprotected.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Capture, describeRsts, RST_FILTER } from './helpers/capture.js';
-import { curl } from './helpers/clients.js';
-import { PY_MANY_ECHO } from './helpers/echo-clients.js';
+import {
+  captureClientRsts,
+  expectDownloadIntact,
+  expectEchoStreamsIntact,
+  expectNoRst,
+  sha256Hex,
+  startDownload,
+  vipAnswersHttp,
+  whileStopped,
+} from './helpers/client-checks.js';
+import { startEchoStreams } from './helpers/echo-clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
 
@@ -36,29 +43,32 @@ describe('failover in the lab', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('curl downloads 64 MiB while the primary is SIGKILLed at 40%: exit 0, same SHA-256, no RST', async () => {
-    const l = lab();
+  /** A fresh www holding big.bin of `size` random bytes; returns what the client must get. */
+  function serveBigFile(size: number): { bytes: number; sha256: string } {
     rmSync(www, { recursive: true, force: true });
-    await l.exec('primary', 'mkdir', ['-p', www]);
-    const size = 64 * MIB;
+    mkdirSync(www, { recursive: true });
     const blob = randomBytes(size);
     writeFileSync(join(www, 'big.bin'), blob);
+    return { bytes: size, sha256: sha256Hex(blob) };
+  }
+
+  it('curl downloads 64 MiB while the primary is SIGKILLed at 40%: exit 0, same SHA-256, no RST', async () => {
+    const l = lab();
+    const size = 64 * MIB;
+    const want = serveBigFile(size);
     await pair.start(`http-static:${www}`, PORT_HTTP);
     // The client's neighbour entry may still name a node of an earlier test: wait until the VIP answers.
-    await pair.waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}/nothing`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
+    await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const out = join(dir, 'download.bin');
       rmSync(out, { force: true });
       // About 8 s at this rate: long enough to kill it part-way on the bytes the client has.
-      const rate = 8 * MIB;
-      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 120_000, ['--limit-rate', String(rate)]);
-      let finished = false;
-      void download.finally(() => (finished = true));
+      const download = startDownload(l, `http://${l.addr.vip}/big.bin`, out, { rate: 8 * MIB, timeoutMs: 120_000 });
       let killedAt = -1;
-      while (!finished) {
-        const have = existsSync(out) ? statSync(out).size : 0;
+      while (!download.finished()) {
+        const have = download.bytes();
         if (have >= size * 0.4) {
           killedAt = have;
           pair.kill('primary');
@@ -66,18 +76,13 @@ describe('failover in the lab', () => {
         }
         await sleep(5);
       }
-      const r = await download;
       expect(killedAt, `the download ended before the kill point\n${pair.logs()}`).toBeGreaterThan(0);
-      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
-      const got = readFileSync(out);
-      expect(got.length).toBe(size);
-      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
+      await expectDownloadIntact(download, want, pair.logs());
       const st = await pair.status('backup');
       expect(st?.role).toBe('primary');
       expect(st?.epoch).toBe(2);
       expect(pair.logOf('backup')).toContain('"takeover.done"');
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('download across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'download across the failover');
     } finally {
       await cap.dispose();
     }
@@ -85,48 +90,30 @@ describe('failover in the lab', () => {
 
   it('a primary frozen (SIGSTOP) is taken over; resumed, it fences itself: download intact, no RST', async () => {
     const l = lab();
-    rmSync(www, { recursive: true, force: true });
-    await l.exec('primary', 'mkdir', ['-p', www]);
     const size = 32 * MIB;
-    const blob = randomBytes(size);
-    writeFileSync(join(www, 'big.bin'), blob);
+    const want = serveBigFile(size);
     await pair.start(`http-static:${www}`, PORT_HTTP);
-    await pair.waitUntil('the VIP answers', async () => (await curl(l.ns.client, [`http://${l.addr.vip}/nothing`], [join(dir, 'probe')], 3000)).exitCode === 0, 20_000);
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
-    const pid = pair.pid('primary') as number;
+    await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
+    const cap = await captureClientRsts(l);
     try {
       const out = join(dir, 'download.bin');
       rmSync(out, { force: true });
-      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 120_000, ['--limit-rate', String(4 * MIB)]);
-      let finished = false;
-      void download.finally(() => (finished = true));
-      await pair.waitUntil('40% downloaded', async () => finished || (existsSync(out) && statSync(out).size >= size * 0.4), 60_000);
-      expect(finished, 'the download ended before the freeze').toBe(false);
-      process.kill(pid, 'SIGSTOP');
-      try {
-        await pair.waitUntil('the backup took over', async () => pair.logOf('backup').includes('"takeover.done"'), 30_000);
-      } finally {
-        process.kill(pid, 'SIGCONT');
-      }
+      const download = startDownload(l, `http://${l.addr.vip}/big.bin`, out, { rate: 4 * MIB, timeoutMs: 120_000 });
+      await pair.waitUntil('40% downloaded', () => download.finished() || download.bytes() >= size * 0.4, 60_000);
+      expect(download.finished(), 'the download ended before the freeze').toBe(false);
+      await whileStopped(pair.pid('primary') as number, () =>
+        pair.waitUntil('the backup took over', () => pair.logOf('backup').includes('"takeover.done"'), 30_000),
+      );
       // Resumed, it hears the new primary's epoch on the LAN and stops speaking for the VIP.
-      await pair.waitUntil('the old primary fenced itself', async () => pair.logOf('primary').includes('"replication.fenced-vip-released"'), 30_000);
+      await pair.waitUntil('the old primary fenced itself', () => pair.logOf('primary').includes('"replication.fenced-vip-released"'), 30_000);
       const proxy = await l.exec('primary', 'ip', ['neigh', 'show', 'proxy']);
       expect(proxy.stdout).not.toContain(l.addr.vip);
       expect((await pair.status('primary'))?.protectedReason ?? '').toMatch(/fenced/);
       // Fencing won over "backup lost": the packets it held for the backup were dropped, not sent.
       expect(pair.logOf('primary')).not.toContain('backup lost');
-      const r = await download;
-      expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
-      const got = readFileSync(out);
-      expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(blob).digest('hex'));
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('download across a frozen primary', rsts)).toBe(0);
+      await expectDownloadIntact(download, want, pair.logs());
+      await expectNoRst(cap, 'download across a frozen primary');
     } finally {
-      try {
-        process.kill(pid, 'SIGCONT');
-      } catch {
-        // already gone
-      }
       await cap.dispose();
     }
   }, 180_000);
@@ -136,32 +123,17 @@ describe('failover in the lab', () => {
     await pair.start('echo', PORT_ECHO);
     const conns = 20;
     const bytes = 3 * MIB;
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
-      const client = l.spawn('client', 'python3', ['-c', PY_MANY_ECHO, l.addr.vip, String(PORT_ECHO), String(conns), String(bytes), String(256 * 1024), '60']);
-      let out = '';
-      let err = '';
-      client.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-      client.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d));
-      const exited = once(client, 'exit');
-      const progress = (): number => {
-        const m = [...out.matchAll(/^progress (\d+)$/gm)].at(-1);
-        return m === undefined ? 0 : Number(m[1]);
-      };
-      await pair.waitUntil('echo streams 40% through', async () => {
-        if (client.exitCode !== null) throw new Error(`the echo client ended early: ${out}\n${err}`);
-        return progress() >= conns * bytes * 0.4;
+      const client = startEchoStreams(l, l.addr.vip, PORT_ECHO, { conns, bytes, rate: 256 * 1024, idleTimeoutS: 60 });
+      await pair.waitUntil('echo streams 40% through', () => {
+        if (client.exited()) throw new Error(`the echo client ended early: ${client.output()}`);
+        return client.progress() >= conns * bytes * 0.4;
       }, 60_000);
       pair.kill('primary');
-      const [code] = (await Promise.race([exited, sleep(120_000).then(() => ['timeout'])])) as [number | string];
-      const last = out.trim().split('\n').at(-1) ?? '';
-      expect(code, `echo client: ${out.slice(-2000)}\n${err}\n${pair.logs()}`).toBe(0);
-      const result = JSON.parse(last) as { ok: number; failures: string[] };
-      expect(result.failures, pair.logs()).toEqual([]);
-      expect(result.ok).toBe(conns);
+      await expectEchoStreamsIntact(client, conns, pair.logs());
       expect(pair.logOf('backup')).toContain('"takeover.done"');
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('echo across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'echo across the failover');
     } finally {
       await cap.dispose();
     }
