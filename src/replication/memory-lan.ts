@@ -4,69 +4,37 @@
 // drops everything it sends or would receive, as a dead host does. Delivery is batched per
 // macrotask, like the memory link, so that a send never re-enters the receiver synchronously.
 
-import { copyPacket, emptyLinkStats, type Link, type LinkStats, type ReceiveHandler } from '../tun/link.js';
+import type { Link } from '../tun/link.js';
+import { MemoryPort } from '../tun/memory-port.js';
 
 export type LanWatcher = (from: string, packet: Uint8Array) => void;
 
-class LanPort implements Link {
-  readonly stats: LinkStats = emptyLinkStats();
-  private handler: ReceiveHandler | undefined;
-  private inbox: Uint8Array[] = [];
-  private scheduled = false;
+class LanPort extends MemoryPort {
   cut = false;
-  closed = false;
 
   constructor(
     readonly name: string,
-    readonly mtu: number,
+    mtu: number,
     private readonly lan: MemoryLan,
-  ) {}
-
-  send(packets: readonly Uint8Array[]): void {
-    for (const p of packets) {
-      if (this.cut || this.closed || p.length > this.mtu || p.length === 0) {
-        this.stats.txDropped++;
-        continue;
-      }
-      this.stats.txPackets++;
-      this.stats.txBytes += p.length;
-      this.lan.carry(this, copyPacket(p));
-    }
+  ) {
+    super(mtu);
   }
 
-  onReceive(handler: ReceiveHandler): void {
-    this.handler = handler;
-    if (this.inbox.length > 0) this.schedule();
+  protected carry(p: Uint8Array): boolean {
+    return !this.cut && this.lan.carry(this, p);
   }
 
-  close(): void {
-    this.closed = true;
-    this.inbox = [];
-    this.handler = undefined;
-  }
-
+  /** A packet from the wire; a port that is cut or closed loses it. */
   deliver(p: Uint8Array): void {
     if (this.cut || this.closed) {
       this.stats.rxDropped++;
       return;
     }
-    this.inbox.push(p);
-    this.schedule();
+    this.enqueue(p);
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.handler === undefined) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      const h = this.handler;
-      if (h === undefined || this.cut || this.closed || this.inbox.length === 0) return;
-      const batch = this.inbox;
-      this.inbox = [];
-      this.stats.rxBatches++;
-      this.stats.rxPackets += batch.length;
-      h(batch);
-    });
+  protected override receiving(): boolean {
+    return !this.cut && super.receiving();
   }
 }
 
@@ -122,15 +90,16 @@ export class MemoryLan {
     this.watchers.push(w);
   }
 
-  /** @internal */
-  carry(from: LanPort, p: Uint8Array): void {
+  /** @internal False when nobody owns the VIP: the client's packet goes nowhere. */
+  carry(from: LanPort, p: Uint8Array): boolean {
     for (const w of this.watchers) w(from.name, p);
     if (from === this.clientPort) {
       const to = this.owner === null ? undefined : this.nodes.get(this.owner);
-      if (to === undefined) from.stats.txDropped++;
-      else to.deliver(p);
-      return;
+      if (to === undefined) return false;
+      to.deliver(p);
+      return true;
     }
     this.clientPort.deliver(p);
+    return true;
   }
 }
