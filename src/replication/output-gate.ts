@@ -5,9 +5,10 @@
 // is the tap's answer (segment-deps.ts: its connection's output up to its last byte or FIN, the
 // input up to its ACK number); without one, the log's tail LSN at send time, which covers them all
 // (conservative: a pure ACK then waits for other connections' records too). Held packets leave in
-// the order they came, so a later packet never overtakes an earlier held one.
+// the order they came, so a later packet never overtakes an earlier held one (holding-link.ts).
 
-import type { Link, LinkOffload, LinkStats, ReceiveHandler, ReceiveOptions, SendOptions } from '../tun/link.js';
+import type { Link, ReceiveHandler, ReceiveOptions, SendOptions } from '../tun/link.js';
+import { HoldingLink } from './holding-link.js';
 import type { Lsn } from './log-records.js';
 import type { ReplicationLog } from './replication-log.js';
 
@@ -16,12 +17,6 @@ import type { ReplicationLog } from './replication-log.js';
  * LSN, the answer for a packet that cannot be placed.
  */
 export type PacketDependency = (packet: Uint8Array, acked: Lsn, tail: Lsn) => Lsn;
-
-interface Held {
-  lsn: Lsn;
-  packets: readonly Uint8Array[];
-  opts: SendOptions | undefined;
-}
 
 export interface OutputGateStats {
   /** Packets that had to wait for an acknowledgement. */
@@ -34,40 +29,21 @@ export interface OutputGateStats {
   fenced: number;
 }
 
-export class OutputGate implements Link {
+/** Held batches are tagged with the LSN they wait for. */
+export class OutputGate extends HoldingLink<Lsn> {
   readonly gateStats: OutputGateStats = { held: 0, passed: 0, releasedUnprotected: 0, fenced: 0 };
-  private queue: Held[] = [];
   private gating = false;
   private inputMuted = false;
   private fenced = false;
   private stopListening: () => void;
 
   constructor(
-    private readonly inner: Link,
+    inner: Link,
     private log: ReplicationLog,
     private readonly dependsOn: PacketDependency = (_p, _acked, tail) => tail,
   ) {
+    super(inner);
     this.stopListening = log.onAdvance((acked) => this.release(acked));
-  }
-
-  get mtu(): number {
-    return this.inner.mtu;
-  }
-
-  get stats(): LinkStats {
-    return this.inner.stats;
-  }
-
-  /** The wrapped link's offloads: held packets keep their send options, so TSO still applies. */
-  get offload(): LinkOffload | undefined {
-    return this.inner.offload;
-  }
-
-  /** Packets waiting for the backup. */
-  get heldPackets(): number {
-    let n = 0;
-    for (const h of this.queue) n += h.packets.length;
-    return n;
   }
 
   /**
@@ -85,12 +61,7 @@ export class OutputGate implements Link {
   setGating(on: boolean): void {
     this.gating = on;
     if (on || this.fenced) return;
-    const q = this.queue;
-    this.queue = [];
-    for (const h of q) {
-      this.gateStats.releasedUnprotected += h.packets.length;
-      this.inner.send(h.packets, h.opts);
-    }
+    this.gateStats.releasedUnprotected += this.letGo();
   }
 
   get isGating(): boolean {
@@ -115,17 +86,16 @@ export class OutputGate implements Link {
       const d = this.dependsOn(p, acked, tail);
       if (d > lsn) lsn = d;
     }
-    if (this.queue.length === 0 && lsn <= acked) {
+    if (!this.hasHeld() && lsn <= acked) {
       this.gateStats.passed += packets.length;
       this.inner.send(packets, opts);
       return;
     }
-    // The driver hands each batch over for good (it builds a new array per pass), so keeping it is safe.
     this.gateStats.held += packets.length;
-    this.queue.push({ lsn, packets, opts });
+    this.holdBack(lsn, packets, opts);
   }
 
-  onReceive(handler: ReceiveHandler, opts?: ReceiveOptions): void {
+  override onReceive(handler: ReceiveHandler, opts?: ReceiveOptions): void {
     this.inner.onReceive((packets, info) => {
       if (!this.inputMuted) handler(packets, info);
     }, opts);
@@ -138,7 +108,7 @@ export class OutputGate implements Link {
   fence(): void {
     this.fenced = true;
     this.inputMuted = true;
-    this.queue = [];
+    this.dropHeld();
   }
 
   get isFenced(): boolean {
@@ -166,36 +136,17 @@ export class OutputGate implements Link {
    */
   rearm(): void {
     if (this.gating) throw new Error('the gate steps down only once gating is off');
-    this.queue = [];
+    this.dropHeld();
     this.fenced = false;
     this.inputMuted = false;
   }
 
-  close(): void {
+  override close(): void {
     this.stopListening();
-    this.queue = [];
-    this.inner.close();
+    super.close();
   }
 
   private release(acked: Lsn): void {
-    if (this.fenced) return;
-    const q = this.queue;
-    let n = 0;
-    while (n < q.length && q[n]!.lsn <= acked) n++;
-    if (n === 0) return;
-    const go = q.splice(0, n);
-    // Consecutive passes with the same send options leave as one send: a TUN with TSO merges
-    // runs of segments only within one send, and an acknowledgement often releases many passes.
-    for (let i = 0; i < go.length; ) {
-      const opts = go[i]!.opts;
-      let j = i + 1;
-      while (j < go.length && sameSendOptions(go[j]!.opts, opts)) j++;
-      this.inner.send(j === i + 1 ? go[i]!.packets : go.slice(i, j).flatMap((h) => h.packets), opts);
-      i = j;
-    }
+    if (!this.fenced) this.letGo((lsn) => lsn <= acked);
   }
-}
-
-function sameSendOptions(a: SendOptions | undefined, b: SendOptions | undefined): boolean {
-  return (a?.tcpChecksumPartial === true) === (b?.tcpChecksumPartial === true);
 }
