@@ -3,28 +3,9 @@
 
 import { describe, expect, it } from 'vitest';
 import { formatReplication } from '../../../src/cli/status-format.js';
-import type { ReplicationStatus } from '../../../src/replication/node/replicated-node.js';
+import { replicationStatus } from '../fixtures/replication-status.js';
 
-const base: ReplicationStatus = {
-  role: 'primary',
-  epoch: 1,
-  protected: true,
-  protectedReason: null,
-  fenced: false,
-  peer: { state: 'connected', nodeId: 'hostb:77', address: '198.19.0.2:40000', role: 'backup', epoch: 1 },
-  lag: { records: 120, bytes: 170_000, lastLsn: 5000, ackedLsn: 4880, messagesInFlight: 3, waitingMs: 180 },
-  applied: null,
-  heartbeatAgeMs: 180,
-  lanHeartbeatAgeMs: null,
-  heartbeatMs: 50,
-  deadAfterMs: 300,
-  connections: { replicated: 1, unreplicated: 0, logged: 1 },
-  reintegration: { snapshots: 0, pending: 0, retainedBytes: 0 },
-  takeover: null,
-  switchover: null,
-  channel: { authFailures: 2, protocolErrors: 0, sessions: 3 },
-  lastPeerLoss: null,
-};
+const base = replicationStatus();
 
 describe('status: replication section', () => {
   it('a lagging backup: records and bytes not acknowledged, and how long no acknowledgement came', () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../../../src/control/status.js';
 import { createNodeMetrics } from '../../../src/metrics/registry.js';
 import type { ReplicationStatus } from '../../../src/replication/node/replicated-node.js';
+import { replicationStatus } from '../fixtures/replication-status.js';
 
 function status(replication?: ReplicationStatus): NodeStatus & { replication?: ReplicationStatus } {
   const base: NodeStatus = {
@@ -31,26 +32,14 @@ function status(replication?: ReplicationStatus): NodeStatus & { replication?: R
   return replication === undefined ? base : { ...base, replication };
 }
 
-const primary: ReplicationStatus = {
-  role: 'primary',
+const primary = replicationStatus({
   epoch: 2,
-  protected: true,
-  protectedReason: null,
-  fenced: false,
   peer: { state: 'connected', nodeId: 'b', address: '198.19.0.2:4000', role: 'backup', epoch: 2 },
   lag: { records: 42, bytes: 9000, lastLsn: 142, ackedLsn: 100, messagesInFlight: 2, waitingMs: 250 },
-  applied: null,
   heartbeatAgeMs: 12,
-  lanHeartbeatAgeMs: null,
-  heartbeatMs: 50,
-  deadAfterMs: 300,
   connections: { replicated: 3, unreplicated: 0, logged: 3 },
-  reintegration: { snapshots: 0, pending: 0, retainedBytes: 0 },
-  takeover: null,
-  switchover: null,
   channel: { authFailures: 3, protocolErrors: 1, sessions: 4 },
-  lastPeerLoss: null,
-};
+});
 
 describe('replication metrics', () => {
   it('a primary exports its lag, the age of the lag, heartbeat age, refusals by kind and sessions', async () => {
