@@ -1,53 +1,19 @@
 // The replica socket: fed from the log, its output compared and held back, then attached to the
 // promoted connection's socket at takeover.
 
-import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { LogRecord, NewRecord } from '../../../src/replication/log-records.js';
+import type { NewRecord } from '../../../src/replication/log-records.js';
 import { ReplicaSocket, ServiceReplica, type AttachedSocket } from '../../../src/replication/service-replica.js';
 import { ShadowTable, type Shadow } from '../../../src/replication/shadow.js';
 import type { Service, ServiceSocket } from '../../../src/services/service.js';
 import { TUPLE } from '../tcp/harness.js';
+import { logApplier, OPEN, StackSocketStandIn } from './replica-fixtures.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-const OPEN: NewRecord = {
-  kind: 'open',
-  conn: 1,
-  tuple: TUPLE,
-  iss: 1000,
-  irs: 5000,
-  options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 0, rcvWindowScale: 0, sackPermitted: false, timestamps: false, tsOffset: 0, sndWindow: 65535, rcvWindow: 65535 },
-};
-
-/** A stand-in for the stack socket: records what reaches it. */
-class FakeStackSocket extends Duplex {
-  written = '';
-  ended = false;
-  override _read(): void {}
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.written += chunk.toString();
-    cb();
-  }
-  override _final(cb: () => void): void {
-    this.ended = true;
-    cb();
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setKeepAlive(): this {
-    return this;
-  }
-  setTimeout(): this {
-    return this;
-  }
-}
-
 function shadowWith(records: NewRecord[]): { t: ShadowTable; s: Shadow; apply: (r: NewRecord) => void } {
   const t = new ShadowTable(() => 0);
-  let lsn = 0;
-  const apply = (r: NewRecord): void => t.apply({ ...r, lsn: ++lsn } as LogRecord);
+  const apply = logApplier(t);
   records.forEach(apply);
   return { t, s: t.get(1)!, apply };
 }
@@ -60,7 +26,7 @@ describe('ReplicaSocket', () => {
     const sock = new ReplicaSocket(s);
     sock.write('abc');
     await tick();
-    const real = new FakeStackSocket();
+    const real = new StackSocketStandIn();
     sock.attach(real as unknown as AttachedSocket);
     sock.write('defXYZ');
     sock.write('!');
@@ -76,7 +42,7 @@ describe('ReplicaSocket', () => {
     await tick();
     apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
     sock.primaryWrote(false);
-    const real = new FakeStackSocket();
+    const real = new StackSocketStandIn();
     sock.attach(real as unknown as AttachedSocket);
     await tick();
     expect(real.written).toBe(' world');
@@ -95,7 +61,7 @@ describe('ReplicaSocket', () => {
     expect(sock.destroyed).toBe(true);
     // The promoted connection's send buffer is full: the write completes only later.
     let room!: () => void;
-    const real = new (class extends FakeStackSocket {
+    const real = new (class extends StackSocketStandIn {
       override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
         room = () => super._write(chunk, e, cb);
       }
@@ -134,9 +100,7 @@ describe('ServiceReplica', () => {
       close: async () => undefined,
     };
     const replica = new ServiceReplica(service);
-    const t = new ShadowTable(() => 0, replica);
-    let lsn = 0;
-    const apply = (r: NewRecord): void => t.apply({ ...r, lsn: ++lsn } as LogRecord);
+    const apply = logApplier(new ShadowTable(() => 0, replica));
     apply(OPEN);
     apply({ kind: 'input', conn: 1, offset: 0, data: enc('GET '), rcvNxt: 5005, fin: false });
     apply({ kind: 'input', conn: 1, offset: 4, data: enc('/'), rcvNxt: 5006, fin: false });
@@ -165,8 +129,7 @@ describe('a replica reset by its service before takeover', () => {
     const failed: string[] = [];
     const replica = new ServiceReplica(service, { sayFailed: (line) => failed.push(line) });
     const t = new ShadowTable(() => 0, replica);
-    let lsn = 0;
-    return { replica, apply: (r) => t.apply({ ...r, lsn: ++lsn } as LogRecord), failed };
+    return { replica, apply: logApplier(t), failed };
   }
 
   it('takeover: the promoted connection is reset, not ended with a FIN after the primary bytes', async () => {
@@ -176,9 +139,9 @@ describe('a replica reset by its service before takeover', () => {
     sock.primaryWrote(false);
     sock.resetAndDestroy();
     await tick();
-    const real = new FakeStackSocket();
+    const real = new StackSocketStandIn();
     let resets = 0;
-    (real as FakeStackSocket & { resetAndDestroy(): void }).resetAndDestroy = () => {
+    (real as StackSocketStandIn & { resetAndDestroy(): void }).resetAndDestroy = () => {
       resets++;
       real.destroy();
     };
@@ -194,9 +157,9 @@ describe('a replica reset by its service before takeover', () => {
     const sock = new ReplicaSocket(s);
     sock.destroy();
     await tick();
-    const real = new FakeStackSocket();
+    const real = new StackSocketStandIn();
     let resets = 0;
-    (real as FakeStackSocket & { resetAndDestroy(): void }).resetAndDestroy = () => void resets++;
+    (real as StackSocketStandIn & { resetAndDestroy(): void }).resetAndDestroy = () => void resets++;
     sock.attach(real as unknown as AttachedSocket);
     expect(resets).toBe(0);
     expect(real.destroyed).toBe(true);
@@ -234,7 +197,7 @@ describe('ReplicaSocket options', () => {
     sock.setNoDelay(true);
     sock.setKeepAlive(true, 5000);
     const calls: string[] = [];
-    const real = new FakeStackSocket();
+    const real = new StackSocketStandIn();
     real.setNoDelay = (v?: boolean) => (calls.push(`noDelay ${v}`), real);
     real.setKeepAlive = (e?: boolean, d?: number) => (calls.push(`keepAlive ${e} ${d}`), real);
     sock.attach(real as unknown as AttachedSocket);
@@ -256,7 +219,7 @@ describe('ReplicaSocket behind the primary', () => {
     // The replica's late bytes for that range are dropped; what lies beyond still counts.
     sock.write('0123456789abcdefXY');
     await tick();
-    const real = new FakeStackSocket();
+    const real = new StackSocketStandIn();
     sock.attach(real as unknown as AttachedSocket);
     await tick();
     expect(real.written).toBe('XY');

@@ -2,23 +2,15 @@
 // resumes with the primary's sequence numbers and at once retransmits and acknowledges.
 
 import { describe, expect, it } from 'vitest';
-import type { LogRecord, NewRecord, OpenRecord } from '../../../src/replication/log-records.js';
+import type { NewRecord } from '../../../src/replication/log-records.js';
 import { promote, ShadowTable, shadowState, type Shadow } from '../../../src/replication/shadow.js';
 import { TCP_ACK, TCP_FIN, TCP_SYN } from '../../../src/stack/wire/types.js';
 import { bytes, plainConfig, testEnv, TUPLE } from '../tcp/harness.js';
-
-const OPEN: Omit<OpenRecord, 'lsn'> = {
-  kind: 'open',
-  conn: 1,
-  tuple: TUPLE,
-  iss: 1000,
-  irs: 5000,
-  options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 0, rcvWindowScale: 0, sackPermitted: false, timestamps: false, tsOffset: 0, sndWindow: 65535, rcvWindow: 65535 },
-};
+import { logApplier, OPEN } from './replica-fixtures.js';
 
 function table(records: NewRecord[], clock = () => 0): { t: ShadowTable; s: Shadow | undefined } {
   const t = new ShadowTable(clock);
-  records.forEach((r, i) => t.apply({ ...r, lsn: i + 1 } as LogRecord));
+  records.forEach(logApplier(t));
   return { t, s: t.get(1) };
 }
 

@@ -6,45 +6,15 @@
 
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { LogRecord, NewRecord } from '../../../src/replication/log-records.js';
 import { ServiceReplica, type AttachedSocket } from '../../../src/replication/service-replica.js';
 import { ShadowTable } from '../../../src/replication/shadow.js';
 import { createProxyService } from '../../../src/services/proxy.js';
 import type { Service } from '../../../src/services/service.js';
-import { TUPLE } from '../tcp/harness.js';
+import { logApplier, OPEN, StackSocketStandIn } from '../replication/replica-fixtures.js';
 import { sleep } from './helpers.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-
-const OPEN: NewRecord = {
-  kind: 'open',
-  conn: 1,
-  tuple: TUPLE,
-  iss: 1000,
-  irs: 5000,
-  options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 0, rcvWindowScale: 0, sackPermitted: false, timestamps: false, tsOffset: 0, sndWindow: 65535, rcvWindow: 65535 },
-};
-
-/** Stands in for the promoted connection's stack socket at takeover: records what reaches it. */
-class PromotedSocket extends Duplex {
-  written = '';
-  override _read(): void {}
-  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.written += chunk.toString();
-    cb();
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setKeepAlive(): this {
-    return this;
-  }
-  setTimeout(): this {
-    return this;
-  }
-}
 
 describe('proxy: as the service replica on the backup', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -72,9 +42,7 @@ describe('proxy: as the service replica on the backup', () => {
   function replicaOf(service: Service) {
     const divergences: string[] = [];
     const replica = new ServiceReplica(service, { say: (line) => divergences.push(line) });
-    const table = new ShadowTable(() => 0, replica);
-    let lsn = 0;
-    const apply = (r: NewRecord): void => table.apply({ ...r, lsn: ++lsn } as LogRecord);
+    const apply = logApplier(new ShadowTable(() => 0, replica));
     cleanups.push(() => service.close());
     return { replica, apply, divergences };
   }
@@ -114,7 +82,7 @@ describe('proxy: as the service replica on the backup', () => {
     // a non-deterministic service.
     const sock = replica.release(1);
     if (sock === undefined) throw new Error('no replica socket');
-    const promoted = new PromotedSocket();
+    const promoted = new StackSocketStandIn();
     sock.attach(promoted as unknown as AttachedSocket);
     await sleep(10);
     expect(promoted.written).toBe('backup-host says hello'.slice('primary says hello'.length));
