@@ -9,29 +9,17 @@
 
 import { describe, expect, it } from 'vitest';
 import { defaultTcpConfig } from '../../../src/stack/tcp/config.js';
-import { type Connection, createPassiveConnection } from '../../../src/stack/tcp/connection.js';
 import { rcvMemoryCap, rcvbufDropsOf } from '../../../src/stack/tcp/receiver.js';
 import { seqAdd, seqDiff } from '../../../src/stack/wire/seq.js';
-import { MS, TUPLE, plainConfig, seg, testEnv } from './harness.js';
+import { MS, establishedScaled, seg } from './harness.js';
 import { Pair, concat, pattern, sameBytes } from './pair.js';
 
 const SHIFT = 7;
 const RCVBUF = 100_000;
 
-function scaledConnection(): Connection {
-  const cfg = plainConfig({ windowScale: SHIFT, rcvBuf: RCVBUF, mss: 1460 });
-  const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, wscale: 7 } }), cfg, testEnv(), 1000);
-  c.takeOutput();
-  c.onSegment(10 * MS, seg('.', 5001, 1001));
-  c.takeOutput();
-  expect(c.state).toBe('ESTABLISHED');
-  expect(c.v.rcvShift).toBe(SHIFT);
-  return c;
-}
-
 describe('receive memory cap: rcvBuf + max(2^wscale, rcvBuf / 16), drops counted', () => {
   it('a peer stopping a byte short of every edge, reader never reads: buffered bytes stay <= the cap over 2,000 rounds', () => {
-    const c = scaledConnection();
+    const c = establishedScaled(SHIFT, RCVBUF);
     const cap = rcvMemoryCap(c);
     expect(cap).toBe(RCVBUF + RCVBUF / 16);
     let t = 20 * MS;
@@ -79,7 +67,7 @@ describe('receive memory cap: rcvBuf + max(2^wscale, rcvBuf / 16), drops counted
   });
 
   it('out-of-order data is held to the same cap: a hole at RCV.NXT and the window filled beyond it', () => {
-    const c = scaledConnection();
+    const c = establishedScaled(SHIFT, RCVBUF);
     const cap = rcvMemoryCap(c);
     let t = 20 * MS;
     // In order: all but 1000 bytes of the buffer.

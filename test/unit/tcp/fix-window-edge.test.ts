@@ -11,25 +11,13 @@
 // largest advertised edge).
 
 import { describe, expect, it } from 'vitest';
-import { type Connection, createPassiveConnection } from '../../../src/stack/tcp/connection.js';
 import { seqAdd, seqLt } from '../../../src/stack/wire/seq.js';
 import type { TcpSegment } from '../../../src/stack/wire/types.js';
-import { MS, TUPLE, plainConfig, seg, testEnv } from './harness.js';
+import { MS, establishedScaled, seg } from './harness.js';
 
 const SHIFT = 7;
 // 100000 = 781 * 128 + 32: the free space is rarely a multiple of 128.
 const RCVBUF = 100_000;
-
-function scaledConnection(): Connection {
-  const cfg = plainConfig({ windowScale: SHIFT, rcvBuf: RCVBUF, mss: 1460 });
-  const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, wscale: 7 } }), cfg, testEnv(), 1000);
-  c.takeOutput();
-  c.onSegment(10 * MS, seg('.', 5001, 1001));
-  c.takeOutput();
-  expect(c.state).toBe('ESTABLISHED');
-  expect(c.v.rcvShift).toBe(SHIFT);
-  return c;
-}
 
 /** Right edge of a non-SYN segment we sent: SEG.ACK + (SEG.WND << Rcv.Wind.Shift). */
 function edgeOf(s: TcpSegment): number {
@@ -38,7 +26,7 @@ function edgeOf(s: TcpSegment): number {
 
 describe('ESTABLISHED with wscale 7: the advertised right edge never moves left (RFC 9293 3.8.6, RFC 7323 2.4)', () => {
   it('segments arrive and the application reads odd amounts: every ACK edge >= every earlier one', () => {
-    const c = scaledConnection();
+    const c = establishedScaled(SHIFT, RCVBUF);
     let prev: number | null = null;
     let seq = 5001;
     let t = 20 * MS;
@@ -83,7 +71,7 @@ describe('ESTABLISHED with wscale 7: the advertised right edge never moves left 
   });
 
   it('free space 2010 after an advertised window of 2000: the field is rounded up to 16 units, not down to 15', () => {
-    const c = scaledConnection();
+    const c = establishedScaled(SHIFT, RCVBUF);
     const v = c.v;
     // The buffer holds all but 2010 bytes (above the SWS threshold of one MSS); the edge already
     // advertised is RCV.NXT + 2000. 2010 >> 7 = 15 units, 1920 bytes, would move it 80 bytes left.

@@ -1,6 +1,7 @@
 // Helpers for scripted TCP core tests: a deterministic env, a segment builder and a compact
 // description of emitted segments ("S. 1000:1000(0) ack 5001 win 65535").
 
+import { expect } from 'vitest';
 import type { Micros, TcpConfig, TcpEnv } from '../../../src/stack/tcp/api.js';
 import { defaultTcpConfig } from '../../../src/stack/tcp/config.js';
 import { Connection, createActiveConnection, createPassiveConnection } from '../../../src/stack/tcp/connection.js';
@@ -100,6 +101,21 @@ export function established(cfg: TcpConfig = plainConfig(), env: TcpEnv = testEn
   c.onSegment(10 * MS, seg('.', irs + 1, iss + 1));
   c.takeOutput();
   c.takeEvents();
+  return c;
+}
+
+/**
+ * A passive connection ESTABLISHED with window scaling both ways (ISS 1000, IRS 5000): the peer's
+ * SYN offers wscale `shift` too, and our receive buffer is `rcvBuf`.
+ */
+export function establishedScaled(shift: number, rcvBuf: number): Connection {
+  const cfg = plainConfig({ windowScale: shift, rcvBuf, mss: 1460 });
+  const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0, { options: { mss: 1460, wscale: shift } }), cfg, testEnv(), 1000);
+  c.takeOutput();
+  c.onSegment(10 * MS, seg('.', 5001, 1001));
+  c.takeOutput();
+  expect(c.state).toBe('ESTABLISHED');
+  expect(c.v.rcvShift).toBe(shift);
   return c;
 }
 
