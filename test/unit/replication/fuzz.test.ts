@@ -8,6 +8,7 @@ import { decodeBatch, decodeRecord, encodeBatch, encodeRecord } from '../../../s
 import { FrameDecoder, FrameSealer, openFrame } from '../../../src/replication/framing.js';
 import type { LogRecord } from '../../../src/replication/log-records.js';
 import { sampleRecords } from './records.js';
+import { seededRandom } from '../stack/helpers.js';
 
 const ITERATIONS = 20_000;
 
@@ -16,25 +17,13 @@ function check(cond: boolean, what: string): void {
   if (!cond) throw new Error(what);
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-
 function concat(chunks: Uint8Array[]): Uint8Array {
   return Uint8Array.from(Buffer.concat(chunks));
 }
 
 describe('replication decoders under fuzzing', () => {
   it('never throw on 20,000 random, truncated and mutated batches, and decode stably when they accept', () => {
-    const r = rng(0x5eed);
+    const r = seededRandom(0x5eed);
     const below = (n: number): number => r() % n;
     const samples = sampleRecords();
     const valid = (): Uint8Array => {
@@ -85,7 +74,7 @@ describe('replication decoders under fuzzing', () => {
   });
 
   it('frame decoding never throws on 20,000 cut and corrupted streams, and delivers intact streams whole', () => {
-    const r = rng(0xf00d);
+    const r = seededRandom(0xf00d);
     const below = (n: number): number => r() % n;
     const key: ReplicationKey = parseKey(new Uint8Array(32).fill(3));
     const samples = sampleRecords().map(encodeRecord);

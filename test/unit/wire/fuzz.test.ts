@@ -10,6 +10,7 @@ import { ICMP_ERRORS, emitIcmpError, emitIcmpIpv4, icmpErrorPermitted, parseIcmp
 import { IPV4_ERRORS, emitIpv4, parseIpv4 } from '../../../src/stack/wire/ipv4.js';
 import { TCP_ERRORS, emitTcpIpv4, parseTcp, parseTcpOptions } from '../../../src/stack/wire/tcp.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, type Ipv4Header, type SackBlock, type TcpOptions, type TcpSegment } from '../../../src/stack/wire/types.js';
+import { seededRandom } from '../stack/helpers.js';
 
 const ITERATIONS = 20_000;
 
@@ -20,22 +21,9 @@ function check(cond: boolean, what: string): void {
 
 const KNOWN_ERRORS = new Set([...Object.values(IPV4_ERRORS), ...Object.values(TCP_ERRORS), ...Object.values(ICMP_ERRORS)].map((e) => e.error));
 
-/** xorshift32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
-
 describe('wire parsers under fuzzing', () => {
   it('never throw and report every failure as a known WireError on 20,000 generated and mutated packets', () => {
-    const r = rng(0xc0ffee);
+    const r = seededRandom(0xc0ffee);
     const below = (n: number): number => r() % n;
     const chance = (p: number): boolean => r() / 2 ** 32 < p;
     const bytes = (n: number): Uint8Array => {
