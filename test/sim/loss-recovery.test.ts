@@ -7,11 +7,11 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStack, type Stack } from '../../src/stack/stack.js';
-import type { Socket } from '../../src/stack/socket.js';
 import type { TcpConfig } from '../../src/stack/tcp/api.js';
 import { FaultLink, type FaultSettings } from '../../src/tun/fault-link.js';
 import { createMemoryLinkPair } from '../../src/tun/memory-link.js';
 import { payload, sha256 } from './payload.js';
+import { readAll } from './sim-tcp.js';
 
 const SERVER = '198.18.0.1';
 const CLIENT = '198.18.0.2';
@@ -33,15 +33,6 @@ function faults(lossPct: number): Partial<FaultSettings> {
   return { lossPct, delayMs: 0.5, jitterMs: 0.2, reorderPct: 1, reorderDistance: 3 };
 }
 
-
-function readAll(s: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  s.on('data', (d: Buffer) => chunks.push(d));
-  return new Promise((resolve, reject) => {
-    s.once('end', () => resolve(Buffer.concat(chunks)));
-    s.once('error', reject);
-  });
-}
 
 interface Run {
   seconds: number;

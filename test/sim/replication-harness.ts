@@ -15,22 +15,14 @@ import { MemoryLan } from '../../src/replication/memory-lan.js';
 import { MemoryReplication } from '../../src/replication/memory-replication.js';
 import { PrimaryNode } from '../../src/replication/primary-node.js';
 import { BackupNode, type TakeoverReport } from '../../src/replication/backup-node.js';
+import { FAST_TCP } from './sim-tcp.js';
+
+export { FAST_TCP };
 
 export const VIP = '198.18.0.100';
 /** The RFC 6528 secret every node of a simulation shares. */
 export const ISN_KEY = new Uint8Array(16).fill(7);
 export const CLIENT = '198.18.0.2';
-
-/** Short timers: the wire's round trip is a macrotask, so Linux's 200 ms RTO floor would only add idle time. */
-export const FAST_TCP: Partial<TcpConfig> = {
-  initialRtoUs: 50_000,
-  minRtoUs: 10_000,
-  maxRtoUs: 500_000,
-  delayedAckUs: 5_000,
-  timeWaitUs: 50_000,
-  synRetries: 20,
-  maxRetransmits: 40,
-};
 
 /**
  * The nodes keep Linux's 200 ms RTO floor: with the sim's sub-millisecond RTTs a 10 ms floor

@@ -7,27 +7,16 @@ import { once } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createStack, type Stack } from '../../src/stack/stack.js';
 import type { Socket } from '../../src/stack/socket.js';
-import type { TcpConfig } from '../../src/stack/tcp/api.js';
 import { FaultLink, type FaultSettings } from '../../src/tun/fault-link.js';
 import { createMemoryLinkPair } from '../../src/tun/memory-link.js';
 import { createPrng } from '../../src/tun/prng.js';
 import { payload, sha256 } from './payload.js';
+import { FAST_TCP, readAll } from './sim-tcp.js';
 
 const SERVER = '198.18.0.1';
 const CLIENT = '198.18.0.2';
 const PORT = 5001;
 const HEADER = 12;
-
-/** Short timers: the wire's round trip is a macrotask, so Linux's 200 ms RTO floor would only add idle time. */
-const FAST_TCP: Partial<TcpConfig> = {
-  initialRtoUs: 50_000,
-  minRtoUs: 10_000,
-  maxRtoUs: 500_000,
-  delayedAckUs: 5_000,
-  timeWaitUs: 50_000,
-  synRetries: 20,
-  maxRetransmits: 40,
-};
 
 interface Scenario {
   name: string;
@@ -57,16 +46,6 @@ function randomSize(rnd: () => number): number {
   if (r < 0.7) return Math.floor(rnd() * 4096);
   if (r < 0.95) return 4096 + Math.floor(rnd() * 60 * 1024);
   return 64 * 1024 + Math.floor(rnd() * (1024 * 1024 - 64 * 1024));
-}
-
-/** Reads everything until the peer's FIN. */
-function readAll(s: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  s.on('data', (d: Buffer) => chunks.push(d));
-  return new Promise((resolve, reject) => {
-    s.once('end', () => resolve(Buffer.concat(chunks)));
-    s.once('error', reject);
-  });
 }
 
 interface ServerResult {
