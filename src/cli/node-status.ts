@@ -12,14 +12,8 @@ import type { ConnectionStats } from './connection-log.js';
 import type { SwitchoverResult } from '../replication/node/switchover.js';
 import type { ReplicationLinkView, ReplicationStatus } from '../replication/node/replicated-node.js';
 
-export interface NodeView {
-  vip: string;
-  port: number;
-  service: string;
-  tun: string;
-  lan: string | null;
-  control: string;
-  metrics: string | null;
+/** The node's configuration fields are reported as they are. */
+export interface NodeView extends Pick<NodeStatus, 'vip' | 'port' | 'service' | 'tun' | 'lan' | 'control' | 'metrics'> {
   startedAt: Date;
   /** Undefined until the stack exists. */
   host: Host | undefined;
