@@ -7,8 +7,8 @@ import { open } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { parseRange } from './byte-range.js';
-import { ConnectionSet } from './connection-set.js';
 import { contentTypeFor } from './content-type.js';
+import { httpServerService } from './http-server-service.js';
 import type { Service, ServiceSocket } from './service.js';
 import { resolveStaticPath } from './static-path.js';
 
@@ -22,29 +22,12 @@ export function createHttpStaticService(dir: string, options: HttpStaticOptions 
   const root = realpathSync(dir);
   if (!statSync(root).isDirectory()) throw new Error(`http-static: ${dir} is not a directory`);
 
-  const connections = new ConnectionSet();
   const server = createServer((req, res) => {
     markBoundaryWhenDone(req, res);
     serve(root, req, res).catch((err: unknown) => failed(res, err));
   });
   if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
-  // Malformed requests: answer 400 like a listening server would, then drop the socket.
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-
-  return {
-    name: `http-static:${root}`,
-    onConnection(socket: ServiceSocket): void {
-      if (!connections.add(socket)) return;
-      server.emit('connection', socket);
-    },
-    async close(): Promise<void> {
-      server.closeIdleConnections();
-      await connections.closeAll();
-    },
-  };
+  return httpServerService(`http-static:${root}`, server);
 }
 
 /** Requests of a connection whose responses are not finished yet (HTTP/1.1 pipelining may queue several). */

@@ -27,6 +27,7 @@ import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConnectionSet } from './connection-set.js';
+import { httpServerService } from './http-server-service.js';
 import type { Service, ServiceSocket } from './service.js';
 
 export type ConnectionHandler = (socket: ServiceSocket) => unknown;
@@ -247,26 +248,7 @@ function serveModule(path: string, h: ModuleHandler): ModuleService {
       }
     });
   }
-  // Malformed requests: answered as a listening server would, then the socket is dropped.
-  if (server.listenerCount('clientError') === 0) {
-    server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
-  }
-  return {
-    name,
-    ready: Promise.resolve(),
-    onConnection(socket: ServiceSocket): void {
-      if (!connections.add(socket)) return;
-      server.emit('connection', socket);
-    },
-    async close(): Promise<void> {
-      server.closeIdleConnections();
-      await connections.closeAll();
-      await userClose();
-    },
-  };
+  return { ...httpServerService(name, server, userClose), ready: Promise.resolve() };
 }
 
 function isPromise(v: unknown): v is Promise<unknown> {
