@@ -2,6 +2,8 @@
 // Values stay in script space (sequence numbers relative to the ISNs, times in microseconds);
 // the runner maps them onto the live connection.
 
+import type { RawTcpOption } from './packet-codec.js';
+
 /** When an event happens, as written in the script. */
 export type EventTime =
   | { kind: 'absolute'; usecs: number; endUsecs?: number }
@@ -12,14 +14,8 @@ export type EventTime =
 /** A blocking system call's `start...end` form: when the call is expected to return. */
 export type EndTime = { kind: 'absolute' | 'relative'; usecs: number };
 
-export type TcpOptionSpec =
-  | { kind: 'nop' }
-  | { kind: 'eol' }
-  | { kind: 'mss'; value: number }
-  | { kind: 'wscale'; value: number }
-  | { kind: 'sackOK' }
-  | { kind: 'sack'; blocks: Array<{ left: number; right: number }> }
-  | { kind: 'TS'; val: number; ecr: number };
+/** A script names options by kind: any the runner's codec encodes, except an unknown type. */
+export type TcpOptionSpec = Exclude<RawTcpOption, { kind: 'unknown' }>;
 
 /** IP-level ECN marking written as `[noecn]`, `[ect0]`, `[ect1]`, `[ect01]` or `[ce]`. */
 export type EcnSpec = 'noecn' | 'ect0' | 'ect1' | 'ect01' | 'ce';
