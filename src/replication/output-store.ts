@@ -32,22 +32,13 @@ export class OutputStore {
 
   /** Bytes [from, to) as one array; both must lie within [start, end]. */
   slice(from: StreamOffset, to: StreamOffset): Uint8Array {
-    if (from < this.startOffset || to > this.endOffset || from > to) {
-      throw new RangeError(`output range [${from}, ${to}) outside the held [${this.startOffset}, ${this.endOffset})`);
-    }
+    // views() checks the bounds first, so a bad range throws before the allocation.
+    const parts = this.views(from, to);
     const out = new Uint8Array(to - from);
-    let at = this.startOffset;
     let filled = 0;
-    for (let i = this.head; i < this.chunks.length && at < to; i++) {
-      const c = this.chunks[i]!;
-      const cEnd = at + c.length;
-      if (cEnd > from) {
-        const a = Math.max(from, at) - at;
-        const b = Math.min(to, cEnd) - at;
-        out.set(c.subarray(a, b), filled);
-        filled += b - a;
-      }
-      at = cEnd;
+    for (const v of parts) {
+      out.set(v, filled);
+      filled += v.length;
     }
     return out;
   }
