@@ -169,9 +169,7 @@ describe('failover acceptance (issue 3)', () => {
     await vipAnswers(primary);
     const cap = await captureClientRsts(l);
     try {
-      const out = path.join(dir, 'stall-download.bin');
-      rmSync(out, { force: true });
-      const download = startDownload(l, `http://${l.addr.vip}/${file.name}`, out, { rate: 8 * MIB, timeoutMs: 120_000 });
+      const download = startDownload(l, `http://${l.addr.vip}/${file.name}`, path.join(dir, 'stall-download.bin'), { rate: 8 * MIB, timeoutMs: 120_000 });
       await nodes().waitUntil('30% downloaded', primary, async () => download.finished() || download.bytes() >= size * 0.3, 60_000);
       expect(download.finished(), 'the download ended before the stall').toBe(false);
       // The backup decides while the primary is stopped; the primary resumes before it has heard
@@ -199,10 +197,8 @@ describe('failover acceptance (issue 3)', () => {
     let fromOld: Capture | undefined;
     const links = [l.lanIface, l.replIface as string];
     try {
-      const out = path.join(dir, 'cut-download.bin');
-      rmSync(out, { force: true });
       // About 8 s: the links are cut at 30% and come back while the backup still serves.
-      const download = startDownload(l, `http://${l.addr.vip}/${file.name}`, out, { rate: 4 * MIB, timeoutMs: 120_000 });
+      const download = startDownload(l, `http://${l.addr.vip}/${file.name}`, path.join(dir, 'cut-download.bin'), { rate: 4 * MIB, timeoutMs: 120_000 });
       await nodes().waitUntil('30% downloaded', primary, async () => download.finished() || download.bytes() >= size * 0.3, 60_000);
       expect(download.finished(), 'the download ended before the links were cut').toBe(false);
       for (const iface of links) await l.exec('primary', 'ip', ['link', 'set', iface, 'down']);

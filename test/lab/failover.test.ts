@@ -43,29 +43,28 @@ describe('failover in the lab', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A fresh www holding big.bin of `size` random bytes; returns what the client must get. */
-  function serveBigFile(size: number): { bytes: number; sha256: string } {
+  /**
+   * A fresh pair serving big.bin of `size` random bytes, once the VIP answers (the client's
+   * neighbour entry may still name a node of an earlier test); returns what the client must get.
+   */
+  async function serveBigFile(size: number): Promise<{ bytes: number; sha256: string }> {
     rmSync(www, { recursive: true, force: true });
     mkdirSync(www, { recursive: true });
     const blob = randomBytes(size);
     writeFileSync(join(www, 'big.bin'), blob);
+    await pair.start(`http-static:${www}`, PORT_HTTP);
+    await pair.waitUntil('the VIP answers', () => vipAnswersHttp(lab()), 20_000);
     return { bytes: size, sha256: sha256Hex(blob) };
   }
 
   it('curl downloads 64 MiB while the primary is SIGKILLed at 40%: exit 0, same SHA-256, no RST', async () => {
     const l = lab();
     const size = 64 * MIB;
-    const want = serveBigFile(size);
-    await pair.start(`http-static:${www}`, PORT_HTTP);
-    // The client's neighbour entry may still name a node of an earlier test: wait until the VIP answers.
-    await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
-
+    const want = await serveBigFile(size);
     const cap = await captureClientRsts(l);
     try {
-      const out = join(dir, 'download.bin');
-      rmSync(out, { force: true });
       // About 8 s at this rate: long enough to kill it part-way on the bytes the client has.
-      const download = startDownload(l, `http://${l.addr.vip}/big.bin`, out, { rate: 8 * MIB, timeoutMs: 120_000 });
+      const download = startDownload(l, `http://${l.addr.vip}/big.bin`, join(dir, 'download.bin'), { rate: 8 * MIB, timeoutMs: 120_000 });
       let killedAt = -1;
       while (!download.finished()) {
         const have = download.bytes();
@@ -91,14 +90,10 @@ describe('failover in the lab', () => {
   it('a primary frozen (SIGSTOP) is taken over; resumed, it fences itself: download intact, no RST', async () => {
     const l = lab();
     const size = 32 * MIB;
-    const want = serveBigFile(size);
-    await pair.start(`http-static:${www}`, PORT_HTTP);
-    await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
+    const want = await serveBigFile(size);
     const cap = await captureClientRsts(l);
     try {
-      const out = join(dir, 'download.bin');
-      rmSync(out, { force: true });
-      const download = startDownload(l, `http://${l.addr.vip}/big.bin`, out, { rate: 4 * MIB, timeoutMs: 120_000 });
+      const download = startDownload(l, `http://${l.addr.vip}/big.bin`, join(dir, 'download.bin'), { rate: 4 * MIB, timeoutMs: 120_000 });
       await pair.waitUntil('40% downloaded', () => download.finished() || download.bytes() >= size * 0.4, 60_000);
       expect(download.finished(), 'the download ended before the freeze').toBe(false);
       await whileStopped(pair.pid('primary') as number, () =>

@@ -4,7 +4,7 @@
 // order on every connection". One copy of those checks, so that no test asks less than another.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { Lab } from '../../../scripts/lab.js';
 import { Capture, describeRsts, RST_FILTER } from './capture.js';
@@ -28,7 +28,9 @@ export interface Download {
   readonly out: string;
 }
 
+/** `out` is removed first, so that its size counts only what this download wrote. */
 export function startDownload(l: Lab, url: string, out: string, opts: { rate: number; timeoutMs: number }): Download {
+  rmSync(out, { force: true });
   const result = curl(l.ns.client, [url], [out], opts.timeoutMs, ['--limit-rate', String(opts.rate)]);
   let finished = false;
   void result.finally(() => (finished = true));
