@@ -14,7 +14,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LabNode } from '../../scripts/lab.js';
 import { BLOB_CHUNK, blobChunk } from './fixtures/download-app.mjs';
-import { Capture, describeRsts, RST_FILTER } from './helpers/capture.js';
+import { describeRsts } from './helpers/capture.js';
+import { captureClientRsts, expectNoRst } from './helpers/client-checks.js';
 import { curl, type CurlResult } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -172,7 +173,7 @@ describe('failover under proxy: and module: services', () => {
     writeSite(www.backup, { 'after.txt': 'answered after the takeover\n', 'big.bin': blob }, new Date('2026-01-06T10:00:00Z'));
     await startProxyOverHttpServers(www);
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       // One connection (HTTP/1.1 keep-alive): a small file, big.bin across the kill, then after.txt,
       // which only the backup's backend answers, through the backup's copy of the proxy.
@@ -218,8 +219,7 @@ describe('failover under proxy: and module: services', () => {
       expect(divergencesBeforeKill).toBeGreaterThanOrEqual(1);
       expect(divergencesBeforeKill).toBe(pair.events('backup', 'replication.divergence').length);
 
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('proxy download across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'proxy download across the failover');
     } finally {
       await cap.dispose();
     }
@@ -237,7 +237,7 @@ describe('failover under proxy: and module: services', () => {
     for (const path of Object.values(www)) writeSite(path, site, new Date('2026-01-05T10:00:00Z'));
     await startProxyOverHttpServers(www);
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const outs = blobs.map((_, i) => join(dir, `many-${i}.bin`));
       const urls = blobs.map((_, i) => `http://${l.addr.vip}/f${i}.bin`);
@@ -253,8 +253,7 @@ describe('failover under proxy: and module: services', () => {
       for (const e of pair.events('backup', 'replication.divergence')) {
         expect(Number(/from offset (\d+)/.exec(String(e.detail))?.[1] ?? NaN), String(e.detail)).toBeLessThan(300);
       }
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('parallel proxy downloads across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'parallel proxy downloads across the failover');
     } finally {
       await cap.dispose();
     }
@@ -270,7 +269,7 @@ describe('failover under proxy: and module: services', () => {
     await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
     await untilHttpAnswers('/hello.txt');
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const out = join(dir, 'unprotected.bin');
       let failedBeforeKill = -1;
@@ -322,7 +321,7 @@ describe('failover under proxy: and module: services', () => {
     await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80, { backup: ['--log-level', 'debug'] });
     await untilHttpAnswers('/hello.txt');
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const out = join(dir, 'behind.bin');
       let divergencesBeforeKill = -1;
@@ -341,8 +340,7 @@ describe('failover under proxy: and module: services', () => {
       expect(behind.length, pair.logs()).toBeGreaterThanOrEqual(1);
       expect(divergencesBeforeKill).toBe(0);
       expect(pair.events('backup', 'replication.divergence')).toEqual([]);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('download from a lagging backup copy', rsts)).toBe(0);
+      await expectNoRst(cap, 'download from a lagging backup copy');
     } finally {
       await cap.dispose();
     }
@@ -358,7 +356,7 @@ describe('failover under proxy: and module: services', () => {
     await pair.start(`proxy:127.0.0.1:${BACKEND_PORT}`, 80);
     await untilHttpAnswers('/hello.txt');
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const { code, result, output } = await pythonClientAcrossKill<{ reply: string; sha256: string }>(
         'upload client',
@@ -372,8 +370,7 @@ describe('failover under proxy: and module: services', () => {
       expect(result.reply).toBe(`HTTP/1.0 200 OK\r\nContent-Length: 65\r\n\r\n${result.sha256}\n`);
       await expectTakenOver();
       expect(pair.events('backup', 'replication.divergence')).toEqual([]);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('upload across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'upload across the failover');
     } finally {
       await cap.dispose();
     }
@@ -385,7 +382,7 @@ describe('failover under proxy: and module: services', () => {
     await pair.start(`module:${DOWNLOAD_APP}`, 80);
     await untilHttpAnswers('/');
 
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const out = join(dir, 'module-download.bin');
       let divergencesBeforeKill = -1;
@@ -403,8 +400,7 @@ describe('failover under proxy: and module: services', () => {
       // A deterministic app: the backup's copy wrote exactly the primary's bytes.
       expect(divergencesBeforeKill).toBe(0);
       expect(pair.events('backup', 'replication.divergence')).toEqual([]);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('module download across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'module download across the failover');
     } finally {
       await cap.dispose();
     }
@@ -415,7 +411,7 @@ describe('failover under proxy: and module: services', () => {
     await pair.start(`module:${TALLY_APP}`, TALLY_PORT);
     const conns = 8;
     const lines = 1500;
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       let divergencesBeforeKill = -1;
       const { code, result, output } = await pythonClientAcrossKill<{ ok: number; failures: string[] }>(
@@ -433,8 +429,7 @@ describe('failover under proxy: and module: services', () => {
       await expectTakenOver();
       expect(divergencesBeforeKill).toBe(0);
       expect(pair.events('backup', 'replication.divergence')).toEqual([]);
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('tally connections across the failover', rsts)).toBe(0);
+      await expectNoRst(cap, 'tally connections across the failover');
     } finally {
       await cap.dispose();
     }
