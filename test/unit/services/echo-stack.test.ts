@@ -1,12 +1,11 @@
 // echo over our own stack on a memory link: byte-exact, and the reply ends when the client ends.
 
-import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, it } from 'vitest';
 import { createEchoService } from '../../../src/services/echo.js';
 import { createStack, type Stack } from '../../../src/stack/stack.js';
 import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
-import { collect } from './helpers.js';
+import { expectEchoedExactly } from './helpers.js';
 
 describe('echo over our stack on a memory link', () => {
   const stacks: Stack[] = [];
@@ -26,12 +25,7 @@ describe('echo over our stack on a memory link', () => {
 
     const c = clientStack.connect({ host: '198.18.0.100', port: 7 });
     await once(c, 'connect');
-    const data = randomBytes(8 * 1024 * 1024);
-    const received = collect(c);
-    c.end(data);
-    const back = await received;
-    expect(back.length).toBe(data.length);
-    expect(back.equals(data)).toBe(true);
+    await expectEchoedExactly(c, 8 * 1024 * 1024);
     await service.close();
   });
 });

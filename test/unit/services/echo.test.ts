@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEchoService } from '../../../src/services/echo.js';
-import { collect, serveOnLoopback, sleep, type LoopbackService } from './helpers.js';
+import { collect, expectEchoedExactly, serveOnLoopback, sleep, type LoopbackService } from './helpers.js';
 
 describe('echo service over loopback', () => {
   let lo: LoopbackService | undefined;
@@ -13,12 +13,7 @@ describe('echo service over loopback', () => {
   it('returns 8 MiB byte-exact and ends after the client ends', async () => {
     lo = await serveOnLoopback(createEchoService());
     const c = await lo.connect();
-    const data = randomBytes(8 * 1024 * 1024);
-    const received = collect(c);
-    c.end(data);
-    const back = await received;
-    expect(back.length).toBe(data.length);
-    expect(back.equals(data)).toBe(true);
+    await expectEchoedExactly(c, 8 * 1024 * 1024);
   });
 
   it('stops reading while the client does not read its echo (backpressure)', async () => {

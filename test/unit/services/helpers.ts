@@ -1,9 +1,11 @@
 // Test helpers: a service on kernel loopback, and a tiny HTTP/1.1 client that keeps full control
 // of the connection (so keep-alive and HEAD framing are observable byte by byte).
 
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { expect } from 'vitest';
 import type { Service, ServiceSocket } from '../../../src/services/service.js';
 
 export interface LoopbackService {
@@ -119,6 +121,16 @@ export function collect(stream: Duplex): Promise<Buffer> {
     stream.on('end', () => resolve(Buffer.concat(chunks)));
     stream.on('error', reject);
   });
+}
+
+/** Sends `bytes` random bytes and ends; the echo must come back byte for byte, then end. */
+export async function expectEchoedExactly(c: Duplex, bytes: number): Promise<void> {
+  const data = randomBytes(bytes);
+  const received = collect(c);
+  c.end(data);
+  const back = await received;
+  expect(back.length).toBe(data.length);
+  expect(back.equals(data)).toBe(true);
 }
 
 export function sleep(ms: number): Promise<void> {
