@@ -11,9 +11,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { run, type RunResult } from '../../bench/proc.js';
 import type { NodeStatus } from '../../src/control/status.js';
 import type { TunStats } from '../../src/tun/tun-device.js';
+import { fault as faultCmd, statusJson } from './helpers/cli.js';
 import { curl } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 
@@ -47,16 +47,9 @@ describe('understudy node with TUN offloads behind its FaultLink', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The real command from the host namespace: the control socket path is not namespaced. */
-  const understudy = (args: string[], timeoutMs = 20_000): Promise<RunResult> => run([process.execPath, 'bin/understudy.js', ...args], { timeoutMs });
-  const status = async (): Promise<NodeStatus> => {
-    const r = await understudy(['status', '--json', '--control', control]);
-    if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as NodeStatus;
-  };
+  const status = (): Promise<NodeStatus> => statusJson(control);
   const fault = async (...args: string[]): Promise<void> => {
-    const r = await understudy(['fault', ...args, '--control', control]);
-    expect(r.code, `fault ${args.join(' ')}: ${r.stderr}`).toBe(0);
+    await faultCmd(control, args);
   };
   /** The tun's own counters as status shows them (the TunStats spread into links[0].stats). */
   const tunStats = (s: NodeStatus): Partial<TunStats> => (s.links[0]?.stats ?? {}) as Partial<TunStats>;

@@ -10,8 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { run, type RunResult } from '../../bench/proc.js';
+import type { RunResult } from '../../bench/proc.js';
 import type { ConnectionStatus, NodeStatus } from '../../src/control/status.js';
+import { fault as faultCmd, statusJson, understudy } from './helpers/cli.js';
 import { curl, ping } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 
@@ -74,18 +75,8 @@ describe('the operator commands against a lab node', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The real command, run from the host namespace: a Unix socket path is not namespaced. */
-  const understudy = (args: string[], timeoutMs = 20_000): Promise<RunResult> => run([process.execPath, 'bin/understudy.js', ...args], { timeoutMs });
-  const status = async (): Promise<NodeStatus> => {
-    const r = await understudy(['status', '--json', '--control', control]);
-    if (r.code !== 0) throw new Error(`status failed (${r.code}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as NodeStatus;
-  };
-  const fault = async (...args: string[]): Promise<RunResult> => {
-    const r = await understudy(['fault', ...args, '--control', control]);
-    expect(r.code, `fault ${args.join(' ')}: ${r.stderr}`).toBe(0);
-    return r;
-  };
+  const status = (): Promise<NodeStatus> => statusJson(control);
+  const fault = (...args: string[]): Promise<RunResult> => faultCmd(control, args);
   const clientConn = (s: NodeStatus): ConnectionStatus | undefined => s.connections.find((c) => c.remote.startsWith(`${lab().addr.client}:`) && c.state === 'ESTABLISHED');
 
   const startNode = async (): Promise<void> => {

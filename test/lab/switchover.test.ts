@@ -9,8 +9,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { run, type RunResult } from '../../bench/proc.js';
+import type { RunResult } from '../../bench/proc.js';
 import type { Capture } from './helpers/capture.js';
+import { understudy } from './helpers/cli.js';
 import { captureClientRsts, expectDownloadIntact, expectEchoStreamsIntact, expectNoRst, sha256Hex, startDownload, vipAnswersHttp } from './helpers/client-checks.js';
 import { startEchoStreams } from './helpers/echo-clients.js';
 import { useLab } from './helpers/lab-fixture.js';
@@ -25,9 +26,7 @@ describe('planned switchover in the lab', () => {
   const www = join(dir, 'www');
   const pair = new ReplicatedPair(lab, dir, 'usswo0');
 
-  /** The real command, from the host namespace: a Unix socket path is not namespaced. */
-  const switchover = (node: PairRole, extra: string[] = []): Promise<RunResult> =>
-    run([process.execPath, 'bin/understudy.js', 'switchover', '--control', pair.control(node), ...extra], { timeoutMs: 30_000 });
+  const switchover = (node: PairRole, extra: string[] = []): Promise<RunResult> => understudy(['switchover', '--control', pair.control(node), ...extra], 30_000);
 
   /** The module serving big.bin and echo, next to a file of `size` random bytes. */
   function prepareService(size: number): { service: string; want: { bytes: number; sha256: string } } {
