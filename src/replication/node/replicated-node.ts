@@ -329,7 +329,7 @@ export class ReplicatedNode {
     }
     // A fresh log per backup session: the log ran unprotected before (nothing logged), so a backup
     // resuming elsewhere in it lacks connections; it then resets itself and dials again from 0.
-    // protect() then brings the open connections over in this same turn (reintegration, 5.5).
+    // protect() then brings the open connections over, in slices from this turn on (reintegration, 5.5).
     const r = this.log.attach((b) => this.channel?.sendRecords(b), peer.lastLsn);
     if (!r.ok) {
       this.logger.warn('replication.backup-refused', { backup: peer.nodeId, reason: r.error });
@@ -338,7 +338,7 @@ export class ReplicatedNode {
     }
     this.tap.protect();
     this.lastAckProgress = Date.now();
-    this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, snapshots: this.tap.stats.snapshots, waitingForBoundary: this.tap.pendingCount });
+    this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, snapshots: this.tap.stats.snapshots, notYetBroughtOver: this.tap.pendingCount });
   }
 
   private onBackupDown(reason: string): void {
