@@ -14,9 +14,10 @@ const types = new Map();
 const started = new Map();
 
 createHook({
-  // Promise resolutions run inside other callbacks' turns; timing them apart would count twice.
+  // Promise jobs too: an async function's continuation (a takeover, say) runs as one, after the
+  // callback that resolved it, not inside it.
   init(id, type) {
-    if (type !== 'PROMISE') types.set(id, type);
+    types.set(id, type);
   },
   before(id) {
     if (types.has(id)) started.set(id, [performance.now(), process.cpuUsage()]);
