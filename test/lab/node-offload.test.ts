@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../../src/control/status.js';
 import type { TunStats } from '../../src/tun/tun-device.js';
-import { fault as faultCmd, statusJson } from './helpers/cli.js';
+import { fault as faultCmd, spawnSoloNode, statusJson } from './helpers/cli.js';
 import { curl } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
+import { OutputWatch } from './helpers/output-watch.js';
 
 const TUN = 'usnoff0';
 const MiB = 1024 * 1024;
@@ -37,7 +38,8 @@ describe('understudy node with TUN offloads behind its FaultLink', () => {
   writeFileSync(join(www, 'index.html'), 'offload\n');
   let child: ChildProcess | undefined;
   let exited: Promise<[number | null, NodeJS.Signals | null]> = new Promise(() => {});
-  const lines: string[] = [];
+  let output: OutputWatch | undefined;
+  const lines = (): string => output?.text() ?? '';
   /** The tun's GSO writes after the clean download. */
   let gsoAfterClean = 0;
 
@@ -57,7 +59,7 @@ describe('understudy node with TUN offloads behind its FaultLink', () => {
     const l = lab();
     const file = join(out, name);
     const r = await curl(l.ns.client, [`http://${l.addr.vip}/${name}`], [file], 270_000);
-    expect(r.exitCode, `curl: ${r.stderr}\n${lines.join('\n')}`).toBe(0);
+    expect(r.exitCode, `curl: ${r.stderr}\n${lines()}`).toBe(0);
     expect(r.transfers[0]?.httpCode).toBe(200);
     const got = readFileSync(file);
     expect(got.length).toBe(expected.length);
@@ -67,36 +69,16 @@ describe('understudy node with TUN offloads behind its FaultLink', () => {
 
   it('starts and answers on the VIP', async () => {
     const l = lab();
-    child = l.spawn('primary', process.execPath, [
-      'bin/understudy.js', 'node',
-      '--vip', l.addr.vip, '--port', '80',
-      '--service', `http-static:${www}`,
-      '--lan', l.lanIface, '--tun', TUN,
-      '--log-level', 'info', '--log-format', 'pretty',
-      '--control', control,
-    ]);
+    child = spawnSoloNode(l, { service: `http-static:${www}`, tun: TUN, control });
     exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    let partial = '';
-    for (const s of [child.stdout, child.stderr]) {
-      s?.setEncoding('utf8');
-      s?.on('data', (chunk: string) => {
-        const parts = (partial + chunk).split('\n');
-        partial = parts.pop() ?? '';
-        lines.push(...parts);
-      });
-    }
-    const readyBy = Date.now() + 30_000;
-    while (!lines.some((x) => / node\.ready /.test(x))) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the node exited early:\n${lines.join('\n')}`);
-      if (Date.now() > readyBy) throw new Error(`no node.ready within 30 s:\n${lines.join('\n')}`);
-      await sleep(100);
-    }
+    output = new OutputWatch(child);
+    await output.waitFor(/ node\.ready /, 30_000, exited);
     // Ready means routed; the first ARP exchange may still be under way.
     const answerBy = Date.now() + 20_000;
     for (;;) {
       const r = await curl(l.ns.client, [`http://${l.addr.vip}/index.html`], [join(out, 'probe.html')], 5_000);
       if (r.exitCode === 0 && r.transfers[0]?.httpCode === 200) break;
-      if (Date.now() > answerBy) throw new Error(`the VIP never answered HTTP: ${r.stderr}\n${lines.join('\n')}`);
+      if (Date.now() > answerBy) throw new Error(`the VIP never answered HTTP: ${r.stderr}\n${lines()}`);
       await sleep(250);
     }
   });
@@ -143,6 +125,6 @@ describe('understudy node with TUN offloads behind its FaultLink', () => {
     if (child === undefined) throw new Error('the node was not started');
     child.kill('SIGTERM');
     const [code, signal] = await exited;
-    expect({ code, signal }, lines.join('\n')).toEqual({ code: 0, signal: null });
+    expect({ code, signal }, lines()).toEqual({ code: 0, signal: null });
   }, 30_000);
 });

@@ -9,61 +9,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSoloNode } from './helpers/cli.js';
 import { curl, ping } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
+import { OutputWatch } from './helpers/output-watch.js';
 
 const TUN = 'ustest0';
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** Collects a child's output lines and waits for one that matches. */
-class OutputWatch {
-  readonly lines: string[] = [];
-  private partial = '';
-  private waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
-
-  constructor(child: ChildProcess) {
-    for (const stream of [child.stdout, child.stderr]) {
-      stream?.setEncoding('utf8');
-      stream?.on('data', (chunk: string) => this.push(chunk));
-    }
-  }
-
-  private push(chunk: string): void {
-    const parts = (this.partial + chunk).split('\n');
-    this.partial = parts.pop() ?? '';
-    for (const line of parts) {
-      this.lines.push(line);
-      this.waiters = this.waiters.filter((w) => {
-        if (!w.re.test(line)) return true;
-        w.resolve(line);
-        return false;
-      });
-    }
-  }
-
-  waitFor(re: RegExp, timeoutMs: number, exited: Promise<unknown>): Promise<string> {
-    const seen = this.lines.find((l) => re.test(l));
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; output:\n${this.text()}`)), timeoutMs);
-      void exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`the node exited before printing ${re}; output:\n${this.text()}`));
-      });
-      this.waiters.push({
-        re,
-        resolve: (line) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      });
-    });
-  }
-
-  text(): string {
-    return [...this.lines, this.partial].join('\n');
-  }
-}
 
 describe('understudy node in the lab', () => {
   const lab = useLab();
@@ -89,14 +41,7 @@ describe('understudy node in the lab', () => {
     writeFileSync(join(www, 'slow.bin'), randomBytes(16 * 1024 * 1024));
     writeFileSync(join(www, 'index.html'), '<h1>understudy</h1>\n');
 
-    child = l.spawn('primary', process.execPath, [
-      'bin/understudy.js', 'node',
-      '--vip', l.addr.vip, '--port', '80',
-      '--service', `http-static:${www}`,
-      '--lan', l.lanIface, '--tun', TUN,
-      '--log-level', 'info', '--log-format', 'pretty',
-      '--control', join(dir, 'control.sock'),
-    ]);
+    child = spawnSoloNode(l, { service: `http-static:${www}`, tun: TUN, control: join(dir, 'control.sock') });
     exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     output = new OutputWatch(child);
     await output.waitFor(/ node\.ready /, 30_000, exited);

@@ -15,29 +15,11 @@ import type { ConnectionStatus, NodeStatus } from '../../src/control/status.js';
 import { fault as faultCmd, statusJson, understudy } from './helpers/cli.js';
 import { curl, ping } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
+import { OutputWatch } from './helpers/output-watch.js';
 
 const TUN = 'usop0';
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Collects a child's output lines; waits for one that matches. */
-class Output {
-  readonly lines: string[] = [];
-  private partial = '';
-  constructor(child: ChildProcess) {
-    for (const s of [child.stdout, child.stderr]) {
-      s?.setEncoding('utf8');
-      s?.on('data', (chunk: string) => {
-        const parts = (this.partial + chunk).split('\n');
-        this.partial = parts.pop() ?? '';
-        this.lines.push(...parts);
-      });
-    }
-  }
-  text(): string {
-    return [...this.lines, this.partial].join('\n');
-  }
-}
 
 async function poll<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, describeLast?: () => string): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -59,7 +41,7 @@ describe('the operator commands against a lab node', () => {
   const blob = randomBytes(2 * 1024 * 1024);
   let child: ChildProcess | undefined;
   let exited: Promise<[number | null, NodeJS.Signals | null]> = new Promise(() => {});
-  let output: Output | undefined;
+  let output: OutputWatch | undefined;
   mkdirSync(www, { recursive: true });
   mkdirSync(out, { recursive: true });
   writeFileSync(join(www, 'blob.bin'), blob);
@@ -83,12 +65,8 @@ describe('the operator commands against a lab node', () => {
     const l = lab();
     child = l.spawn('primary', process.execPath, ['bin/understudy.js', 'node', '--config', configFile, '--log-format', 'pretty']);
     exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    const o = new Output(child);
-    output = o;
-    await poll('node.ready', 30_000, async () => {
-      if (child?.exitCode !== null) throw new Error(`the node exited early:\n${o.text()}`);
-      return o.lines.some((x) => / node\.ready /.test(x)) ? true : undefined;
-    });
+    output = new OutputWatch(child);
+    await output.waitFor(/ node\.ready /, 30_000, exited);
     // Ready means routed; a first ARP exchange may still be under way.
     await poll('the VIP to answer HTTP', 20_000, async () => {
       const r = await curl(l.ns.client, [`http://${l.addr.vip}/index.html`], [join(out, 'probe.html')], 5_000);
