@@ -5,20 +5,19 @@
 // authentication (counted), the session comes back, protection resumes. A partition of the
 // replication link seen from the backup never makes it take over: the LAN heartbeats still come.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../bench/proc.js';
 import type { ReplicatedNodeStatus } from '../../src/cli/node-status.js';
-import { Capture, describeRsts, RST_FILTER } from './helpers/capture.js';
-import { curl, type CurlResult } from './helpers/clients.js';
+import { captureClientRsts, expectDownloadIntact, expectNoRst, sha256Hex, startDownload, type Download } from './helpers/client-checks.js';
+import { curl } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair, type PairRole } from './helpers/replicated-pair.js';
 
 const MIB = 1024 * 1024;
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('faults on the replication link of a lab pair', () => {
@@ -48,18 +47,8 @@ describe('faults on the replication link of a lab pair', () => {
     return s?.protected === true && s.replication?.peer.state === 'connected' && s.replication.lag?.records === 0;
   };
   /** A rate-limited download of big.bin, so that it is still running while faults come and go. */
-  const download = (name: string): { out: string; done: Promise<CurlResult>; have: () => number } => {
-    const l = lab();
-    const out = join(dir, name);
-    rmSync(out, { force: true });
-    const done = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [out], 120_000, ['--limit-rate', String(4 * MIB)]);
-    return { out, done, have: () => (existsSync(out) ? statSync(out).size : 0) };
-  };
-  const expectIntact = async (d: { out: string; done: Promise<CurlResult> }): Promise<void> => {
-    const r = await d.done;
-    expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
-    expect(sha256(readFileSync(d.out))).toBe(sha256(blob));
-  };
+  const download = (name: string): Download => startDownload(lab(), `http://${lab().addr.vip}/big.bin`, join(dir, name), { rate: 4 * MIB, timeoutMs: 120_000 });
+  const expectIntact = (d: Download): Promise<void> => expectDownloadIntact(d, { bytes: blob.length, sha256: sha256Hex(blob) }, pair.logs());
   const noTakeover = async (): Promise<void> => {
     const b = await status('backup');
     expect(b.role).toBe('backup');
@@ -85,10 +74,10 @@ describe('faults on the replication link of a lab pair', () => {
 
   it('loss 100 for 2 s during a download: the primary shows the backup lagging, then lost; cleared, it is protected again and the download is intact, no RST', async () => {
     const l = lab();
-    const cap = await Capture.start({ ns: l.ns.client, iface: l.lanIface, filter: RST_FILTER, label: 'client' });
+    const cap = await captureClientRsts(l);
     try {
       const d = download('loss.bin');
-      await pair.waitUntil('the download under way', async () => d.have() >= 2 * MIB, 30_000);
+      await pair.waitUntil('the download under way', async () => d.bytes() >= 2 * MIB, 30_000);
       await understudy('primary', 'fault', 'loss', '100', '--link', 'replication');
       const samples: ReplicatedNodeStatus[] = [];
       const end = Date.now() + 2000;
@@ -116,8 +105,7 @@ describe('faults on the replication link of a lab pair', () => {
       expect(list).toMatch(/loss 100 --link replication --direction both\n.*clear\n/);
       await expectIntact(d);
       await noTakeover();
-      const rsts = await cap.stop();
-      expect(rsts.packets, describeRsts('download across a lossy replication link', rsts)).toBe(0);
+      await expectNoRst(cap, 'download across a lossy replication link');
     } finally {
       await cap.dispose();
     }
@@ -125,7 +113,7 @@ describe('faults on the replication link of a lab pair', () => {
 
   it('corrupt on the replication link: refusals counted in status, the session comes back, protected again; download intact', async () => {
     const d = download('corrupt.bin');
-    await pair.waitUntil('the download under way', async () => d.have() >= 2 * MIB, 30_000);
+    await pair.waitUntil('the download under way', async () => d.bytes() >= 2 * MIB, 30_000);
     const before = (await status('primary')).replication?.channel;
     await understudy('primary', 'fault', 'corrupt', '100', '--link', 'replication', '--direction', 'in');
     let refused: ReplicatedNodeStatus | undefined;

@@ -15,7 +15,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { LabNode } from '../../scripts/lab.js';
 import { BLOB_CHUNK, blobChunk } from './fixtures/download-app.mjs';
 import { describeRsts } from './helpers/capture.js';
-import { captureClientRsts, expectNoRst } from './helpers/client-checks.js';
+import { captureClientRsts, expectNoRst, sha256Hex } from './helpers/client-checks.js';
 import { curl, type CurlResult } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -35,7 +35,6 @@ const DOWNLOAD_APP = resolve('test/lab/fixtures/download-app.mjs');
 const TALLY_APP = resolve('test/lab/fixtures/tally-lines.mjs');
 const PACED_SERVER = resolve('test/lab/fixtures/paced-file-server.py');
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** A directory for a backend: hello.txt (the readiness probe) and `files`, with `mtime` when given. */
 function writeSite(path: string, files: Record<string, Uint8Array | string>, mtime?: Date): void {
@@ -194,7 +193,7 @@ describe('failover under proxy: and module: services', () => {
       expect(r.transfers.map((t) => [t.httpCode, t.numConnects])).toEqual([[200, 1], [200, 0], [200, 0]]);
       const got = readFileSync(outs[1]!);
       expect(got.length).toBe(size);
-      expect(sha256(got)).toBe(sha256(blob));
+      expect(sha256Hex(got)).toBe(sha256Hex(blob));
       expect(readFileSync(outs[2]!, 'utf8')).toBe('answered after the takeover\n');
       // The client has the primary's headers for big.bin, sent before the kill.
       const heads = readFileSync(headers, 'latin1').split(/(?<=\r\n\r\n)/);
@@ -246,7 +245,7 @@ describe('failover under proxy: and module: services', () => {
       const r = await downloadAcrossKill(urls, outs, outs, files * each, parallel, async () => undefined);
       expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
       expect(r.transfers.map((t) => t.httpCode)).toEqual(blobs.map(() => 200));
-      blobs.forEach((b, i) => expect(sha256(readFileSync(outs[i]!)), `file ${i}`).toBe(sha256(b)));
+      blobs.forEach((b, i) => expect(sha256Hex(readFileSync(outs[i]!)), `file ${i}`).toBe(sha256Hex(b)));
       await expectTakenOver();
       expect(pair.events('backup', 'takeover.attached')[0]?.sockets).toBeGreaterThanOrEqual(files);
       // python's headers are under 300 bytes: any divergence is a Date in them, never in a body.
@@ -291,7 +290,7 @@ describe('failover under proxy: and module: services', () => {
       const got = readFileSync(out);
       expect(got.length).toBeGreaterThanOrEqual(size * 0.4);
       expect(got.length).toBeLessThan(size);
-      expect(sha256(got)).toBe(sha256(blob.subarray(0, got.length)));
+      expect(sha256Hex(got)).toBe(sha256Hex(blob.subarray(0, got.length)));
       await expectTakenOver();
       // Counted with the others that failed (the probe's too), in the status and at takeover.
       const failures = pair.events('backup', 'replication.replica-failed').length;
@@ -331,7 +330,7 @@ describe('failover under proxy: and module: services', () => {
       expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
       const got = readFileSync(out);
       expect(got.length).toBe(size);
-      expect(sha256(got)).toBe(sha256(blob));
+      expect(sha256Hex(got)).toBe(sha256Hex(blob));
       await expectTakenOver();
       // The case this test is for: the backup's copy had written less than the primary had sent.
       const behind = pair
@@ -395,7 +394,7 @@ describe('failover under proxy: and module: services', () => {
       for (let i = 0; i < size / BLOB_CHUNK; i++) expected.update(blobChunk(i));
       const got = readFileSync(out);
       expect(got.length).toBe(size);
-      expect(sha256(got)).toBe(expected.digest('hex'));
+      expect(sha256Hex(got)).toBe(expected.digest('hex'));
       await expectTakenOver();
       // A deterministic app: the backup's copy wrote exactly the primary's bytes.
       expect(divergencesBeforeKill).toBe(0);
