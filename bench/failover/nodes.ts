@@ -1,7 +1,7 @@
 // Starting and stopping `understudy node` processes inside the failover bench's lab: a replicated
-// primary/backup pair (started the way test/lab/failover.test.ts starts it) or a lone unreplicated
-// node on the primary, each with its JSON log in a file (the log must survive a SIGKILL) and its
-// own control socket.
+// primary/backup pair (with the options test/lab/helpers/replicated-pair.ts starts its nodes with
+// too) or a lone unreplicated node on the primary, each with its JSON log in a file (the log must
+// survive a SIGKILL) and its own control socket.
 
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -40,6 +40,28 @@ export interface Status {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The replication options of a node started in the lab's `ns` namespace in `role` (a node
+ * restarted as the backup of the one that took over runs in the primary namespace): its own
+ * address on the replication link, its peer's, the shared key, and optionally the timing.
+ */
+export function replicationOptions(l: Lab, ns: 'primary' | 'backup', role: 'primary' | 'backup', keyFile: string, timing?: Timing): string[] {
+  const own = ns === 'primary' ? l.addr.replPrimary : l.addr.replBackup;
+  const peer = ns === 'primary' ? l.addr.replBackup : l.addr.replPrimary;
+  return [
+    '--role', role,
+    '--replication', `${own}:${REPL_PORT}`,
+    '--peer', `${peer}:${REPL_PORT}`,
+    '--key-file', keyFile,
+    ...(timing === undefined ? [] : ['--heartbeat', String(timing.heartbeatMs), '--dead-after', String(timing.deadAfterMs)]),
+  ];
+}
+
+/** What every lab node is told: the VIP and port, its service, the LAN and tun, JSON logs to read back, its control socket. */
+export function servingOptions(l: Lab, o: { service: string; port: number; tun: string; control: string }): string[] {
+  return ['--vip', l.addr.vip, '--port', String(o.port), '--service', o.service, '--lan', l.lanIface, '--tun', o.tun, '--log-format', 'json', '--control', o.control];
+}
+
 export class Nodes {
   private readonly live = new Set<NodeHandle>();
   private seq = 0;
@@ -63,16 +85,7 @@ export class Nodes {
     const n = ++this.seq;
     const logFile = path.join(this.dir, `${role}-${n}.log`);
     const control = path.join(this.dir, `${role}-${n}.sock`);
-    const replication =
-      role === 'solo'
-        ? []
-        : [
-            '--role', role,
-            '--replication', `${role === 'primary' ? l.addr.replPrimary : l.addr.replBackup}:${REPL_PORT}`,
-            '--peer', `${role === 'primary' ? l.addr.replBackup : l.addr.replPrimary}:${REPL_PORT}`,
-            '--key-file', this.keyFile,
-            ...(timing === undefined ? [] : ['--heartbeat', String(timing.heartbeatMs), '--dead-after', String(timing.deadAfterMs)]),
-          ];
+    const replication = role === 'solo' ? [] : replicationOptions(l, role, role, this.keyFile, timing);
     const fd = openSync(logFile, 'w');
     let child: ChildProcess;
     try {
@@ -82,11 +95,7 @@ export class Nodes {
         ...this.nodeFlags,
         path.join(REPO_ROOT, 'bin', 'understudy.js'), 'node',
         ...replication,
-        '--vip', l.addr.vip, '--port', String(port),
-        '--service', service,
-        '--lan', l.lanIface, '--tun', TUN,
-        '--log-format', 'json',
-        '--control', control,
+        ...servingOptions(l, { service, port, tun: TUN, control }),
         ...extra,
       ], { stdio: ['ignore', fd, fd] });
     } finally {

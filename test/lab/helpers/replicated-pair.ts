@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replicationOptions, servingOptions } from '../../../bench/failover/nodes.js';
 import type { Lab } from '../../../scripts/lab.js';
 import { controlRequest } from '../../../src/control/client.js';
 
@@ -35,8 +36,6 @@ interface RunningNode {
   logFile: string;
   control: string;
 }
-
-const REPL_PORT = 7070;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -156,23 +155,14 @@ export class ReplicatedPair {
     const n = ++this.starts;
     const logFile = join(this.dir, `${role}-${this.run}-${n}.log`);
     const control = join(this.dir, `${role}-${this.run}-${n}.sock`);
-    const own = role === 'primary' ? l.addr.replPrimary : l.addr.replBackup;
-    const peer = role === 'primary' ? l.addr.replBackup : l.addr.replPrimary;
     const fd = openSync(logFile, 'w');
     let child: ChildProcess;
     try {
       child = l.spawn(role, process.execPath, [
         ...(opts.nodeFlags ?? []),
         'bin/understudy.js', 'node',
-        '--role', opts.as ?? role,
-        '--replication', `${own}:${REPL_PORT}`,
-        '--peer', `${peer}:${REPL_PORT}`,
-        '--key-file', this.keyFile,
-        '--vip', l.addr.vip, '--port', String(port),
-        '--service', service,
-        '--lan', l.lanIface, '--tun', this.tun,
-        '--log-format', 'json',
-        '--control', control,
+        ...replicationOptions(l, role, opts.as ?? role, this.keyFile),
+        ...servingOptions(l, { service, port, tun: this.tun, control }),
         ...extraArgs,
       ], { stdio: ['ignore', fd, fd], ...(opts.env !== undefined ? { env: opts.env } : {}) });
     } finally {
