@@ -36,6 +36,12 @@ export interface CostPlan {
   www: string;
   /** curl --limit-rate for the bulk downloads (e.g. 60M): CPU per MiB at a rate both modes reach. */
   limitRate?: string;
+  /**
+   * One core per host, as the deployment has (ARCHITECTURE.md 1: primary and backup on separate
+   * hosts): the serving node on CPU 0, the backup and the client on CPU 1 (taskset). The backup
+   * then competes with curl, not with the primary; the unreplicated node has CPU 0 alone too.
+   */
+  pin?: boolean;
 }
 
 export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan, progress: (m: string) => void): Promise<CostRun> {
@@ -44,10 +50,15 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
   let framesPerMiB: CostRun['framesPerMiB'];
   try {
     const { server, backup } = await start(nodes, mode, `http-static:${plan.www}`, HTTP_PORT, plan.timing);
+    if (plan.pin === true) {
+      await pinTo(server, 0);
+      if (backup !== undefined) await pinTo(backup, 1);
+    }
     const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
     const frames0 = await framesOf(nodes, server);
     for (let i = 0; i < plan.bulkReps; i++) {
-      const r = await lab.exec('client', 'curl', ['-sS', ...(plan.limitRate === undefined ? [] : ['--limit-rate', plan.limitRate]), '--max-time', '120', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://${lab.addr.vip}/${plan.file.name}`], { timeoutMs: 130_000, allowFailure: true });
+      const curl = plan.pin === true ? ['taskset', ['-c', '1', 'curl']] as const : ['curl', []] as const;
+      const r = await lab.exec('client', curl[0], [...curl[1], '-sS', ...(plan.limitRate === undefined ? [] : ['--limit-rate', plan.limitRate]), '--max-time', '120', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://${lab.addr.vip}/${plan.file.name}`], { timeoutMs: 130_000, allowFailure: true });
       const [speed, size] = r.stdout.trim().split(' ').map(Number);
       if (r.code !== 0 || size !== plan.file.bytes) throw new Error(`${mode} bulk download: curl exit ${r.code}, ${size} bytes: ${r.stderr.trim()}`);
       bulkMiBs.push(speed! / (1024 * 1024));
@@ -90,6 +101,13 @@ async function start(nodes: Nodes, mode: Mode, service: string, port: number, ti
     return { server: primary, backup };
   }
   return { server: await nodes.startSolo(service, port) };
+}
+
+/** Every thread of a node process (and those it starts later, which inherit it) on one CPU. */
+async function pinTo(h: NodeHandle, cpu: number): Promise<void> {
+  const pid = h.child.pid;
+  if (pid === undefined) throw new Error(`${h.role}: no pid to pin`);
+  await run(['taskset', '-a', '-p', '-c', String(cpu), String(pid)], { timeoutMs: 5000 });
 }
 
 /** The primary's replication frame counts so far (undefined on an unreplicated node). */

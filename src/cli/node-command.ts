@@ -49,6 +49,8 @@ export interface NodeCommandOptions {
   heartbeat?: number | undefined;
   deadAfter?: number | undefined;
   onTakeover?: string | undefined;
+  /** How the service's output is logged: auto (digests of large writes for deterministic services) or bytes. */
+  outputLog?: 'auto' | 'bytes' | undefined;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 50;
@@ -103,6 +105,9 @@ export function registerNodeCommand(program: Command, ctx: CommandContext): void
     .option('--key-file <path>', 'shared replication key (at least 32 bytes, e.g. `openssl rand -hex 32`)')
     .option('--heartbeat <ms>', `heartbeat interval (default ${DEFAULT_HEARTBEAT_MS})`, parseMillis(5, 10_000))
     .option('--dead-after <ms>', `silence on every path after which the backup takes over (default ${DEFAULT_DEAD_AFTER_MS})`, parseMillis(20, 60_000))
+    .addOption(
+      new Option('--output-log <mode>', 'auto: large writes of echo/discard/http-static go into the log as digests the backup checks; bytes: every byte (default auto)').choices(['auto', 'bytes']),
+    )
     .option('--on-takeover <cmd>', 'shell command run at takeover (routed setups), with UNDERSTUDY_VIP and UNDERSTUDY_EPOCH set');
   cmd.action(async (raw: RawNodeOptions) => {
     ctx.exitCode = await runNodeCommand(mergeNodeOptions(raw), ctx);
@@ -139,7 +144,7 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
   if (opts.lan !== undefined && !interfaceExists(opts.lan)) throw new UsageError(`--lan: no network interface named "${opts.lan}"`);
   const replicationGiven = [opts.role, opts.replication, opts.peer, opts.keyFile].filter((v) => v !== undefined).length;
   if (replicationGiven > 0 && replicationGiven < 4) throw new UsageError('replication needs all of --role, --replication, --peer and --key-file');
-  for (const [v, flag] of [[opts.heartbeat, '--heartbeat'], [opts.deadAfter, '--dead-after'], [opts.onTakeover, '--on-takeover']] as const) {
+  for (const [v, flag] of [[opts.heartbeat, '--heartbeat'], [opts.deadAfter, '--dead-after'], [opts.onTakeover, '--on-takeover'], [opts.outputLog, '--output-log']] as const) {
     if (v !== undefined && replicationGiven === 0) throw new UsageError(`${flag} needs --role (replication)`);
   }
   const heartbeatMs = opts.heartbeat ?? DEFAULT_HEARTBEAT_MS;
@@ -165,6 +170,7 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
       lan: opts.lan,
       onTakeover: opts.onTakeover,
       vip: opts.vip,
+      outputLog: opts.outputLog ?? 'auto',
     };
   }
   const config: NodeConfig = {

@@ -46,6 +46,7 @@ const KIND_CODES: Record<RecordKind, number> = {
   reset: 7,
   heartbeat: 8,
   snapshot: 9,
+  'output-digest': 10,
 };
 
 const KIND_BY_CODE: readonly (RecordKind | undefined)[] = (() => {
@@ -65,6 +66,7 @@ const FIXED_BYTES: Record<RecordKind, number> = {
   reset: 0,
   heartbeat: 12,
   snapshot: 8,
+  'output-digest': 16,
 };
 
 const HINT_BYTES = 32;
@@ -166,6 +168,16 @@ export function encodeRecord(r: LogRecord): EncodedRecord {
       const { buf, dv } = header(r, FIXED_BYTES.output, r.data.length, r.fin ? FLAG_FIN : 0);
       writeU64(dv, F, r.offset);
       return withPayload(r.lsn, buf, r.data);
+    }
+    case 'output-digest': {
+      assertSafe(r.offset, 'offset');
+      assertU32(r.length, 'length');
+      assertU32(r.crc, 'crc');
+      const { buf, dv } = header(r, FIXED_BYTES['output-digest'], 0, r.fin ? FLAG_FIN : 0);
+      writeU64(dv, F, r.offset);
+      dv.setUint32(F + 8, r.length, true);
+      dv.setUint32(F + 12, r.crc, true);
+      return { lsn: r.lsn, chunks: [buf], byteLength: buf.length };
     }
     case 'ack': {
       assertU32(r.ack, 'ack');
@@ -288,7 +300,7 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
   const variable = buf.subarray(varStart, varStart + varLen);
   const fin = (flags & FLAG_FIN) !== 0;
   const next = at + total;
-  if (fin && kind !== 'input' && kind !== 'output') return fail(`${kind}: FIN flag on a record that has none`);
+  if (fin && kind !== 'input' && kind !== 'output' && kind !== 'output-digest') return fail(`${kind}: FIN flag on a record that has none`);
   const noVariable = (): DecodeError | null => (varLen === 0 ? null : fail(`${kind}: unexpected ${varLen} variable bytes`));
 
   switch (kind) {
@@ -334,6 +346,13 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       const offset = readU64(dv, F);
       if (offset < 0) return fail('output: offset beyond 2^53');
       return { record: { kind, lsn, conn, offset, data: variable, fin }, next };
+    }
+    case 'output-digest': {
+      const bad = noVariable();
+      if (bad) return bad;
+      const offset = readU64(dv, F);
+      if (offset < 0) return fail('output-digest: offset beyond 2^53');
+      return { record: { kind, lsn, conn, offset, length: dv.getUint32(F + 8, true), crc: dv.getUint32(F + 12, true), fin }, next };
     }
     case 'ack': {
       if (varLen !== 0 && varLen !== ACK_TS_BYTES) return fail(`ack: ${varLen} variable bytes, expected 0 or ${ACK_TS_BYTES} (TS.Recent)`);

@@ -87,6 +87,24 @@ export interface OutputRecord {
   fin: boolean;
 }
 
+/**
+ * Bytes the primary's service wrote, logged as their length and CRC-32 instead of the bytes: for a
+ * deterministic service (Service.deterministic) the backup's replica writes the same bytes, and the
+ * backup applies (and so acknowledges) this record only once its replica has written them and they
+ * match. 5.1 rule 3 then holds as "the backup holds the bytes before any of them is sent", without
+ * the primary shipping every byte of a download a second time (docs/replication.md, "Output digests").
+ */
+export interface OutputDigestRecord {
+  kind: 'output-digest';
+  lsn: Lsn;
+  conn: ConnId;
+  offset: StreamOffset;
+  length: number;
+  /** CRC-32 (zlib's) of the bytes: catches a replica that writes other bytes of the same length. */
+  crc: number;
+  fin: boolean;
+}
+
 /** The client's cumulative ACK: lets the backup trim its copy of the output. */
 export interface AckRecord {
   kind: 'ack';
@@ -212,6 +230,7 @@ export type LogRecord =
   | OpenRecord
   | InputRecord
   | OutputRecord
+  | OutputDigestRecord
   | AckRecord
   | BoundaryRecord
   | CloseRecord

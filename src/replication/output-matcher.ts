@@ -3,6 +3,7 @@
 // primary's bytes win and a difference is a divergence; what the replica writes beyond the end
 // of the primary's log is kept, to be sent after takeover.
 
+import { crc32 } from 'node:zlib';
 import type { StreamOffset } from './log-records.js';
 import { OutputStore } from './output-store.js';
 
@@ -75,6 +76,11 @@ export class OutputMatcher {
     return this.replicaEnd >= this.primary.end;
   }
 
+  /** Where the replica's stream stands: bytes it has written. */
+  get written(): StreamOffset {
+    return this.replicaEnd;
+  }
+
   get replicaEnded(): boolean {
     return this.replicaFinAt !== null;
   }
@@ -102,6 +108,34 @@ export class OutputMatcher {
     if (fin) this.primaryFinAt = this.primary.end;
     this.match();
     this.checkEnds();
+  }
+
+  /**
+   * The primary logged a digest of its bytes [offset, offset + length) instead of the bytes
+   * (docs/replication.md, "Output digests"): once the replica has written that far, its bytes are
+   * checked against the CRC and handed back as the primary's (views, no copy), and the range counts
+   * as compared. Null while the replica has not written them all. A CRC that differs is a
+   * divergence, and the replica's bytes stand in (the caller can no longer vouch for the stream).
+   */
+  verifyDigest(offset: StreamOffset, length: number, crc: number): { bytes: Uint8Array[]; equal: boolean } | null {
+    if (offset !== this.primary.end) throw new Error(`output digest at offset ${offset}, the primary's output ends at ${this.primary.end}`);
+    const to = offset + length;
+    if (this.replicaEnd < to) return null;
+    // The replica's bytes up to the primary's end were compared as they came (match), so the
+    // unchecked part of `ahead` starts at `offset` unless the replica's own start lies beyond.
+    const from = Math.max(offset, this.ahead.start);
+    const bytes = this.ahead.views(from, to);
+    let c = 0;
+    for (const b of bytes) c = crc32(b, c);
+    const equal = from === offset && c === crc >>> 0;
+    if (!equal) {
+      this.differingBytes += length;
+      this.diverge({ offset, what: `replica wrote ${length} bytes at offset ${offset} whose CRC-32 differs from the primary's digest` });
+    }
+    this.compared = to;
+    this.ahead.trimTo(to);
+    if (from > offset) bytes.unshift(new Uint8Array(from - offset));
+    return { bytes, equal };
   }
 
   /** Replica bytes beyond the primary's log: what the promoted connection sends after takeover. */

@@ -8,6 +8,7 @@
 // `snapshot` record per connection, in the attach's slices when its retained input reaches back
 // to its last boundary, else at its next boundary.
 
+import { crc32 } from 'node:zlib';
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
 import type { SeqNum } from '../stack/wire/seq.js';
@@ -135,6 +136,12 @@ function hintMoved(before: CongestionHint | null, now: CongestionHint): boolean 
 
 /** Writes below this size may live in a buffer the writer reuses; the send buffer copies them too. */
 const COPY_BELOW = 2048;
+/**
+ * Writes from this size on go into the log as digests when the service is deterministic: the bulk
+ * of a download. Smaller ones (an HTTP header with its Date, which a replica a second later writes
+ * differently) cost little as bytes, and as bytes a difference is only counted, never fatal.
+ */
+const DIGEST_FROM_BYTES = 4096;
 const MS = 1000;
 
 export class PrimaryTap {
@@ -160,6 +167,8 @@ export class PrimaryTap {
   /** Bumped when a backup session ends: a slice scheduled for the old one does nothing. */
   private attachSession = 0;
   private readonly slices: AttachSlices | null;
+  /** Output goes into the log as digests (a deterministic service), not as bytes. */
+  private digests = false;
 
   constructor(opts: PrimaryTapOptions) {
     this.log = opts.log;
@@ -170,6 +179,19 @@ export class PrimaryTap {
     this.budget = opts.retention ?? retentionBudget();
     this.onReintegration = opts.onReintegration ?? (() => undefined);
     this.slices = opts.attachSlices ?? null;
+  }
+
+  /**
+   * Logs the service's output as length and CRC-32 (`output-digest`) instead of the bytes: only for
+   * a service whose backup replica writes the same bytes (Service.deterministic). The backup then
+   * acknowledges an output only once its replica has written it, so rule 3 still holds.
+   */
+  setOutputDigests(on: boolean): void {
+    this.digests = on;
+  }
+
+  get outputDigests(): boolean {
+    return this.digests;
   }
 
   /** True while a backup is attached: connections are logged and packets wait for their LSN. */
@@ -332,8 +354,12 @@ export class PrimaryTap {
 
   output(t: Tracked, data: Uint8Array, fin: boolean): void {
     if (t.logged) {
-      const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
-      const lsn = this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
+      let lsn: Lsn;
+      if (this.digests && data.length >= DIGEST_FROM_BYTES) lsn = this.append({ kind: 'output-digest', conn: t.id, offset: t.outOffset, length: data.length, crc: crc32(data), fin });
+      else {
+        const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
+        lsn = this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });
+      }
       this.deps.output(t.id, data.length, fin, lsn, this.log.ackedLsn);
     }
     t.outOffset += data.length;

@@ -399,8 +399,11 @@ export class ReplicationLog {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Applies one record on the backup; throwing marks the record as not applied. */
-export type RecordHandler = (record: LogRecord) => void;
+/**
+ * Applies one record on the backup; throwing marks the record as not applied. 'blocked': not yet
+ * (an output digest waiting for the replica's bytes); the record is offered again later.
+ */
+export type RecordHandler = (record: LogRecord) => void | 'blocked';
 
 export interface ReplicaLogOptions {
   apply: RecordHandler;
@@ -413,7 +416,8 @@ export interface ReplicaLogOptions {
 }
 
 export type ReplicaResult =
-  | { ok: true; applied: number }
+  /** blocked: the record after the applied ones must be offered again later (see RecordHandler). */
+  | { ok: true; applied: number; blocked?: boolean }
   | { ok: false; kind: 'gap' | 'duplicate' | 'handler'; error: string; applied: number };
 
 export class ReplicaLog {
@@ -453,7 +457,10 @@ export class ReplicaLog {
         break;
       }
       try {
-        this.opts.apply(r);
+        if (this.opts.apply(r) === 'blocked') {
+          result = { ok: true, applied: n, blocked: true };
+          break;
+        }
       } catch (e) {
         result = { ok: false, kind: 'handler', error: `applying ${r.kind} record LSN ${r.lsn} failed: ${e instanceof Error ? e.message : String(e)}`, applied: n };
         break;

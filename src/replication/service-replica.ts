@@ -9,7 +9,7 @@ import { Duplex } from 'node:stream';
 import type { Service, SocketLike } from '../services/service.js';
 import { ServiceOffsets } from '../stack/service-offsets.js';
 import { ipv4ToString } from '../stack/wire/types.js';
-import type { ConnId, StreamBoundary } from './log-records.js';
+import type { ConnId, OutputDigestRecord, StreamBoundary } from './log-records.js';
 import { type Divergence, OutputMatcher } from './output-matcher.js';
 import { RetainedInput, type RetentionBudget, retentionBudget } from './retained-input.js';
 import type { Shadow, ShadowListener } from './shadow.js';
@@ -22,6 +22,9 @@ export type AttachedSocket = Duplex & SocketLike & {
 };
 
 type WriteCallback = (err?: Error | null) => void;
+
+/** Writes below this size are copied when kept (the stack's send buffer draws the line there too). */
+const COPY_FROM = 2048;
 
 export interface ReplicaSocketOptions {
   /** Replica output held beyond the primary's log before its writer is paused. Default 1 MiB. */
@@ -41,6 +44,8 @@ export interface ReplicaSocketOptions {
   from?: StreamBoundary;
   /** Bounds on the client bytes kept since the service's last boundary, for a later takeover. */
   retention?: RetentionBudget;
+  /** An output digest this socket could not check yet may be tried again (the replica wrote, or ended). */
+  onDigestReady?: () => void;
 }
 
 export class ReplicaSocket extends Duplex implements SocketLike {
@@ -70,6 +75,14 @@ export class ReplicaSocket extends Duplex implements SocketLike {
    * primary's bytes, which would pass a cut reply off as complete.
    */
   private resetBeforeAttach = false;
+  /**
+   * Why the client may hold output this replica cannot reproduce (its bytes differed from an output
+   * digest, or it ended or failed before writing them): a takeover resets the connection.
+   */
+  private lostSync: string | null = null;
+  /** The stream offset an output digest waits for the replica to reach; null when none waits. */
+  private digestWaitsFor: number | null = null;
+  private readonly onDigestReady: () => void;
   private readonly offsets: ServiceOffsets;
   /** Client bytes since the service's last boundary: the promoted connection's, after takeover. */
   private readonly retained: RetainedInput;
@@ -90,6 +103,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.matcher = new OutputMatcher(shadow.output, (d) => opts.onDiverge?.(d), from.output);
     this.offsets = new ServiceOffsets(from.input, from.output);
     this.retained = new RetainedInput(opts.retention ?? retentionBudget(), from.input, from);
+    this.onDigestReady = opts.onDigestReady ?? (() => undefined);
   }
 
   /**
@@ -146,6 +160,47 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.releaseIfRoom();
   }
 
+  /**
+   * The bytes of an output digest (docs/replication.md, "Output digests"), from what this replica
+   * wrote and checked against the CRC; null while it has not written that far (the log waits and
+   * onDigestReady says when to try again). A replica that cannot vouch for them (different
+   * bytes, ended or failed before them) gets stand-ins and is marked: a takeover resets it.
+   */
+  verifyDigest(r: OutputDigestRecord): Uint8Array[] | null {
+    const cannot = this.resetBeforeAttach ? 'its service reset it' : this.destroyed || this.matcher.replicaEnded ? 'it ended first' : null;
+    const end = r.offset + r.length;
+    let v = cannot === null ? this.matcher.verifyDigest(r.offset, r.length, r.crc) : null;
+    if (cannot === null && v === null) {
+      this.digestWaitsFor = end;
+      // A writer paused for being far ahead of the primary must go on: the log waits for it. Its
+      // next writes may run right here, inside the release, and bring the bytes.
+      this.releaseIfRoom();
+      v = this.matcher.verifyDigest(r.offset, r.length, r.crc);
+      if (v === null) return null;
+    }
+    this.digestWaitsFor = null;
+    if (v === null) {
+      this.lostSync ??= `the replica could not write the output the primary logged at ${r.offset} (${cannot})`;
+      return [new Uint8Array(r.length)];
+    }
+    if (!v.equal) this.lostSync ??= `the replica's output at ${r.offset} differs from the primary's digest`;
+    return v.bytes;
+  }
+
+  /** Why a takeover must reset this connection (its replica lost sync with an output digest), or null. */
+  get lostSyncReason(): string | null {
+    return this.lostSync;
+  }
+
+  private digestMayProceed(): void {
+    const w = this.digestWaitsFor;
+    if (w === null) return;
+    if (this.matcher.written >= w || this.destroyed || this.matcher.replicaEnded || this.resetBeforeAttach) {
+      this.digestWaitsFor = null;
+      this.onDigestReady();
+    }
+  }
+
   // ---- takeover ----
 
   /**
@@ -155,7 +210,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   attach(real: AttachedSocket): void {
     if (this.attached !== null) throw new Error('replica socket already attached');
     this.attached = real;
-    if (this.resetBeforeAttach) {
+    if (this.resetBeforeAttach || this.lostSync !== null) {
       if (typeof real.resetAndDestroy === 'function') real.resetAndDestroy();
       else real.destroy();
       return;
@@ -223,9 +278,11 @@ export class ReplicaSocket extends Duplex implements SocketLike {
       else real.write(chunk, cb);
       return;
     }
-    // Copied: a writer may reuse its buffer once the callback ran, and this one is kept to compare;
-    // not when all of it is output the client acknowledged long ago (dropped unseen).
-    this.matcher.replicaWrote(this.matcher.skipping >= chunk.length ? chunk : new Uint8Array(chunk));
+    // Kept to compare and to resend, by reference like the stack's send buffer keeps a write: a
+    // large chunk is the writer's to give away (file reads, echoed reads), a small one may live in
+    // a buffer the writer reuses once the callback ran, so it is copied. Output the client
+    // acknowledged long ago is dropped unseen.
+    this.matcher.replicaWrote(this.matcher.skipping >= chunk.length || chunk.length >= COPY_FROM ? chunk : new Uint8Array(chunk));
     this.shadow.keepFrom = this.matcher.compared;
     this.shadow.trim();
     if (real !== null) {
@@ -237,8 +294,9 @@ export class ReplicaSocket extends Duplex implements SocketLike {
       else real.write(ahead, cb);
       return;
     }
-    if (this.matcher.aheadBytes <= this.maxAhead) cb();
+    if (this.matcher.aheadBytes <= this.maxAhead || this.digestWaitsFor !== null) cb();
     else this.heldWrite = cb;
+    this.digestMayProceed();
   }
 
   override _final(cb: WriteCallback): void {
@@ -246,6 +304,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     const real = this.attached;
     if (real !== null && !this.shadow.ourFin) real.end();
     cb();
+    this.digestMayProceed();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -256,10 +315,11 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     const real = this.attached;
     if (real !== null) this.closeReal(real, err === null && this.writableFinished);
     cb(err);
+    this.digestMayProceed();
   }
 
   private releaseIfRoom(): void {
-    if (this.heldWrite !== null && this.matcher.aheadBytes <= this.maxAhead) {
+    if (this.heldWrite !== null && (this.matcher.aheadBytes <= this.maxAhead || this.digestWaitsFor !== null)) {
       const cb = this.heldWrite;
       this.heldWrite = null;
       cb();
@@ -380,6 +440,8 @@ export class ServiceReplica implements ShadowListener {
     private readonly opts: {
       maxAheadBytes?: number;
       allowHalfOpen?: boolean;
+      /** An output digest that waited for its replica may be tried again (resume the log). */
+      onDigestReady?: () => void;
       /** A divergence, in one line. */
       say?: (line: string) => void;
       /** A replica reset by its service before the primary's connection ended, in one line. */
@@ -415,6 +477,7 @@ export class ServiceReplica implements ShadowListener {
       retention: this.retention,
       maxAheadBytes: this.opts.maxAheadBytes,
       allowHalfOpen: this.opts.allowHalfOpen,
+      onDigestReady: this.opts.onDigestReady,
       onDiverge: (d) => {
         this.stats.divergences++;
         this.stats.differingBytes += sock.matcher.differingBytes;
@@ -455,6 +518,13 @@ export class ServiceReplica implements ShadowListener {
 
   onInput(s: Shadow, data: Uint8Array, fin: boolean): void {
     this.sockets.get(s.id)?.feed(data, fin);
+  }
+
+  onOutputDigest(s: Shadow, r: OutputDigestRecord): readonly Uint8Array[] | null {
+    const sock = this.sockets.get(s.id);
+    // No replica (it was never started, or already handed over): nothing can vouch for the bytes.
+    if (sock === undefined) return [new Uint8Array(r.length)];
+    return sock.verifyDigest(r);
   }
 
   onOutput(s: Shadow, _offset: number, _data: Uint8Array, fin: boolean): void {

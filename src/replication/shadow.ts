@@ -16,12 +16,15 @@ import type {
   LogRecord,
   NegotiatedOptions,
   OpenRecord,
+  OutputDigestRecord,
   SnapshotRecord,
   StreamBoundary,
   StreamOffset,
 } from './log-records.js';
 import { OutputStore } from './output-store.js';
 import { snapshotRanges } from './snapshot-state.js';
+
+const EMPTY = new Uint8Array(0);
 
 export class Shadow {
   readonly id: ConnId;
@@ -111,6 +114,13 @@ export interface ShadowListener {
   onSnapshot?(s: Shadow, boundary: StreamBoundary, input: Uint8Array): void;
   onInput?(s: Shadow, data: Uint8Array, fin: boolean): void;
   onOutput?(s: Shadow, offset: StreamOffset, data: Uint8Array, fin: boolean): void;
+  /**
+   * An output digest reached the head of the log: the bytes the replica wrote for it (checked
+   * against the digest, or stand-ins for a replica that diverged or can no longer write them, the
+   * connection then being unprotected), or null while the replica has not written them yet: the
+   * log waits, and the listener calls the table's owner back when it may try again.
+   */
+  onOutputDigest?(s: Shadow, r: OutputDigestRecord): readonly Uint8Array[] | null;
   onGone?(s: Shadow, how: 'close' | 'reset', reason: string): void;
 }
 
@@ -160,8 +170,12 @@ export class ShadowTable {
     return h === null ? null : h.clockUs + Math.max(0, this.clock() - h.receivedAt);
   }
 
-  /** Applies one record; throws on a record that does not fit (the replica log then stops there). */
-  apply(r: LogRecord): void {
+  /**
+   * Applies one record; throws on a record that does not fit (the replica log then stops there).
+   * 'blocked': an output digest whose bytes the replica has not written yet; nothing changed, the
+   * same record is applied again later (ReplicaLog stops before it, so it is not acknowledged).
+   */
+  apply(r: LogRecord): void | 'blocked' {
     switch (r.kind) {
       case 'open': {
         if (this.shadows.has(r.conn)) throw new Error(`open of connection ${r.conn}, which is already open`);
@@ -194,6 +208,23 @@ export class ShadowTable {
           s.firstFin ??= 'ours';
         }
         this.listener.onOutput?.(s, r.offset, r.data, r.fin);
+        return;
+      }
+      case 'output-digest': {
+        const s = this.need(r.conn, r.kind);
+        if (r.offset !== s.output.end) throw new Error(`output of connection ${r.conn} at offset ${r.offset}, expected ${s.output.end}`);
+        if (s.ourFin) throw new Error(`output of connection ${r.conn} after its FIN`);
+        const verify = this.listener.onOutputDigest;
+        if (verify === undefined) throw new Error(`output digest for connection ${r.conn} with no service replica to check it`);
+        const bytes = r.length === 0 ? [] : verify.call(this.listener, s, r);
+        if (bytes === null) return 'blocked';
+        // The replica's bytes are now the primary's: they are what a takeover resends.
+        for (const b of bytes) s.output.append(b);
+        if (r.fin) {
+          s.ourFin = true;
+          s.firstFin ??= 'ours';
+        }
+        this.listener.onOutput?.(s, r.offset, EMPTY, r.fin);
         return;
       }
       case 'ack': {

@@ -7,6 +7,7 @@ export function createDiscardService(): Service {
   const connections = new ConnectionSet();
   return {
     name: 'discard',
+    deterministic: true,
     onConnection(socket: ServiceSocket): void {
       if (!connections.add(socket)) return;
       socket.on('end', () => socket.end());

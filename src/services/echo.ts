@@ -7,6 +7,7 @@ export function createEchoService(): Service {
   const connections = new ConnectionSet();
   return {
     name: 'echo',
+    deterministic: true,
     onConnection(socket: ServiceSocket): void {
       if (!connections.add(socket)) return;
       // Like pipe(): reading pauses while the send side is full, our side ends on 'end'. Done by

@@ -27,7 +27,7 @@ export function createHttpStaticService(dir: string, options: HttpStaticOptions 
     serve(root, req, res).catch((err: unknown) => failed(res, err));
   });
   if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
-  return httpServerService(`http-static:${root}`, server);
+  return { ...httpServerService(`http-static:${root}`, server), deterministic: true };
 }
 
 /** Requests of a connection whose responses are not finished yet (HTTP/1.1 pipelining may queue several). */

@@ -29,6 +29,13 @@ export type ServiceSocket = Duplex & SocketLike;
 
 export interface Service {
   readonly name: string;
+  /**
+   * Its large writes are the same bytes on every node given the same client bytes (file bodies,
+   * echoed data), so a backup's replica can vouch for them: replication then logs a digest of each
+   * large write instead of its bytes (docs/replication.md, "Output digests"). Small writes, such as
+   * HTTP headers carrying a Date, may differ and are logged as bytes anyway.
+   */
+  readonly deterministic?: boolean;
   onConnection(socket: ServiceSocket): void;
   /**
    * Refuses further connections and resets the open ones; resolves once they are closed. A reset

@@ -61,6 +61,11 @@ export interface ReplicationConfig {
   /** Run at takeover (routed setups), with UNDERSTUDY_VIP and UNDERSTUDY_EPOCH in its environment. */
   onTakeover?: string | undefined;
   vip: string;
+  /**
+   * How the service's output goes into the log: 'auto' (default) as digests of large writes for a
+   * deterministic service (Service.deterministic), bytes otherwise; 'bytes' always as bytes.
+   */
+  outputLog?: 'auto' | 'bytes';
   nodeId?: string;
 }
 
@@ -257,6 +262,8 @@ export class ReplicatedNode {
   async start(stack: Stack, service: Service, vip: VipControl): Promise<void> {
     this.stack = stack;
     this.service = service;
+    this.tap.setOutputDigests(service.deterministic === true && this.cfg.outputLog !== 'bytes');
+    this.logger.info('replication.output-log', { mode: this.tap.outputDigests ? 'digests of large writes' : 'bytes', service: service.name });
     this.vipControl = vip;
     // A loop blocked for a heartbeat interval delays this node's heartbeats: the peer counts dead-after from there.
     this.loopDelay = new LoopDelayWatch(this.cfg.heartbeatMs, (r) => this.logger.debug('node.loop-delay', { role: this.role, maxMs: r.maxMs, p99Ms: r.p99Ms, deadAfterMs: this.cfg.deadAfterMs }));
@@ -491,6 +498,7 @@ export class ReplicatedNode {
     const sr = new ServiceReplica(service, {
       say: (line) => this.logger.warn('replication.divergence', { detail: line }),
       sayFailed: (line) => this.logger.warn('replication.replica-failed', { detail: line }),
+      onDigestReady: () => this.applier?.resume(),
     });
     this.serviceReplica = sr;
     this.shadows = new ShadowTable(realClock, sr);
@@ -608,8 +616,13 @@ export class ReplicatedNode {
       this.channel = null;
       if (handover === undefined) await ch?.close();
       else deafen(handover.channel, 2 * this.silenceMs());
-      // What arrived goes into the shadows before they are promoted.
+      // What arrived goes into the shadows before they are promoted. Records from an output digest
+      // still waiting for the service replica on were never acknowledged: nothing the client saw
+      // depends on them, and the promoted connections resend from what the replica writes.
       this.applier?.flush();
+      const unapplied = this.applier?.queued ?? 0;
+      this.applier?.clear();
+      if (unapplied > 0) this.logger.info('takeover.unapplied', { records: unapplied });
       this.replica?.flushAck();
       this.logger.info('takeover.replication-stopped', { lsn: this.replica?.lastApplied ?? 0, ms: at() });
 

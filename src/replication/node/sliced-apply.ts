@@ -6,6 +6,10 @@
 // unprotected, starts a fresh log, the backup resyncs and reattaches, and reintegration starts
 // over. Between slices the loop runs timers and I/O, so the heartbeats go out on time.
 //
+// A record can also block (an output digest whose bytes the service replica has not written yet,
+// docs/replication.md "Output digests"): the queue then waits, unapplied and unacknowledged,
+// until resume() says the replica moved.
+//
 // Order is kept: records are applied strictly in arrival order, a later message waits behind an
 // earlier one's rest. Acknowledgements stay exact: the ReplicaLog acknowledges what it applied,
 // slice by slice, never what only waits here (ARCHITECTURE.md 5.1 rule 1: the primary's output
@@ -32,6 +36,10 @@ export class SlicedApply {
   /** Index of the next record to apply in queue[0]. */
   private next = 0;
   private scheduled = false;
+  /** The head record blocked: nothing runs until resume(). */
+  private blocked = false;
+  /** resume() came while a slice ran (from inside a record's apply): it counts when that slice blocks. */
+  private wakeDuringRun = false;
   private readonly now: () => number;
   /** Times the rest of the queue waited for the next turn. */
   yields = 0;
@@ -59,17 +67,41 @@ export class SlicedApply {
   push(records: readonly LogRecord[], receivedAt?: number): void {
     if (records.length === 0) return;
     this.queue.push(records);
-    if (this.queue.length !== 1 || this.scheduled) return;
+    if (this.queue.length !== 1 || this.scheduled || this.blocked) return;
     const budget = receivedAt === undefined ? this.opts.sliceMs : this.opts.sliceMs - (this.now() - receivedAt);
     if (budget > 0) this.run(budget);
     else this.later();
   }
 
+  /** The head record is waiting for the service replica. */
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
+  /** The replica moved: a blocked head record is tried again (in a later turn, never re-entrantly). */
+  resume(): void {
+    if (!this.blocked) {
+      this.wakeDuringRun = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.opts.schedule(() => {
+      this.scheduled = false;
+      if (this.blocked) {
+        this.blocked = false;
+        this.run(this.opts.sliceMs);
+      }
+    });
+  }
+
   /**
-   * Applies everything queued now, in this turn: before a takeover promotes the shadows or a
-   * handover compares positions, what arrived must be in them.
+   * Applies everything queued that can be applied now, in this turn: before a takeover promotes
+   * the shadows or a handover compares positions, what arrived must be in them. Records from a
+   * blocked one on stay queued (never acknowledged, so nothing sent depends on them).
    */
   flush(): void {
+    this.blocked = false;
     this.run(Infinity);
   }
 
@@ -77,10 +109,12 @@ export class SlicedApply {
   clear(): void {
     this.queue.length = 0;
     this.next = 0;
+    this.blocked = false;
   }
 
   private run(budgetMs: number): void {
     const until = this.now() + budgetMs;
+    this.wakeDuringRun = false;
     while (this.queue.length > 0) {
       const msg = this.queue[0] as readonly LogRecord[];
       const end = Math.min(msg.length, this.next + RECORDS_PER_CLOCK_CHECK);
@@ -88,6 +122,16 @@ export class SlicedApply {
       if (!r.ok) {
         this.clear();
         this.opts.onFailure(r);
+        return;
+      }
+      if (r.blocked === true) {
+        this.next += r.applied;
+        if (this.next >= msg.length) {
+          this.queue.shift();
+          this.next = 0;
+        }
+        this.blocked = true;
+        if (this.wakeDuringRun) this.resume();
         return;
       }
       if (end < msg.length) this.next = end;

@@ -90,7 +90,7 @@ async function replicatedPair(window = 4, faults: { primary?: MessageFaults; bac
   const log = new ReplicationLog({ window, maxBatchBytes: 16 * 1024, scheduleFlush: (run) => setImmediate(run) });
   const applied: LogRecord[] = [];
   let backupCh: ReplicationChannel | null = null;
-  const replica = new ReplicaLog({ apply: (r) => applied.push(r), sendAck: (lsn) => backupCh?.sendAck(lsn), scheduleAck: (run) => setImmediate(run) });
+  const replica = new ReplicaLog({ apply: (r) => void applied.push(r), sendAck: (lsn) => backupCh?.sendAck(lsn), scheduleAck: (run) => setImmediate(run) });
   const { ch: primary } = await listening({ lastLsn: () => log.lastLsn, ...(faults.primary === undefined ? {} : { faults: faults.primary }) });
   bindPrimary(log, primary);
   const primaryUp = next(primary, 'peer-up');

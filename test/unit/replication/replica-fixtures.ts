@@ -18,7 +18,7 @@ export const OPEN: Omit<OpenRecord, 'lsn'> = {
 };
 
 /** Applies records to `table` as the log would: each with the next LSN, from 1. */
-export function logApplier(table: ShadowTable): (r: NewRecord) => void {
+export function logApplier(table: ShadowTable): (r: NewRecord) => void | 'blocked' {
   let lsn = 0;
   return (r) => table.apply({ ...r, lsn: ++lsn } as LogRecord);
 }

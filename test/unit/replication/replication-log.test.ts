@@ -229,7 +229,7 @@ describe('ReplicaLog (backup)', () => {
   it('applies records in order and acknowledges the last one per message', () => {
     const applied: number[] = [];
     const acks: number[] = [];
-    const r = new ReplicaLog({ apply: (x) => applied.push(x.lsn), sendAck: (l) => acks.push(l) });
+    const r = new ReplicaLog({ apply: (x) => void applied.push(x.lsn), sendAck: (l) => acks.push(l) });
     expect(r.receive([rec(1), rec(2)])).toEqual({ ok: true, applied: 2 });
     expect(r.receive([rec(3)])).toEqual({ ok: true, applied: 1 });
     expect(applied).toEqual([1, 2, 3]);
@@ -240,7 +240,7 @@ describe('ReplicaLog (backup)', () => {
   it('refuses a gap, applying and acknowledging only what came before it', () => {
     const applied: number[] = [];
     const acks: number[] = [];
-    const r = new ReplicaLog({ apply: (x) => applied.push(x.lsn), sendAck: (l) => acks.push(l) });
+    const r = new ReplicaLog({ apply: (x) => void applied.push(x.lsn), sendAck: (l) => acks.push(l) });
     expect(r.receive([rec(1), rec(2), rec(5), rec(6)])).toEqual({
       ok: false,
       kind: 'gap',
@@ -255,7 +255,7 @@ describe('ReplicaLog (backup)', () => {
 
   it('refuses a duplicate without applying it again', () => {
     const applied: number[] = [];
-    const r = new ReplicaLog({ apply: (x) => applied.push(x.lsn), sendAck: () => undefined, lastApplied: 10 });
+    const r = new ReplicaLog({ apply: (x) => void applied.push(x.lsn), sendAck: () => undefined, lastApplied: 10 });
     expect(r.receive([rec(10)])).toMatchObject({ ok: false, kind: 'duplicate', error: 'duplicate in the replication log: LSN 10 arrived, 10 already applied' });
     expect(applied).toEqual([]);
     expect(r.receive([rec(11)])).toEqual({ ok: true, applied: 1 });
@@ -301,7 +301,7 @@ describe('primary and replica logs together', () => {
     const wire: Uint8Array[] = [];
     log.attach((b) => wire.push(Uint8Array.from(Buffer.concat(encodeBatch(b.records).chunks))), 0);
     const got: LogRecord[] = [];
-    const replica = new ReplicaLog({ apply: (r) => got.push(r), sendAck: (lsn) => expect(log.onAck(lsn).ok).toBe(true) });
+    const replica = new ReplicaLog({ apply: (r) => void got.push(r), sendAck: (lsn) => expect(log.onAck(lsn).ok).toBe(true) });
     let offset = 0;
     for (let i = 0; i < 2000; i++) {
       const size = rand(700);

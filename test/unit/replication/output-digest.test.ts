@@ -1,0 +1,213 @@
+// Output digests (docs/replication.md "Output digests"): for a deterministic service the primary
+// logs a large write as its length and CRC-32; the backup applies (and so acknowledges) that record
+// only once its replica wrote the same bytes, and a replica that cannot vouch for them costs the
+// connection a reset at takeover instead of a stream the client never saw.
+
+import { Duplex } from 'node:stream';
+import { crc32 } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { decodeRecord, encodeRecord } from '../../../src/replication/codec.js';
+import type { LogRecord, NewRecord, OutputDigestRecord } from '../../../src/replication/log-records.js';
+import { SlicedApply } from '../../../src/replication/node/sliced-apply.js';
+import { PrimaryTap } from '../../../src/replication/primary-tap.js';
+import { ReplicaLog } from '../../../src/replication/replication-log.js';
+import { type AttachedSocket, ServiceReplica } from '../../../src/replication/service-replica.js';
+import { ShadowTable } from '../../../src/replication/shadow.js';
+import type { Service, ServiceSocket } from '../../../src/services/service.js';
+import { createPassiveConnection } from '../../../src/stack/tcp/connection.js';
+import { bytes, plainConfig, seg, testEnv, TUPLE } from '../tcp/harness.js';
+import { SpyLog } from './spy-log.js';
+
+const OPEN: NewRecord = {
+  kind: 'open',
+  conn: 1,
+  tuple: TUPLE,
+  iss: 1000,
+  irs: 5000,
+  options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 0, rcvWindowScale: 0, sackPermitted: false, timestamps: false, tsOffset: 0, sndWindow: 65535, rcvWindow: 65535 },
+};
+
+const digestOf = (offset: number, data: Uint8Array, fin = false): NewRecord => ({ kind: 'output-digest', conn: 1, offset, length: data.length, crc: crc32(data), fin });
+
+/** A service that hands each connection's socket to the test, which writes what it likes. */
+function handOver(): { service: Service; sockets: ServiceSocket[] } {
+  const sockets: ServiceSocket[] = [];
+  return { sockets, service: { name: 'test', deterministic: true, onConnection: (s) => void sockets.push(s), close: async () => undefined } };
+}
+
+/** The backup's pipeline as the node builds it: shadows, the service replica, the log and its applier. */
+function backup() {
+  const { service, sockets } = handOver();
+  let applier: SlicedApply | null = null;
+  const sr = new ServiceReplica(service, { onDigestReady: () => applier?.resume() });
+  const shadows = new ShadowTable(() => 0, sr);
+  const acks: number[] = [];
+  const replica = new ReplicaLog({ apply: (r) => shadows.apply(r), sendAck: (lsn) => acks.push(lsn) });
+  const failures: string[] = [];
+  applier = new SlicedApply(replica, { sliceMs: 20, schedule: (run) => setImmediate(run), onFailure: (r) => failures.push(r.error) });
+  let lsn = 0;
+  const push = (...rs: NewRecord[]): void => applier.push(rs.map((r) => ({ ...r, lsn: ++lsn }) as LogRecord));
+  return { sr, shadows, acks, replica, applier, push, sockets, failures };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+class FakeStackSocket extends Duplex {
+  reset = false;
+  override _read(): void {}
+  override _write(_c: Buffer, _e: BufferEncoding, cb: () => void): void {
+    cb();
+  }
+  resetAndDestroy(): this {
+    this.reset = true;
+    return this.destroy();
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+}
+
+describe('output digest records', () => {
+  it('codec: an output digest round-trips with its length, CRC and FIN, and carries no bytes', () => {
+    const r: OutputDigestRecord = { kind: 'output-digest', lsn: 7, conn: 3, offset: 2 ** 40, length: 65536, crc: 0xdeadbeef, fin: true };
+    const enc = encodeRecord(r);
+    expect(enc.byteLength).toBe(36);
+    const buf = Buffer.concat(enc.chunks);
+    expect(decodeRecord(buf)).toEqual(r);
+  });
+
+  it('codec: an output digest with a variable part is refused, not decoded', () => {
+    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 4, crc: 1, fin: false }).chunks);
+    const bad = Buffer.concat([buf, Buffer.from([9])]);
+    bad.writeUInt32LE(1, 16);
+    expect(decodeRecord(bad)).toMatchObject({ error: expect.stringContaining('output-digest') });
+  });
+
+  it('primary: a deterministic service write of 4 KiB or more is logged as a digest, smaller ones as bytes', () => {
+    const log = new SpyLog();
+    let now = 0;
+    const tap = new PrimaryTap({ log, clock: () => (now += 1000) });
+    tap.protect();
+    tap.setOutputDigests(true);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    const head = bytes(300, 1);
+    const body = bytes(8192, 2);
+    expect(c.write(2000, head)).toBe(300);
+    expect(c.write(3000, body)).toBe(8192);
+    const outs = log.records.filter((r) => r.kind === 'output' || r.kind === 'output-digest');
+    expect(outs).toEqual([
+      expect.objectContaining({ kind: 'output', offset: 0, data: head }),
+      expect.objectContaining({ kind: 'output-digest', offset: 300, length: 8192, crc: crc32(body), fin: false }),
+    ]);
+  });
+});
+
+describe('backup: output digests wait for the service replica', () => {
+  it('established: a digest blocks the log until the replica wrote its bytes; then it is applied, acknowledged and resent from the replica', async () => {
+    const b = backup();
+    const body = bytes(10_000, 3);
+    b.push(OPEN, digestOf(0, body), { kind: 'boundary', conn: 1, inputOffset: 0 });
+    expect(b.applier.isBlocked).toBe(true);
+    expect(b.replica.lastApplied).toBe(1);
+    expect(b.acks.at(-1)).toBe(1);
+    // The replica writes in two pieces; only once both are there does the log go on.
+    b.sockets[0]!.write(body.subarray(0, 4000));
+    await tick();
+    await tick();
+    expect(b.replica.lastApplied).toBe(1);
+    b.sockets[0]!.write(body.subarray(4000));
+    await tick();
+    await tick();
+    expect(b.applier.isBlocked).toBe(false);
+    expect(b.replica.lastApplied).toBe(3);
+    expect(b.acks.at(-1)).toBe(3);
+    const s = b.shadows.get(1)!;
+    expect(Buffer.from(s.output.slice(0, 10_000)).equals(Buffer.from(body))).toBe(true);
+    expect(b.sr.stats.divergences).toBe(0);
+    expect(b.sr.socketOf(1)!.lostSyncReason).toBeNull();
+  });
+
+  it('established: a replica that wrote its bytes first lets the digest apply at once', async () => {
+    const b = backup();
+    b.push(OPEN);
+    const body = bytes(5000, 4);
+    b.sockets[0]!.write(body);
+    await tick();
+    b.push(digestOf(0, body));
+    expect(b.applier.isBlocked).toBe(false);
+    expect(b.replica.lastApplied).toBe(2);
+  });
+
+  it('established: replica bytes whose CRC differs are a divergence, the log goes on, and a takeover resets the connection', async () => {
+    const b = backup();
+    const body = bytes(5000, 5);
+    b.push(OPEN, digestOf(0, body));
+    const other = Uint8Array.from(body);
+    other[1234] ^= 1;
+    b.sockets[0]!.write(other);
+    await tick();
+    await tick();
+    expect(b.replica.lastApplied).toBe(2);
+    expect(b.sr.stats.divergences).toBe(1);
+    const sock = b.sr.socketOf(1)!;
+    expect(sock.lostSyncReason).toMatch(/differs from the primary's digest/);
+    const real = new FakeStackSocket();
+    sock.attach(real as unknown as AttachedSocket);
+    expect(real.reset).toBe(true);
+  });
+
+  it('established: a replica that ends before the digested bytes unblocks the log and leaves the connection to be reset', async () => {
+    const b = backup();
+    b.push(OPEN, digestOf(0, bytes(5000, 6)));
+    expect(b.applier.isBlocked).toBe(true);
+    b.sockets[0]!.end(bytes(100, 6));
+    await tick();
+    await tick();
+    expect(b.replica.lastApplied).toBe(2);
+    expect(b.sr.socketOf(1)!.lostSyncReason).toMatch(/ended first/);
+    expect(b.shadows.get(1)!.output.end).toBe(5000);
+  });
+
+  it('fin-wait: a FIN-only digest applies without the replica (it carries no bytes)', () => {
+    const b = backup();
+    b.push(OPEN, { kind: 'output-digest', conn: 1, offset: 0, length: 0, crc: 0, fin: true });
+    expect(b.applier.isBlocked).toBe(false);
+    expect(b.shadows.get(1)!.ourFin).toBe(true);
+  });
+
+  it('a replica writer paused far ahead is let go when a large digest waits for more of its bytes', async () => {
+    const b = backup();
+    b.push(OPEN);
+    const sock = b.sockets[0]!;
+    // 1 MiB ahead of the primary pauses the writer (maxAheadBytes): a 2 MiB write waits...
+    const big = bytes(2 * 1024 * 1024, 7);
+    let done = false;
+    sock.write(big.subarray(0, 1536 * 1024));
+    sock.write(big.subarray(1536 * 1024), () => (done = true));
+    await tick();
+    await tick();
+    expect(done).toBe(false);
+    // ...until a digest that needs all of it is waiting: then the writer goes on and the log too.
+    b.push(digestOf(0, big));
+    for (let i = 0; i < 10 && !(done && b.replica.lastApplied === 2); i++) await tick();
+    expect(done).toBe(true);
+    expect(b.replica.lastApplied).toBe(2);
+    expect(b.sr.stats.divergences).toBe(0);
+  });
+
+  it('takeover: flush applies up to a blocked digest and leaves it and what follows unapplied', () => {
+    const b = backup();
+    b.push(OPEN, digestOf(0, bytes(5000, 8)), { kind: 'boundary', conn: 1, inputOffset: 0 });
+    b.applier.flush();
+    expect(b.replica.lastApplied).toBe(1);
+    expect(b.applier.queued).toBe(2);
+    expect(b.failures).toEqual([]);
+  });
+});
