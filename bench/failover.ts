@@ -141,7 +141,7 @@ function summaryTable(settings: SettingResult[], cost: CostRun[], costError: str
 function cpuLine(r: CostRun): string {
   const c = r.cpuMsPerMiB;
   const parts = [`server ${fmt(c.server, 2)}`, ...(c.backup === undefined ? [] : [`backup ${fmt(c.backup, 2)}`])];
-  const frames = r.framesPerMiB === undefined ? '' : `, replication frames/MiB ${r.framesPerMiB.toBackup.toFixed(1)} out / ${r.framesPerMiB.toPrimary.toFixed(1)} back`;
+  const frames = r.framesPerMiB === undefined ? '' : `, replication frames/MiB ${r.framesPerMiB.toBackup.toFixed(1)} out / ${r.framesPerMiB.toPrimary.toFixed(1)} back, packets that waited for the backup ${(100 * r.framesPerMiB.packetsWaited).toFixed(0)}%`;
   return `CPU ms/MiB ${parts.join(', ')}${frames}; `;
 }
 

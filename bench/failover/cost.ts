@@ -22,7 +22,7 @@ export interface CostRun {
    */
   cpuMsPerMiB: { server?: number; backup?: number };
   /** Replication frames per MiB downloaded, primary to backup (records) and back (acks, heartbeats). */
-  framesPerMiB?: { toBackup: number; toPrimary: number };
+  framesPerMiB?: { toBackup: number; toPrimary: number; packetsWaited: number };
   p50Us: number;
   p99Us: number;
 }
@@ -71,11 +71,13 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     cpuMsPerMiB.backup = perMiB(1);
     const frames1 = await framesOf(nodes, server);
     if (frames0 !== undefined && frames1 !== undefined) {
-      framesPerMiB = { toBackup: (frames1.sent - frames0.sent) / mib, toPrimary: (frames1.received - frames0.received) / mib };
+      const waited = frames1.waited - frames0.waited;
+      const all = waited + frames1.passed - frames0.passed;
+      framesPerMiB = { toBackup: (frames1.sent - frames0.sent) / mib, toPrimary: (frames1.received - frames0.received) / mib, packetsWaited: all > 0 ? waited / all : 0 };
     }
     progress(
       `  ${mode.padEnd(12)} CPU ms/MiB: server ${cpuMsPerMiB.server?.toFixed(2) ?? '-'}${backup === undefined ? '' : `, backup ${cpuMsPerMiB.backup?.toFixed(2) ?? '-'}`}` +
-        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}`),
+        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}; packets that waited for the backup ${(100 * framesPerMiB.packetsWaited).toFixed(0)}%`),
     );
   } finally {
     await nodes.stopAll();
@@ -111,7 +113,9 @@ async function pinTo(h: NodeHandle, cpu: number): Promise<void> {
 }
 
 /** The primary's replication frame counts so far (undefined on an unreplicated node). */
-async function framesOf(nodes: Nodes, h: NodeHandle): Promise<{ sent: number; received: number } | undefined> {
-  const link = (await nodes.status(h))?.links?.find((l) => l.name === 'replication');
-  return link === undefined ? undefined : { sent: link.stats.txPackets, received: link.stats.rxPackets };
+async function framesOf(nodes: Nodes, h: NodeHandle): Promise<{ sent: number; received: number; waited: number; passed: number } | undefined> {
+  const st = await nodes.status(h);
+  const link = st?.links?.find((l) => l.name === 'replication');
+  const p = st?.replication?.lag?.packets;
+  return link === undefined ? undefined : { sent: link.stats.txPackets, received: link.stats.rxPackets, waited: p?.waited ?? 0, passed: p?.passed ?? 0 };
 }

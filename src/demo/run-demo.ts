@@ -236,8 +236,11 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       await sleep(killedAtMs === undefined ? 10 : 100);
     }
     progress(`curl exited with ${curlExit}`);
-    // Let the connection's last segments (FIN, ACK) reach the capture before stopping it.
+    // Let the connection's last segments (FIN, ACK) reach the capture before stopping it, and a
+    // tcpdump that fell behind on a busy machine write what it still has to: a SIGINT ends its
+    // loop, and packets it had not read yet would be lost (a capture without the resumed transfer).
     await sleep(300);
+    await captureSettled(pcapFile, 250, 5000);
     await stopProcess(tcpdump, 'SIGINT', 5000);
 
     progress('hashing the download and reading the capture');
@@ -415,4 +418,20 @@ function tail(text: string, lines = 5): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits until `file` has not grown for `quietMs` (at most `maxMs`). */
+async function captureSettled(file: string, quietMs: number, maxMs: number): Promise<void> {
+  const size = (): number => (existsSync(file) ? statSync(file).size : 0);
+  const until = Date.now() + maxMs;
+  let last = size();
+  let since = Date.now();
+  while (Date.now() < until && Date.now() - since < quietMs) {
+    await sleep(50);
+    const now = size();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
 }

@@ -92,7 +92,16 @@ export interface ReplicationStatus {
    * Primary: records and bytes the backup has not acknowledged, and for how long the oldest of them
    * has waited without the acknowledged LSN moving (0 when none is outstanding). Null on a backup.
    */
-  lag: { records: number; bytes: number; lastLsn: number; ackedLsn: number; messagesInFlight: number; waitingMs: number } | null;
+  lag: {
+    records: number;
+    bytes: number;
+    lastLsn: number;
+    ackedLsn: number;
+    messagesInFlight: number;
+    waitingMs: number;
+    /** Output commit: packets waiting for the backup now, and since start those that waited and those that went at once. */
+    packets?: { waiting: number; waited: number; passed: number };
+  } | null;
   /** Backup: what it applied; replicaFailed counts connections its copy of the service could not serve (unprotected). */
   applied: { lastLsn: number; shadows: number; divergences: number; replicaFailed: number } | null;
   /** Milliseconds since the peer was last heard on the replication channel / on the LAN. */
@@ -483,6 +492,11 @@ export class ReplicatedNode {
       r.close();
       throw new Error(`cannot take LAN heartbeats on udp 0.0.0.0:${this.cfg.listen.port}: ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
+
+  private gatePackets(): { waiting: number; waited: number; passed: number } {
+    const g = this.gate;
+    return g === null ? { waiting: 0, waited: 0, passed: 0 } : { waiting: g.heldPackets, waited: g.gateStats.held, passed: g.gateStats.passed };
   }
 
   // ---- backup ----------------------------------------------------------------------------------
@@ -940,7 +954,7 @@ export class ReplicatedNode {
       lag:
         lag === null
           ? null
-          : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight, waitingMs: lag.records > 0 ? now - this.lastAckProgress : 0 },
+          : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight, waitingMs: lag.records > 0 ? now - this.lastAckProgress : 0, packets: this.gatePackets() },
       applied:
         this.replica === null
           ? null
