@@ -141,7 +141,7 @@ const LOG_WINDOW = 64;
  * Messages in flight at which the end-of-turn flush keeps a part-filled batch open and waits for an acknowledgement
  * (ReplicationLog.holdWhileInFlight): fewer, larger messages and acks on a CPU-bound pair.
  */
-const LOG_HOLD_WHILE_IN_FLIGHT = 1;
+const LOG_HOLD_WHILE_IN_FLIGHT = 2;
 /**
  * The longest turn of bulk work (the primary's snapshots at attach, the backup's applying):
  * well inside a heartbeat interval, so the channel's heartbeats leave between two slices.
