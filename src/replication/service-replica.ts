@@ -46,6 +46,8 @@ export interface ReplicaSocketOptions {
   retention?: RetentionBudget;
   /** An output digest this socket could not check yet may be tried again (the replica wrote, or ended). */
   onDigestReady?: () => void;
+  /** The replica lost sync with an output digest (once): the connection is no longer protected. */
+  onLostSync?: (why: string) => void;
 }
 
 export class ReplicaSocket extends Duplex implements SocketLike {
@@ -83,6 +85,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
   /** The stream offset an output digest waits for the replica to reach; null when none waits. */
   private digestWaitsFor: number | null = null;
   private readonly onDigestReady: () => void;
+  private readonly onLostSync: (why: string) => void;
   private readonly offsets: ServiceOffsets;
   /** Client bytes since the service's last boundary: the promoted connection's, after takeover. */
   private readonly retained: RetainedInput;
@@ -104,6 +107,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.offsets = new ServiceOffsets(from.input, from.output);
     this.retained = new RetainedInput(opts.retention ?? retentionBudget(), from.input, from);
     this.onDigestReady = opts.onDigestReady ?? (() => undefined);
+    this.onLostSync = opts.onLostSync ?? (() => undefined);
   }
 
   /**
@@ -180,11 +184,17 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     }
     this.digestWaitsFor = null;
     if (v === null) {
-      this.lostSync ??= `the replica could not write the output the primary logged at ${r.offset} (${cannot})`;
+      this.loseSync(`its replica could not write the output the primary logged at offset ${r.offset} (${cannot})`);
       return [new Uint8Array(r.length)];
     }
-    if (!v.equal) this.lostSync ??= `the replica's output at ${r.offset} differs from the primary's digest`;
+    if (!v.equal) this.loseSync(`its replica's output at offset ${r.offset} differs from the primary's (CRC-32 of ${r.length} bytes)`);
     return v.bytes;
+  }
+
+  private loseSync(why: string): void {
+    if (this.lostSync !== null) return;
+    this.lostSync = why;
+    this.onLostSync(why);
   }
 
   /** Why a takeover must reset this connection (its replica lost sync with an output digest), or null. */
@@ -422,7 +432,10 @@ export interface ServiceReplicaStats {
   /** Connections whose replica output differed from the primary's. */
   divergences: number;
   differingBytes: number;
-  /** Connections whose replica was reset by its service while the primary's went on. */
+  /**
+   * Connections whose replica was reset by its service while the primary's went on, or could not
+   * vouch for an output digest: unprotected, a takeover resets them.
+   */
   failed: number;
 }
 
@@ -478,6 +491,10 @@ export class ServiceReplica implements ShadowListener {
       maxAheadBytes: this.opts.maxAheadBytes,
       allowHalfOpen: this.opts.allowHalfOpen,
       onDigestReady: this.opts.onDigestReady,
+      onLostSync: (why) => {
+        this.stats.failed++;
+        this.opts.sayFailed?.(`replication: connection ${s.id} (${sock.remoteAddress}:${sock.remotePort}) is not protected: ${why}; a takeover resets it`);
+      },
       onDiverge: (d) => {
         this.stats.divergences++;
         this.stats.differingBytes += sock.matcher.differingBytes;

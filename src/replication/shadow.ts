@@ -301,6 +301,11 @@ export interface PromoteContext {
    * count as a dead link.
    */
   tsMarginMs?: number;
+  /**
+   * Resume without the immediate retransmission and window update: for a connection about to be
+   * reset (its replica could not vouch for the output it holds), whose bytes must not leave.
+   */
+  quiet?: boolean;
 }
 
 const PAWS_IDLE_US = 25 * 24 * 3600 * 1_000_000;
@@ -414,6 +419,7 @@ export function promote(s: Shadow, config: TcpConfig, env: TcpEnv, ctx: PromoteC
   if (state === null) return null;
   const snap = shadowSnapshot(s, state, config, ctx.now);
   const c = restoreConnection(snap, config, promotedEnv(s, env, ctx));
+  if (ctx.quiet === true) return c;
   if (state === 'SYN-RECEIVED') {
     // The handshake timer fires now: the SYN-ACK goes again, with the same ISS and options.
     c.v.rtxDeadline = ctx.now;

@@ -5,7 +5,7 @@
 // backup take over: the LAN heartbeats say the primary is alive, which goes on unprotected.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ const TUN = 'usfail0';
 const PORT_HTTP = 80;
 const PORT_ECHO = 7;
 const MIB = 1024 * 1024;
+const MTIME = new Date('2026-01-05T10:00:00Z');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -129,6 +130,60 @@ describe('failover in the lab', () => {
       await expectEchoStreamsIntact(client, conns, pair.logs());
       expect(pair.logOf('backup')).toContain('"takeover.done"');
       await expectNoRst(cap, 'echo across the failover');
+    } finally {
+      await cap.dispose();
+    }
+  }, 180_000);
+
+  it('http-static with a file that differs on the backup: the divergence shows before the kill, the takeover resets that download (RST) and the identical file\'s download goes on intact', async () => {
+    const l = lab();
+    // Output digests (docs/replication.md): the backup vouches for a large write only with its own
+    // replica's bytes. A file that is not the same on both hosts cannot be vouched for: counted as
+    // a divergence at once, and at takeover that connection is reset instead of being continued
+    // with bytes the client never had. The other download is untouched.
+    const size = 24 * MIB;
+    const same = randomBytes(size);
+    const mine = randomBytes(size);
+    const theirs = randomBytes(size);
+    const www = { primary: join(dir, 'www-p'), backup: join(dir, 'www-b') };
+    for (const [role, differs] of [['primary', mine], ['backup', theirs]] as const) {
+      rmSync(www[role], { recursive: true, force: true });
+      mkdirSync(www[role], { recursive: true });
+      writeFileSync(join(www[role], 'same.bin'), same);
+      writeFileSync(join(www[role], 'differs.bin'), differs);
+      // Same modification times, so the headers (ETag, Last-Modified) agree: only the body differs.
+      for (const f of ['same.bin', 'differs.bin']) utimesSync(join(www[role], f), MTIME, MTIME);
+    }
+    pair.startNode('backup', `http-static:${www.backup}`, PORT_HTTP);
+    await pair.waitUntil('backup control socket', async () => (await pair.status('backup')) !== null, 30_000);
+    pair.startNode('primary', `http-static:${www.primary}`, PORT_HTTP);
+    await pair.waitUntil('primary protected', async () => (await pair.status('primary'))?.protected === true, 45_000);
+    await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
+
+    const cap = await captureClientRsts(l);
+    try {
+      const opts = { rate: 4 * MIB, timeoutMs: 120_000 };
+      const sameDl = startDownload(l, `http://${l.addr.vip}/same.bin`, join(dir, 'same.out'), opts);
+      const differsDl = startDownload(l, `http://${l.addr.vip}/differs.bin`, join(dir, 'differs.out'), opts);
+      await pair.waitUntil('30% of both downloaded', async () => sameDl.bytes() >= size * 0.3 && differsDl.bytes() >= size * 0.3, 60_000);
+      const before = await pair.status('backup');
+      expect(before?.replication?.applied?.divergences, pair.logs()).toBeGreaterThanOrEqual(1);
+      pair.kill('primary');
+
+      await expectDownloadIntact(sameDl, { bytes: size, sha256: sha256Hex(same) }, pair.logs());
+      // Reset, not ended: curl fails, and what it got is the primary's file up to where it stopped.
+      const rd = await differsDl.result;
+      expect(rd.exitCode, `curl differs.bin: ${rd.stderr}`).not.toBe(0);
+      const got = readFileSync(differsDl.out);
+      expect(got.length).toBeLessThan(size);
+      expect(got.equals(mine.subarray(0, got.length))).toBe(true);
+      // Said once, for that connection only: a divergence, and that a takeover resets it.
+      const said = (event: string): string[] => pair.events('backup', event).map((e) => String(e.detail));
+      expect(said('replication.divergence'), pair.logs()).toHaveLength(1);
+      expect(said('replication.divergence')[0]).toContain('CRC-32');
+      expect(said('replication.replica-failed'), pair.logs()).toEqual([expect.stringMatching(/is not protected: .*a takeover resets it/)]);
+      const rsts = await cap.stop();
+      expect(rsts.packets, 'the diverged download is reset at takeover').toBeGreaterThanOrEqual(1);
     } finally {
       await cap.dispose();
     }

@@ -658,7 +658,10 @@ export class ReplicatedNode {
       for (const s of [...shadows.all()]) {
         let conn;
         try {
-          conn = promote(s, stack.tcpConfig, stack.env, ctx);
+          // A connection whose replica lost sync with an output digest holds stand-in bytes, not
+          // the primary's: nothing of it may be resent; attach() resets it.
+          const quiet = sr.socketOf(s.id)?.lostSyncReason != null;
+          conn = promote(s, stack.tcpConfig, stack.env, quiet ? { ...ctx, quiet } : ctx);
         } catch (e) {
           failed++;
           this.logger.error('takeover.promote-failed', { conn: s.id, error: e instanceof Error ? e.message : String(e) });
