@@ -82,6 +82,9 @@ export class HostedConnection implements TcpConnection, HeapSlot {
   get writableSpace(): number {
     return this.inner.writableSpace;
   }
+  get sendBufferSize(): number {
+    return this.inner.sendBufferSize;
+  }
   get readEnded(): boolean {
     return this.inner.readEnded;
   }

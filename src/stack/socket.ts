@@ -250,7 +250,12 @@ export class Socket extends Duplex {
     if (!this.connecting) this.flushBlocked();
   }
 
-  /** Moves blocked chunks into the send buffer; releases the writer once all went in. */
+  /**
+   * Moves blocked chunks into the send buffer; releases the writer once all went in. A write
+   * goes in only once a quarter of the buffer (or all it still has) fits, like
+   * Linux's write-space wake-up: moved in pieces of one or two segments per ACK, a download would
+   * cost a send-buffer append and a replication record per ACK instead of per quarter megabyte.
+   */
   private flushBlocked(): void {
     const b = this.blocked;
     if (b === null) return;
@@ -260,6 +265,9 @@ export class Socket extends Duplex {
       b.cb(socketError('EPIPE', 'write'));
       return;
     }
+    let left = 0;
+    for (const ch of b.chunks) left += ch.length;
+    if (c.writableSpace < Math.min(left, c.sendBufferSize / 4)) return;
     const now = this.ctx.now();
     let wrote = 0;
     while (b.chunks.length > 0) {

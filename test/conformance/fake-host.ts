@@ -10,6 +10,7 @@ export class FakeConnection implements TcpConnection {
   state: TcpState = 'ESTABLISHED';
   readableLength = 0;
   writableSpace = 65536;
+  sendBufferSize = 65536;
   readEnded = false;
   closedAt: number | undefined;
   /** Runs on close(), e.g. to send a FIN through the host. */

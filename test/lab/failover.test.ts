@@ -173,7 +173,7 @@ describe('failover in the lab', () => {
       await expectDownloadIntact(sameDl, { bytes: size, sha256: sha256Hex(same) }, pair.logs());
       // Reset, not ended: curl fails, and what it got is the primary's file up to where it stopped.
       const rd = await differsDl.result;
-      expect(rd.exitCode, `curl differs.bin: ${rd.stderr}`).not.toBe(0);
+      expect(rd.exitCode, `curl differs.bin: ${rd.stderr}\n${pair.logs()}`).not.toBe(0);
       const got = readFileSync(differsDl.out);
       expect(got.length).toBeLessThan(size);
       expect(got.equals(mine.subarray(0, got.length))).toBe(true);

@@ -202,6 +202,8 @@ export interface TcpConnection {
   read(now: Micros, max?: number): Uint8Array | null;
   readonly readableLength: number;
   readonly writableSpace: number;
+  /** The send buffer's capacity (TcpConfig.sndBuf). */
+  readonly sendBufferSize: number;
   /** The peer's FIN was received and every byte before it has been read. */
   readonly readEnded: boolean;
   /**

@@ -140,6 +140,11 @@ export class Connection implements TcpConnection, ObservableConnection {
     return this.rcvBuf.length;
   }
 
+  /** The send buffer's capacity (TcpConfig.sndBuf). */
+  get sendBufferSize(): number {
+    return this.cfg.sndBuf;
+  }
+
   get writableSpace(): number {
     if (this.v.finQueued) return 0;
     return Math.max(0, this.cfg.sndBuf - this.sndBuf.length);

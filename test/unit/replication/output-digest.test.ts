@@ -157,7 +157,7 @@ describe('backup: output digests wait for the service replica', () => {
     expect(b.replica.lastApplied).toBe(2);
     expect(b.sr.stats.divergences).toBe(1);
     const sock = b.sr.socketOf(1)!;
-    expect(sock.lostSyncReason).toMatch(/differs from the primary's digest/);
+    expect(sock.lostSyncReason).toMatch(/differs from the primary's \(CRC-32/);
     const real = new FakeStackSocket();
     sock.attach(real as unknown as AttachedSocket);
     expect(real.reset).toBe(true);
