@@ -35,6 +35,8 @@ export class OutputGate extends HoldingLink<Lsn> {
   private gating = false;
   private inputMuted = false;
   private fenced = false;
+  /** Everything waits, acknowledged or not (holdAll). */
+  private holdingAll = false;
   private stopListening: () => void;
 
   constructor(
@@ -61,6 +63,7 @@ export class OutputGate extends HoldingLink<Lsn> {
   setGating(on: boolean): void {
     this.gating = on;
     if (on || this.fenced) return;
+    this.holdingAll = false;
     this.gateStats.releasedUnprotected += this.letGo();
   }
 
@@ -86,13 +89,25 @@ export class OutputGate extends HoldingLink<Lsn> {
       const d = this.dependsOn(p, acked, tail);
       if (d > lsn) lsn = d;
     }
-    if (!this.hasHeld() && lsn <= acked) {
+    if (!this.hasHeld() && lsn <= acked && !this.holdingAll) {
       this.gateStats.passed += packets.length;
       this.inner.send(packets, opts);
       return;
     }
     this.gateStats.held += packets.length;
     this.holdBack(lsn, packets, opts);
+  }
+
+  /**
+   * On: every packet waits, even one whose records the backup acknowledged (a retransmission, a
+   * pure ACK). For a primary that lost its backup and has not yet decided whether it may go on
+   * alone: the backup may have taken over meanwhile, and then nothing more from this node may
+   * reach the client (fencing, ARCHITECTURE.md 5.4). Off: what was acknowledged goes;
+   * setGating(false) (on alone) and fence() (dropped) end it too.
+   */
+  holdAll(on: boolean): void {
+    this.holdingAll = on;
+    if (!on) this.release(this.log.ackedLsn);
   }
 
   override onReceive(handler: ReceiveHandler, opts?: ReceiveOptions): void {
@@ -147,6 +162,6 @@ export class OutputGate extends HoldingLink<Lsn> {
   }
 
   private release(acked: Lsn): void {
-    if (!this.fenced) this.letGo((lsn) => lsn <= acked);
+    if (!this.fenced && !this.holdingAll) this.letGo((lsn) => lsn <= acked);
   }
 }

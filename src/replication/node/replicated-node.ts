@@ -353,6 +353,7 @@ export class ReplicatedNode {
       return;
     }
     this.tap.protect();
+    this.gate?.holdAll(false);
     this.lastAckProgress = Date.now();
     this.logger.info('replication.protected', { backup: peer.nodeId, address: peer.address, lsn: this.log.lastLsn, snapshots: this.tap.stats.snapshots, notYetBroughtOver: this.tap.pendingCount });
   }
@@ -361,6 +362,9 @@ export class ReplicatedNode {
     this.lastPeerLoss = { at: Date.now(), reason };
     this.log.detach();
     if (!this.tap.isProtected || this.fenced) return;
+    // Until decided, nothing leaves, not even what the backup had acknowledged (a retransmission,
+    // an ACK): if it took over, the client must hear nothing more from this node.
+    this.gate?.holdAll(true);
     // Deferred by two heartbeats: a node that was itself stalled (SIGSTOP, a long pause) finds the
     // channel silent the moment it resumes, before it has read the LAN heartbeats of a node that
     // took over meanwhile. Releasing the held packets first would put on the wire bytes and ACKs
@@ -416,6 +420,7 @@ export class ReplicatedNode {
   }
 
   private unprotect(reason: string): void {
+    this.gate?.holdAll(false);
     this.tap.unprotect(reason);
     // Serve on without a backup; a backup that joins later starts from a fresh log.
     this.log = this.newLog();

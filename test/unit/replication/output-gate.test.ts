@@ -34,6 +34,37 @@ describe('OutputGate', () => {
     expect(gate.gateStats).toMatchObject({ held: 3, passed: 1 });
   });
 
+  it('backup lost, undecided: even acknowledged packets wait; going on alone releases them, fencing drops them', () => {
+    for (const end of ['alone', 'fenced', 'backup back'] as const) {
+      const log = new ReplicationLog();
+      log.attach(() => undefined, 0);
+      const link = fakeLink();
+      const gate = new OutputGate(link, log);
+      gate.setGating(true);
+      log.append(rec);
+      log.flush();
+      log.onAck(1);
+      // A retransmission of acknowledged data: it would go at once...
+      gate.send([pkt(1)]);
+      expect(link.sent).toEqual([1]);
+      // ...but not while the node does not know whether its backup took over.
+      gate.holdAll(true);
+      gate.send([pkt(2)]);
+      expect(link.sent).toEqual([1]);
+      if (end === 'alone') {
+        gate.setGating(false);
+        expect(link.sent).toEqual([1, 2]);
+      } else if (end === 'fenced') {
+        gate.fence();
+        gate.holdAll(false);
+        expect(link.sent).toEqual([1]);
+      } else {
+        gate.holdAll(false);
+        expect(link.sent).toEqual([1, 2]);
+      }
+    }
+  });
+
   it('sends the passes one acknowledgement releases as one send per run of equal send options, in order', () => {
     const log = new ReplicationLog();
     log.attach(() => undefined, 0);
