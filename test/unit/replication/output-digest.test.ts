@@ -3,7 +3,6 @@
 // only once its replica wrote the same bytes, and a replica that cannot vouch for them costs the
 // connection a reset at takeover instead of a stream the client never saw.
 
-import { Duplex } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeRecord, encodeRecord } from '../../../src/replication/codec.js';
@@ -16,16 +15,9 @@ import { ShadowTable } from '../../../src/replication/shadow.js';
 import type { Service, ServiceSocket } from '../../../src/services/service.js';
 import { createPassiveConnection } from '../../../src/stack/tcp/connection.js';
 import { bytes, plainConfig, seg, testEnv, TUPLE } from '../tcp/harness.js';
+import { OPEN, StackSocketStandIn } from './replica-fixtures.js';
 import { SpyLog } from './spy-log.js';
 
-const OPEN: NewRecord = {
-  kind: 'open',
-  conn: 1,
-  tuple: TUPLE,
-  iss: 1000,
-  irs: 5000,
-  options: { sndMss: 1460, rcvMss: 1460, sndWindowScale: 0, rcvWindowScale: 0, sackPermitted: false, timestamps: false, tsOffset: 0, sndWindow: 65535, rcvWindow: 65535 },
-};
 
 const digestOf = (offset: number, data: Uint8Array, fin = false): NewRecord => ({ kind: 'output-digest', conn: 1, offset, length: data.length, crc: crc32(data), fin });
 
@@ -52,24 +44,12 @@ function backup() {
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-class FakeStackSocket extends Duplex {
+/** The promoted connection's stack socket, which may be reset (net.Socket's resetAndDestroy). */
+class ResettableStandIn extends StackSocketStandIn {
   reset = false;
-  override _read(): void {}
-  override _write(_c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    cb();
-  }
   resetAndDestroy(): this {
     this.reset = true;
     return this.destroy();
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setKeepAlive(): this {
-    return this;
-  }
-  setTimeout(): this {
-    return this;
   }
 }
 
@@ -158,7 +138,7 @@ describe('backup: output digests wait for the service replica', () => {
     expect(b.sr.stats.divergences).toBe(1);
     const sock = b.sr.socketOf(1)!;
     expect(sock.lostSyncReason).toMatch(/differs from the primary's \(CRC-32/);
-    const real = new FakeStackSocket();
+    const real = new ResettableStandIn();
     sock.attach(real as unknown as AttachedSocket);
     expect(real.reset).toBe(true);
   });

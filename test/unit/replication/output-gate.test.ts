@@ -9,15 +9,21 @@ function fakeLink(): Link & { sent: number[] } {
 }
 
 const pkt = (n: number): Uint8Array => new Uint8Array([n]);
+
+/** A gate on an attached log over a link that records the first byte of what it sends. */
+function gated(): { log: ReplicationLog; link: Link & { sent: number[] }; gate: OutputGate } {
+  const log = new ReplicationLog();
+  log.attach(() => undefined, 0);
+  const link = fakeLink();
+  const gate = new OutputGate(link, log);
+  gate.setGating(true);
+  return { log, link, gate };
+}
 const rec = { kind: 'close', conn: 1, reason: 'x' } as const;
 
 describe('OutputGate', () => {
   it('holds packets until the LSN logged before them is acknowledged, and releases them in order', () => {
-    const log = new ReplicationLog();
-    log.attach(() => undefined, 0);
-    const link = fakeLink();
-    const gate = new OutputGate(link, log);
-    gate.setGating(true);
+    const { log, link, gate } = gated();
     log.append(rec);
     gate.send([pkt(1), pkt(2)]);
     log.append(rec);
@@ -36,11 +42,7 @@ describe('OutputGate', () => {
 
   it('backup lost, undecided: even acknowledged packets wait; going on alone releases them, fencing drops them', () => {
     for (const end of ['alone', 'fenced', 'backup back'] as const) {
-      const log = new ReplicationLog();
-      log.attach(() => undefined, 0);
-      const link = fakeLink();
-      const gate = new OutputGate(link, log);
-      gate.setGating(true);
+      const { log, link, gate } = gated();
       log.append(rec);
       log.flush();
       log.onAck(1);
