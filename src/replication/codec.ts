@@ -70,6 +70,8 @@ const FIXED_BYTES: Record<RecordKind, number> = {
 };
 
 const HINT_BYTES = 32;
+/** The largest write an output digest may stand for (far above any send buffer: one write's record). */
+export const MAX_DIGEST_BYTES = 64 * 1024 * 1024;
 /** An ack record's optional variable part: the peer's TS.Recent. */
 const ACK_TS_BYTES = 4;
 const RANGE_HEADER_BYTES = 16;
@@ -352,7 +354,11 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       if (bad) return bad;
       const offset = readU64(dv, F);
       if (offset < 0) return fail('output-digest: offset beyond 2^53');
-      return { record: { kind, lsn, conn, offset, length: dv.getUint32(F + 8, true), crc: dv.getUint32(F + 12, true), fin }, next };
+      const length = dv.getUint32(F + 8, true);
+      // The backup may have to stand in for these bytes (a replica that cannot write them): a
+      // length no send buffer holds is refused rather than allocated.
+      if (length > MAX_DIGEST_BYTES) return fail(`output-digest: ${length} bytes, limit ${MAX_DIGEST_BYTES}`);
+      return { record: { kind, lsn, conn, offset, length, crc: dv.getUint32(F + 12, true), fin }, next };
     }
     case 'ack': {
       if (varLen !== 0 && varLen !== ACK_TS_BYTES) return fail(`ack: ${varLen} variable bytes, expected 0 or ${ACK_TS_BYTES} (TS.Recent)`);

@@ -69,6 +69,11 @@ describe('output digest records', () => {
     expect(decodeRecord(bad)).toMatchObject({ error: expect.stringContaining('output-digest') });
   });
 
+  it('codec: an output digest longer than any write the primary makes is refused, not decoded', () => {
+    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 0xffffffff, crc: 1, fin: false }).chunks);
+    expect(decodeRecord(buf)).toMatchObject({ error: expect.stringContaining('limit') });
+  });
+
   it('primary: a deterministic service write of 4 KiB or more is logged as a digest, smaller ones as bytes', () => {
     const log = new SpyLog();
     let now = 0;
