@@ -308,9 +308,7 @@ describe('failover under proxy: and module: services', () => {
 
   it('proxy: the backup\'s backend slower than the client, so its copy is behind the primary at the kill: it catches up after the takeover: exit 0, same SHA-256, no RST, no divergence', async () => {
     const l = lab();
-    // 32 MiB: curl's --limit-rate once let 16 MiB through in 1.6 s, before the 40% kill point
-    // was seen; at twice the size that pace still leaves over a second to see it.
-    const size = 32 * MIB;
+    const size = 16 * MIB;
     const blob = randomBytes(size);
     const www = join(dir, 'www-paced');
     writeSite(www, { 'big.bin': blob });
