@@ -171,7 +171,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
    * bytes, ended or failed before them) gets stand-ins and is marked: a takeover resets it.
    */
   verifyDigest(r: OutputDigestRecord): Uint8Array[] | null {
-    const cannot = this.resetBeforeAttach ? 'its service reset it' : this.destroyed || this.matcher.replicaEnded ? 'it ended first' : null;
+    const cannot = this.cannotWrite();
     const end = r.offset + r.length;
     let v = cannot === null ? this.matcher.verifyDigest(r.offset, r.length, r.crc) : null;
     if (cannot === null && v === null) {
@@ -202,10 +202,16 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     return this.lostSync;
   }
 
+  /** Why this replica will write no more (so a waiting digest can never be matched), or null. */
+  private cannotWrite(): string | null {
+    if (this.resetBeforeAttach) return 'its service reset it';
+    return this.destroyed || this.matcher.replicaEnded ? 'it ended first' : null;
+  }
+
   private digestMayProceed(): void {
     const w = this.digestWaitsFor;
     if (w === null) return;
-    if (this.matcher.written >= w || this.destroyed || this.matcher.replicaEnded || this.resetBeforeAttach) {
+    if (this.matcher.written >= w || this.cannotWrite() !== null) {
       this.digestWaitsFor = null;
       this.onDigestReady();
     }
