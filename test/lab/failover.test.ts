@@ -19,6 +19,7 @@ import {
   vipAnswersHttp,
   whileStopped,
 } from './helpers/client-checks.js';
+import { paceClientLink } from './helpers/client-link.js';
 import { startEchoStreams } from './helpers/echo-clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -161,8 +162,11 @@ describe('failover in the lab', () => {
     await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
 
     const cap = await captureClientRsts(l);
+    // Paced on the wire, not by curl: the kill must find the diverged download still on the wire
+    // (two downloads sharing 8 MiB/s, about 6 s).
+    const paced = await paceClientLink(l, 8 * MIB);
     try {
-      const opts = { rate: 4 * MIB, timeoutMs: 120_000 };
+      const opts = { timeoutMs: 120_000 };
       const sameDl = startDownload(l, `http://${l.addr.vip}/same.bin`, join(dir, 'same.out'), opts);
       const differsDl = startDownload(l, `http://${l.addr.vip}/differs.bin`, join(dir, 'differs.out'), opts);
       await pair.waitUntil('30% of both downloaded', async () => sameDl.bytes() >= size * 0.3 && differsDl.bytes() >= size * 0.3, 60_000);
@@ -185,6 +189,7 @@ describe('failover in the lab', () => {
       const rsts = await cap.stop();
       expect(rsts.packets, 'the diverged download is reset at takeover').toBeGreaterThanOrEqual(1);
     } finally {
+      await paced.undo();
       await cap.dispose();
     }
   }, 180_000);

@@ -16,6 +16,7 @@ import type { LabNode } from '../../scripts/lab.js';
 import { BLOB_CHUNK, blobChunk } from './fixtures/download-app.mjs';
 import { describeRsts } from './helpers/capture.js';
 import { captureClientRsts, expectNoRst, sha256Hex } from './helpers/client-checks.js';
+import { paceClientLink } from './helpers/client-link.js';
 import { curl, type CurlResult } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -91,9 +92,10 @@ describe('failover under proxy: and module: services', () => {
   }
 
   /**
-   * A rate-limited curl fetching `urls` into `outs` (one connection where the server keeps it
-   * alive), with the primary SIGKILLed once the `watched` files hold 40% of `size` together. `beforeKill` runs just before the kill (the backup's status
-   * is read there, while it still has its replica).
+   * curl fetching `urls` into `outs` (one connection where the server keeps it alive) over a client
+   * link paced at `wireRate`, with the primary SIGKILLed once the `watched` files hold 40% of
+   * `size` together. `beforeKill` runs just before the kill (the backup's status is read there,
+   * while it still has its replica).
    */
   async function downloadAcrossKill(
     urls: string[],
@@ -102,19 +104,27 @@ describe('failover under proxy: and module: services', () => {
     size: number,
     extra: string[],
     beforeKill: () => Promise<void>,
+    wireRate = 4 * MIB,
   ): Promise<CurlResult> {
     const l = lab();
     for (const o of outs) rmSync(o, { force: true });
     const have = (): number => watched.reduce((n, f) => n + (existsSync(f) ? statSync(f).size : 0), 0);
-    // About 6 s for 24 MiB: long enough to kill the primary part-way on the bytes the client has.
-    const download = curl(l.ns.client, urls, outs, 90_000, ['--limit-rate', String(4 * MIB), ...extra]);
-    let finished = false;
-    void download.finally(() => (finished = true));
-    await pair.waitUntil('40% downloaded', () => finished || have() >= size * 0.4, 60_000);
-    expect(finished, `the download ended before the kill point\n${pair.logs()}`).toBe(false);
-    await beforeKill();
-    pair.kill('primary');
-    return download;
+    // About 6 s for 24 MiB, paced on the wire (not by curl, which lets the server run ahead into
+    // the client's buffer): the kill lands part-way on the bytes the client has, with the rest
+    // still to cross the wire.
+    const paced = await paceClientLink(l, wireRate);
+    try {
+      const download = curl(l.ns.client, urls, outs, 90_000, extra);
+      let finished = false;
+      void download.finally(() => (finished = true));
+      await pair.waitUntil('40% downloaded', () => finished || have() >= size * 0.4, 60_000);
+      expect(finished, `the download ended before the kill point\n${pair.logs()}`).toBe(false);
+      await beforeKill();
+      pair.kill('primary');
+      return await download;
+    } finally {
+      await paced.undo();
+    }
   }
 
   /**
@@ -240,9 +250,9 @@ describe('failover under proxy: and module: services', () => {
     try {
       const outs = blobs.map((_, i) => join(dir, `many-${i}.bin`));
       const urls = blobs.map((_, i) => `http://${l.addr.vip}/f${i}.bin`);
-      // One connection per file, all at once, each at 1 MiB/s.
-      const parallel = ['--limit-rate', String(MIB), '--parallel', '--parallel-immediate', '--parallel-max', String(files)];
-      const r = await downloadAcrossKill(urls, outs, outs, files * each, parallel, async () => undefined);
+      // One connection per file, all at once, sharing 1 MiB/s each on the wire.
+      const parallel = ['--parallel', '--parallel-immediate', '--parallel-max', String(files)];
+      const r = await downloadAcrossKill(urls, outs, outs, files * each, parallel, async () => undefined, files * MIB);
       expect(r.exitCode, `curl: ${r.stderr}\n${pair.logs()}`).toBe(0);
       expect(r.transfers.map((t) => t.httpCode)).toEqual(blobs.map(() => 200));
       blobs.forEach((b, i) => expect(sha256Hex(readFileSync(outs[i]!)), `file ${i}`).toBe(sha256Hex(b)));

@@ -18,7 +18,7 @@ export async function vipAnswersHttp(l: Lab): Promise<boolean> {
   return (await curl(l.ns.client, [`http://${l.addr.vip}/nothing`], ['/dev/null'], 3000)).exitCode === 0;
 }
 
-/** A rate-limited curl download in the client namespace, followed by the size of what it wrote. */
+/** A curl download in the client namespace, followed by the size of what it wrote. */
 export interface Download {
   /** Resolves when curl has exited. */
   readonly result: Promise<CurlResult>;
@@ -28,10 +28,15 @@ export interface Download {
   readonly out: string;
 }
 
-/** `out` is removed first, so that its size counts only what this download wrote. */
-export function startDownload(l: Lab, url: string, out: string, opts: { rate: number; timeoutMs: number }): Download {
+/**
+ * `out` is removed first, so that its size counts only what this download wrote. `rate`: curl's
+ * --limit-rate; leave it out when the link is paced instead (client-link.ts), which a test needs
+ * when the kill must land while the transfer is on the wire.
+ */
+export function startDownload(l: Lab, url: string, out: string, opts: { rate?: number; timeoutMs: number }): Download {
   rmSync(out, { force: true });
-  const result = curl(l.ns.client, [url], [out], opts.timeoutMs, ['--limit-rate', String(opts.rate)]);
+  const limit = opts.rate === undefined ? [] : ['--limit-rate', String(opts.rate)];
+  const result = curl(l.ns.client, [url], [out], opts.timeoutMs, limit);
   let finished = false;
   void result.finally(() => (finished = true));
   return { result, out, finished: () => finished, bytes: () => (existsSync(out) ? statSync(out).size : 0) };
