@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ServiceSpec } from '../services/spec.js';
 import { ConfigFileError, readConfigFile, type NodeFileConfig } from './config-file.js';
 import { defaultControlPath } from './control-path.js';
+import { tuneHeapGrowth } from './heap-tuning.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from './log.js';
 import type { NodeConfig, NodeDeps, NodeHandle } from './node-runner.js';
 import {
@@ -189,6 +190,8 @@ export async function runNodeCommand(opts: NodeCommandOptions, ctx: CommandConte
   // Loaded here, not at the top, so that --help and argument errors never load the FFI layer.
   const { createNode, NodeStartError } = await import('./node-runner.js');
   const realDeps = deps ?? (await import('./node-deps.js')).createNodeDeps(log);
+  // A real node process (not a test driving the command with its own deps): see heap-tuning.ts.
+  if (deps === undefined) tuneHeapGrowth();
 
   // Signals are caught from the start: one that arrives mid-startup must still lead to teardown
   // rather than kill the process with the route and proxy ARP entry in place.
