@@ -19,7 +19,7 @@ import {
   vipAnswersHttp,
   whileStopped,
 } from './helpers/client-checks.js';
-import { paceClientLink } from './helpers/client-link.js';
+import { paceToNode } from '../../scripts/lab/pace.js';
 import { startEchoStreams } from './helpers/echo-clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -164,7 +164,7 @@ describe('failover in the lab', () => {
     const cap = await captureClientRsts(l);
     // Paced on the wire, not by curl: the kill must find the diverged download still on the wire
     // (two downloads sharing 8 MiB/s, about 6 s).
-    const paced = await paceClientLink(l, 8 * MIB);
+    const paced = await paceToNode(l, 'client', 8 * MIB);
     try {
       const opts = { timeoutMs: 120_000 };
       const sameDl = startDownload(l, `http://${l.addr.vip}/same.bin`, join(dir, 'same.out'), opts);

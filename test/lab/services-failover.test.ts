@@ -16,7 +16,7 @@ import type { LabNode } from '../../scripts/lab.js';
 import { BLOB_CHUNK, blobChunk } from './fixtures/download-app.mjs';
 import { describeRsts } from './helpers/capture.js';
 import { captureClientRsts, expectNoRst, sha256Hex } from './helpers/client-checks.js';
-import { paceClientLink } from './helpers/client-link.js';
+import { paceToNode } from '../../scripts/lab/pace.js';
 import { curl, type CurlResult } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -112,7 +112,7 @@ describe('failover under proxy: and module: services', () => {
     // About 6 s for 24 MiB, paced on the wire (not by curl, which lets the server run ahead into
     // the client's buffer): the kill lands part-way on the bytes the client has, with the rest
     // still to cross the wire.
-    const paced = await paceClientLink(l, wireRate);
+    const paced = await paceToNode(l, 'client', wireRate);
     try {
       const download = curl(l.ns.client, urls, outs, 90_000, extra);
       let finished = false;

@@ -30,7 +30,7 @@ export interface Download {
 
 /**
  * `out` is removed first, so that its size counts only what this download wrote. `rate`: curl's
- * --limit-rate; leave it out when the link is paced instead (client-link.ts), which a test needs
+ * --limit-rate; leave it out when the link is paced instead (scripts/lab/pace.ts), which a test needs
  * when the kill must land while the transfer is on the wire.
  */
 export function startDownload(l: Lab, url: string, out: string, opts: { rate?: number; timeoutMs: number }): Download {
