@@ -349,7 +349,7 @@ export function createNode(config: NodeConfig, deps: NodeDeps): NodeHandle {
           if (routed) await network.removeRoute(config.vip, tunName);
           routed = false;
         },
-        adopted: (socket) => trackConnection(socket, log, stats),
+        adopted: (socket) => trackConnection(socket, log, stats, undefined, { openLine: false }),
       };
       await stillStarting();
       try {

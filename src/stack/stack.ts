@@ -76,8 +76,9 @@ export interface Stack {
   /**
    * Takes over a connection built outside the listeners (a promoted shadow on a backup) and
    * returns its socket, open as if just accepted. Its pending output leaves on the next pass.
+   * `quiet`: no `accept` log event (a takeover logs its connections itself, once their output left).
    */
-  adoptConnection(conn: TcpConnection, opts?: { allowHalfOpen?: boolean }): Socket;
+  adoptConnection(conn: TcpConnection, opts?: { allowHalfOpen?: boolean; quiet?: boolean }): Socket;
   /** Schedules a driver pass soon: after calls made on the host's connections directly. */
   kick(): void;
 }
@@ -139,7 +140,7 @@ class StackImpl implements Stack, SocketContext, ServerContext {
     return this.host.tcp ?? defaultTcpConfig();
   }
 
-  adoptConnection(conn: TcpConnection, opts: { allowHalfOpen?: boolean } = {}): Socket {
+  adoptConnection(conn: TcpConnection, opts: { allowHalfOpen?: boolean; quiet?: boolean } = {}): Socket {
     if (this.closed) throw new Error('stack is closed');
     if (this.host.adoptConnection === undefined) throw new Error('this host cannot adopt connections');
     const hosted = this.host.adoptConnection(conn);
@@ -147,7 +148,7 @@ class StackImpl implements Stack, SocketContext, ServerContext {
     this.sockets.set(hosted, socket);
     this.updateRef();
     this.trackClose(socket);
-    this.log?.({ type: 'accept', local: `${socket.localAddress}:${socket.localPort}`, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    if (opts.quiet !== true) this.log?.({ type: 'accept', local: `${socket.localAddress}:${socket.localPort}`, remote: `${socket.remoteAddress}:${socket.remotePort}` });
     this.kick();
     return socket;
   }

@@ -58,7 +58,9 @@ describe('ReplicatedNode', () => {
     expect(pair.holder()).toBe('b');
     const steps = pair.b.log.events.map((e) => e.event).filter((e) => e.startsWith('takeover.'));
     expect(steps[0]).toBe('takeover.detected');
-    expect(steps.at(-1)).toBe('takeover.done');
+    // The per-connection line (debug) is written after the output left, not before it.
+    expect(steps.filter((e) => e !== 'takeover.connection').at(-1)).toBe('takeover.done');
+    expect(steps.indexOf('takeover.connection')).toBeGreaterThan(steps.indexOf('takeover.retransmit'));
     const st = pair.b.rn.status();
     expect(st.role).toBe('primary');
     expect(st.epoch).toBe(2);
