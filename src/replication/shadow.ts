@@ -323,6 +323,16 @@ export function shadowState(s: Shadow): TcpState | null {
 }
 
 /**
+ * Whether the client of this shadow waits for the new primary: output or a FIN it has not
+ * acknowledged (the takeover retransmits them), a SYN-ACK to repeat, or a reply the service
+ * replica wrote beyond the primary's log (`replicaAhead` bytes). A takeover promotes these first:
+ * an idle connection's window update can wait a slice or two, nobody is waiting for it.
+ */
+export function clientWaits(s: Shadow, replicaAhead: number): boolean {
+  return !s.established || s.outputEnd > s.ackedOutput || (s.ourFin && !s.finAcked) || replicaAhead > 0;
+}
+
+/**
  * The env of a promoted connection: the backup's, with the TSval clock moved so that it continues
  * above every TSval the primary may have sent (5.1 rule 2). Without timestamps it is the env itself.
  */

@@ -30,7 +30,7 @@ import { PrimaryTap } from '../primary-tap.js';
 import { type PrimaryWatch, watchPrimary } from '../primary-watch.js';
 import { ReplicaLog, ReplicationLog } from '../replication-log.js';
 import { type ReplicaSocket, ServiceReplica } from '../service-replica.js';
-import { type PromoteContext, promote, type Shadow, ShadowTable } from '../shadow.js';
+import { clientWaits, type PromoteContext, promote, type Shadow, ShadowTable } from '../shadow.js';
 import { HoldLink } from './hold-link.js';
 import { PendingTuples } from './pending-tuples.js';
 import { interfaceIpv4, LanBeacon, type LanTarget } from './lan-beacon.js';
@@ -686,7 +686,7 @@ export class ReplicatedNode {
       this.hold?.releaseInput();
       const sr = this.serviceReplica as ServiceReplica;
       const promoted = promotion.sockets.length;
-      this.logger.info('takeover.promoted', { connections: promoted, finished: promotion.finished, failed: promotion.failed, slices: promotion.slices, cpuMs: Math.round((cpu.user + cpu.system) / 1000), heldInput: this.hold?.inputHeld ?? 0, inputDropped: this.hold?.inputDropped ?? 0, ms: at() });
+      this.logger.info('takeover.promoted', { connections: promoted, finished: promotion.finished, failed: promotion.failed, clientsWaiting: promotion.waiting, slices: promotion.slices, cpuMs: Math.round((cpu.user + cpu.system) / 1000), heldInput: this.hold?.inputHeld ?? 0, inputDropped: this.hold?.inputDropped ?? 0, ms: at() });
       this.logger.info('takeover.attached', { sockets: promoted, divergences: sr.stats.divergences, replicaFailed: sr.stats.failed, ms: at() });
 
       const arp = await vipTaken;
@@ -748,7 +748,7 @@ export class ReplicatedNode {
    * The input is held meanwhile (HoldLink.holdInput), so no client segment meets a connection
    * whose turn has not come. Per-connection log lines wait until the output has left.
    */
-  private async promoteAll(stack: Stack, vip: VipControl, pending: PendingTuples): Promise<{ sockets: Socket[]; details: TakeoverDetail[]; finished: number; failed: number; slices: number }> {
+  private async promoteAll(stack: Stack, vip: VipControl, pending: PendingTuples): Promise<{ sockets: Socket[]; details: TakeoverDetail[]; finished: number; failed: number; slices: number; waiting: number }> {
     const shadows = this.shadows as ShadowTable;
     const sr = this.serviceReplica as ServiceReplica;
     const hold = this.hold;
@@ -760,7 +760,12 @@ export class ReplicatedNode {
     // The clock the slice's connections share, read again for each slice.
     let ctx: PromoteContext = { now: stack.now(), primaryClockUs: shadows.primaryClockNow() };
     const onSlice = (): void => void (ctx = { now: stack.now(), primaryClockUs: shadows.primaryClockNow() });
-    const slices = await forEachInSlices([...shadows.all()], (s) => {
+    // Connections whose clients wait for something first: their retransmissions then leave with
+    // the first ones, once the VIP is ours.
+    const waiting: Shadow[] = [];
+    const idle: Shadow[] = [];
+    for (const s of shadows.all()) (clientWaits(s, sr.socketOf(s.id)?.matcher.aheadBytes ?? 0) ? waiting : idle).push(s);
+    const slices = await forEachInSlices(waiting.concat(idle), (s) => {
       // Whatever becomes of it, its segments need not wait after this slice.
       pending.done(s.tuple);
       let conn;
@@ -801,7 +806,7 @@ export class ReplicatedNode {
       },
     });
     shadows.clear();
-    return { sockets, details, finished, failed, slices };
+    return { sockets, details, finished, failed, slices, waiting: waiting.length };
   }
 
   private repeatGratuitousArp(vip: VipControl): void {

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { NewRecord } from '../../../src/replication/log-records.js';
-import { promote, ShadowTable, shadowState, type Shadow } from '../../../src/replication/shadow.js';
+import { clientWaits, promote, ShadowTable, shadowState, type Shadow } from '../../../src/replication/shadow.js';
 import { TCP_ACK, TCP_FIN, TCP_SYN } from '../../../src/stack/wire/types.js';
 import { bytes, plainConfig, testEnv, TUPLE } from '../tcp/harness.js';
 import { logApplier, OPEN } from './replica-fixtures.js';
@@ -54,6 +54,19 @@ describe('ShadowTable', () => {
     expect(st([ack(1001), peerFin, ourFin, ack(1002)])).toBeNull();
     expect(st([ack(1001), ourFin, peerFin])).toBe('CLOSING');
     expect(st([ack(1001), ourFin, peerFin, ack(1002)])).toBe('TIME-WAIT');
+  });
+
+  it('takeover order: a client waits for a SYN-ACK, unacknowledged output or FIN, or a reply only the replica wrote; an idle one does not', () => {
+    const waits = (recs: NewRecord[], replicaAhead = 0): boolean => clientWaits(table([OPEN, ...recs]).s!, replicaAhead);
+    const ack = (n: number): NewRecord => ({ kind: 'ack', conn: 1, ack: n, window: 1000 });
+    const out = (n: number, fin = false): NewRecord => ({ kind: 'output', conn: 1, offset: 0, data: bytes(n), fin });
+    expect(waits([])).toBe(true);
+    expect(waits([ack(1001)])).toBe(false);
+    expect(waits([ack(1001), out(100)])).toBe(true);
+    expect(waits([ack(1001), out(100), ack(1101)])).toBe(false);
+    expect(waits([ack(1001), out(0, true)])).toBe(true);
+    expect(waits([ack(1001), out(0, true), ack(1002)])).toBe(false);
+    expect(waits([ack(1001)], 64)).toBe(true);
   });
 
   it('forgets a connection on close and ignores an ack that trails it', () => {
