@@ -4,6 +4,7 @@
 // speed_download). Latency: bench/clients/rr.ts (64-byte round-trips) against the echo service.
 
 import type { Lab } from '../../scripts/lab.js';
+import type { LinkStats } from '../../src/tun/link.js';
 import { cpuSeconds } from '../cpu.js';
 import { inNs, run, tsNode } from '../proc.js';
 import type { NodeHandle, Nodes, Timing } from './nodes.js';
@@ -56,6 +57,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     }
     const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
     const frames0 = await framesOf(nodes, server);
+    const tun0 = await tunOf(nodes, server);
     for (let i = 0; i < plan.bulkReps; i++) {
       const curl = plan.pin === true ? ['taskset', ['-c', '1', 'curl']] as const : ['curl', []] as const;
       const r = await lab.exec('client', curl[0], [...curl[1], '-sS', ...(plan.limitRate === undefined ? [] : ['--limit-rate', plan.limitRate]), '--max-time', '120', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', `http://${lab.addr.vip}/${plan.file.name}`], { timeoutMs: 130_000, allowFailure: true });
@@ -70,6 +72,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     cpuMsPerMiB.server = perMiB(0);
     cpuMsPerMiB.backup = perMiB(1);
     const frames1 = await framesOf(nodes, server);
+    const tun1 = await tunOf(nodes, server);
     if (frames0 !== undefined && frames1 !== undefined) {
       const waited = frames1.waited - frames0.waited;
       const all = waited + frames1.passed - frames0.passed;
@@ -77,7 +80,8 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     }
     progress(
       `  ${mode.padEnd(12)} CPU ms/MiB: server ${cpuMsPerMiB.server?.toFixed(2) ?? '-'}${backup === undefined ? '' : `, backup ${cpuMsPerMiB.backup?.toFixed(2) ?? '-'}`}` +
-        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}; packets that waited for the backup ${(100 * framesPerMiB.packetsWaited).toFixed(0)}%`),
+        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}; packets that waited for the backup ${(100 * framesPerMiB.packetsWaited).toFixed(0)}%`) +
+        (tun0 === undefined || tun1 === undefined ? '' : `; tun per MiB: ${((tun1.rxBatches - tun0.rxBatches) / mib).toFixed(0)} wake-ups reading ${((tun1.rxPackets - tun0.rxPackets) / mib).toFixed(0)} packets, ${((tun1.writes - tun0.writes) / mib).toFixed(0)} writes`),
     );
   } finally {
     await nodes.stopAll();
@@ -110,6 +114,17 @@ async function pinTo(h: NodeHandle, cpu: number): Promise<void> {
   const pid = h.child.pid;
   if (pid === undefined) throw new Error(`${h.role}: no pid to pin`);
   await run(['taskset', '-a', '-p', '-c', String(cpu), String(pid)], { timeoutMs: 5000 });
+}
+
+/**
+ * The client-side TUN's counters so far: wake-ups that read packets, and writes (a TSO
+ * super-packet is one write for all its segments), to compare the serving node's turns per MiB.
+ */
+async function tunOf(nodes: Nodes, h: NodeHandle): Promise<{ rxBatches: number; rxPackets: number; writes: number } | undefined> {
+  const st = await nodes.status(h);
+  const s = st?.links?.find((l) => l.name === 'client')?.stats as (LinkStats & { txGso?: number; txGsoSegments?: number }) | undefined;
+  if (s === undefined) return undefined;
+  return { rxBatches: s.rxBatches, rxPackets: s.rxPackets, writes: s.txPackets - (s.txGsoSegments ?? 0) + (s.txGso ?? 0) };
 }
 
 /** The primary's replication frame counts so far (undefined on an unreplicated node). */
