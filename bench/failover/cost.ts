@@ -5,7 +5,7 @@
 
 import type { Lab } from '../../scripts/lab.js';
 import type { LinkStats } from '../../src/tun/link.js';
-import { cpuSeconds } from '../cpu.js';
+import { cpuSeconds, threadCpuSeconds, type ThreadSplit } from '../cpu.js';
 import { inNs, run, tsNode } from '../proc.js';
 import type { NodeHandle, Nodes, Timing } from './nodes.js';
 import { HTTP_PORT, type ServedFile } from './stall.js';
@@ -56,6 +56,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
       if (backup !== undefined) await pinTo(backup, 1);
     }
     const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
+    const split0 = [threadCpuSeconds(server.child.pid), threadCpuSeconds(backup?.child.pid)];
     const frames0 = await framesOf(nodes, server);
     const tun0 = await tunOf(nodes, server);
     for (let i = 0; i < plan.bulkReps; i++) {
@@ -68,6 +69,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     }
     const mib = (plan.bulkReps * plan.file.bytes) / (1024 * 1024);
     const cpu1 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
+    const split1 = [threadCpuSeconds(server.child.pid), threadCpuSeconds(backup?.child.pid)];
     const perMiB = (i: number): number | undefined => (cpu0[i] !== undefined && cpu1[i] !== undefined ? ((cpu1[i]! - cpu0[i]!) * 1000) / mib : undefined);
     cpuMsPerMiB.server = perMiB(0);
     cpuMsPerMiB.backup = perMiB(1);
@@ -83,6 +85,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
         (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}; packets that waited for the backup ${(100 * framesPerMiB.packetsWaited).toFixed(0)}%`) +
         (tun0 === undefined || tun1 === undefined ? '' : `; tun per MiB: ${((tun1.rxBatches - tun0.rxBatches) / mib).toFixed(0)} wake-ups reading ${((tun1.rxPackets - tun0.rxPackets) / mib).toFixed(0)} packets, ${((tun1.writes - tun0.writes) / mib).toFixed(0)} writes`),
     );
+    progress(`  ${mode.padEnd(12)} CPU ms/MiB by thread (user/system): server ${splitPerMiB(split0[0], split1[0], mib)}${backup === undefined ? '' : `; backup ${splitPerMiB(split0[1], split1[1], mib)}`}`);
   } finally {
     await nodes.stopAll();
   }
@@ -114,6 +117,13 @@ async function pinTo(h: NodeHandle, cpu: number): Promise<void> {
   const pid = h.child.pid;
   if (pid === undefined) throw new Error(`${h.role}: no pid to pin`);
   await run(['taskset', '-a', '-p', '-c', String(cpu), String(pid)], { timeoutMs: 5000 });
+}
+
+/** `main u/s + others u/s` in CPU ms per MiB between two readings. */
+function splitPerMiB(a: ThreadSplit | undefined, b: ThreadSplit | undefined, mib: number): string {
+  if (a === undefined || b === undefined) return '-';
+  const f = (x: number, y: number): string => (((y - x) * 1000) / mib).toFixed(2);
+  return `main ${f(a.main.user, b.main.user)}/${f(a.main.sys, b.main.sys)}, other threads ${f(a.others.user, b.others.user)}/${f(a.others.sys, b.others.sys)}`;
 }
 
 /**
