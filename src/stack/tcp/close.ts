@@ -5,7 +5,7 @@ import { seqAdd, seqGt } from '../wire/seq.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
 import { processSyn } from './segment-arrives.js';
-import { finAcked, flush, sendRst } from './sender.js';
+import { finAcked, flush, sendReset } from './sender.js';
 import { armFinWait2, enterTimeWait } from './timers.js';
 
 /**
@@ -173,7 +173,7 @@ export function userAbort(c: Connection): void {
   const s = v.state;
   if (s === 'CLOSED') return;
   if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2' || s === 'CLOSE-WAIT') {
-    sendRst(c, v.sndNxt, v.rcvNxt, true);
+    sendReset(c);
   }
   c.enterClosed(null);
 }

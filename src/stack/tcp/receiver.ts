@@ -7,7 +7,7 @@ import { TCP_FIN, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { TcpConnection } from './api.js';
 import type { Connection } from './connection.js';
 import { RecvBuffer } from './recv-buffer.js';
-import { sendRst } from './sender.js';
+import { sendReset } from './sender.js';
 import { receiveFin } from './close.js';
 
 /** Free receive-buffer space: what the window may offer. Out-of-order data is not counted. */
@@ -135,7 +135,7 @@ export function processText(c: Connection, seg: TcpSegment): void {
       payload = EMPTY;
     } else if (v.userClosed) {
       // Data for a socket the application closed cannot be delivered: reset (RFC 9293 3.6, RFC 2525 2.17).
-      sendRst(c, v.sndNxt, seqAdd(seq, payload.length), true);
+      sendReset(c, seqAdd(seq, payload.length));
       c.enterClosed('ECONNRESET');
       return;
     }

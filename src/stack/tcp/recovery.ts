@@ -5,7 +5,7 @@
 import { type SeqNum, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from '../wire/seq.js';
 import { TCP_FIN, TCP_SYN, type TcpSegment } from '../wire/types.js';
 import type { Connection } from './connection.js';
-import { retransmitAt, sendNew, sendRst } from './sender.js';
+import { retransmitAt, sendNew, sendReset } from './sender.js';
 import { armRetransmit } from './timers.js';
 import { nextLostRange, rackEnabled, rackMarkLost, rackOf, rackOnAck, rackOnTimeout, rackPipe } from './rack.js';
 
@@ -156,7 +156,7 @@ export function onRetransmitTimeout(c: Connection): void {
   const v = c.v;
   v.rtxCount++;
   if (v.rtxCount > c.cfg.maxRetransmits) {
-    sendRst(c, v.sndNxt, v.rcvNxt, true);
+    sendReset(c);
     c.enterClosed('ETIMEDOUT');
     return;
   }

@@ -88,6 +88,24 @@ export function sendRst(c: Connection, seq: SeqNum, ack: SeqNum, withAck: boolea
   c.push(makeSegment(c, seq, withAck ? ack : 0, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0, {}, EMPTY));
 }
 
+/**
+ * Resets a synchronized connection: <SEQ=s><ACK=ack><CTL=RST,ACK>, s the highest sequence number
+ * sent that the peer's window admits, min(SND.MAX, SND.UNA + SND.WND). RFC 9293 3.10.5 says
+ * SEQ=SND.NXT, but SND.NXT falls back to SND.UNA while retransmitting after a timeout, and a
+ * promoted connection (replication/shadow.ts) starts there too, while the peer may already hold
+ * bytes up to SND.MAX. A peer following RFC 5961 3.2 drops a RST below its RCV.NXT without a word
+ * ("If the RST bit is set and the sequence number is outside the current receive window,
+ * silently drop the segment") and keeps waiting; at SND.MAX the RST is either exactly RCV.NXT or
+ * inside the window, which draws a challenge ACK that the closed connection answers with a RST at
+ * its acknowledgment number. The window's edge bounds it for a zero-window probe's byte, sent but
+ * never accepted. Linux picks its reset's sequence number the same way (tcp_acceptable_seq).
+ */
+export function sendReset(c: Connection, ack: SeqNum = c.v.rcvNxt): void {
+  const v = c.v;
+  const edge = seqAdd(v.sndUna, v.sndWnd);
+  sendRst(c, seqLt(v.sndMax, edge) ? v.sndMax : edge, ack, true);
+}
+
 /** The FIN's sequence number once the application has shut down its side. */
 export function finSeq(c: Connection): SeqNum | null {
   return c.v.finQueued ? c.sndBufEnd : null;
@@ -288,7 +306,7 @@ export function sendWindowProbe(c: Connection): void {
       // long as the receiving TCP continues to send acknowledgments"); one that stops answering
       // is given up on like an unanswered retransmission.
       if (v.probesUnanswered >= c.cfg.maxRetransmits) {
-        sendRst(c, v.sndNxt, v.rcvNxt, true);
+        sendReset(c);
         c.enterClosed('ETIMEDOUT');
         return;
       }

@@ -7,7 +7,7 @@ import type { TcbVars } from './state.js';
 import { sendSyn, sendSynAck } from './handshake.js';
 import { onRetransmitTimeout } from './recovery.js';
 import { onRackTimer, onTlpTimer } from './rack.js';
-import { retransmitAt, sendAckNow, sendKeepaliveProbe, sendOneNewSegment, sendRst, sendWindowProbe } from './sender.js';
+import { retransmitAt, sendAckNow, sendKeepaliveProbe, sendOneNewSegment, sendReset, sendWindowProbe } from './sender.js';
 
 export function nextDeadlineOf(v: TcbVars): Micros | null {
   const base = earlier(earlier(earlier(v.rtxDeadline, v.delAckDeadline), earlier(v.persistDeadline, v.keepaliveDeadline)), v.timeWaitDeadline);
@@ -119,7 +119,7 @@ function keepaliveTimeout(c: Connection): void {
     return;
   }
   if (v.keepaliveProbes >= ka.probes) {
-    sendRst(c, v.sndNxt, v.rcvNxt, true);
+    sendReset(c);
     c.enterClosed('ETIMEDOUT');
     return;
   }

@@ -33,10 +33,10 @@ export interface Download {
  * --limit-rate; leave it out when the link is paced instead (scripts/lab/pace.ts), which a test needs
  * when the kill must land while the transfer is on the wire.
  */
-export function startDownload(l: Lab, url: string, out: string, opts: { rate?: number; timeoutMs: number }): Download {
+export function startDownload(l: Lab, url: string, out: string, opts: { rate?: number; timeoutMs: number; curlArgs?: string[] }): Download {
   rmSync(out, { force: true });
   const limit = opts.rate === undefined ? [] : ['--limit-rate', String(opts.rate)];
-  const result = curl(l.ns.client, [url], [out], opts.timeoutMs, limit);
+  const result = curl(l.ns.client, [url], [out], opts.timeoutMs, [...limit, ...(opts.curlArgs ?? [])]);
   let finished = false;
   void result.finally(() => (finished = true));
   return { result, out, finished: () => finished, bytes: () => (existsSync(out) ? statSync(out).size : 0) };

@@ -152,6 +152,21 @@ suite('close', () => {
     expect(out(c)).toEqual(['R. 1001:1001(0) ack 5001 win 0']);
     expect(c.state).toBe('CLOSED');
   });
+
+  it('established: abort after a retransmission timeout resets at SND.MAX, not at the rewound SND.NXT', () => {
+    // The peer may hold everything up to SND.MAX; a RST below its RCV.NXT would be dropped
+    // silently (RFC 5961 3.2) and leave it waiting.
+    const c = established();
+    c.setNoDelay(true);
+    c.write(20 * MS, bytes(3000));
+    c.takeOutput();
+    c.onTimer(c.nextDeadline()!);
+    const resent = out(c);
+    expect(resent[0]).toMatch(/^\. 1001:/);
+    expect(c.v.sndNxt).not.toBe(c.v.sndMax);
+    c.abort(c.nextDeadline()! - 1);
+    expect(out(c)).toEqual(['R. 4001:4001(0) ack 5001 win 0']);
+  });
 });
 
 suite('sequence wrap-around', () => {
