@@ -12,7 +12,12 @@ import { httpServerService } from './http-server-service.js';
 import type { Service, ServiceSocket } from './service.js';
 import { resolveStaticPath } from './static-path.js';
 
-const READ_CHUNK = 256 * 1024;
+// Per read of the file: the thread-pool round trip, the socket write and, on a replicated node,
+// the output record (a digest), its frame, the backup's acknowledgement and the wake-ups of both
+// nodes are paid per chunk, so larger chunks cost less CPU per MiB on the primary, the backup and
+// an unreplicated node alike (bench/RESULTS.md, session 4: 512 KiB against 256 KiB). The send
+// buffer (tcp/config.ts) takes one whole.
+const READ_CHUNK = 512 * 1024;
 
 export interface HttpStaticOptions {
   /** Idle time before a keep-alive connection is closed; Node's default is 5 s. */

@@ -503,7 +503,9 @@ describe('reintegration: a backup joining a primary that serves unprotected', ()
     try {
       const service = (): Service => createHttpStaticService(dir);
       const s = sim({ seed: 142, port: 80, service });
-      const file = randomBytes(s.prng, 3 * 1024 * 1024);
+      // Larger than what the client holds at the join plus the send buffer (2 MiB): the response
+      // must still be under way, or the service has passed its boundary and nothing is regenerated.
+      const file = randomBytes(s.prng, 8 * 1024 * 1024);
       writeFileSync(join(dir, 'big.bin'), file);
       const get = httpGet(s, 80, '/big.bin');
       const { second, report } = await joinThenFailover(s, 80, service, () => get.receivedBytes() / file.length);

@@ -11,11 +11,13 @@ export function defaultTcpConfig(): TcpConfig {
   return {
     mss: 1460,
     rcvBuf: 256 * 1024,
-    // Linux grows a bulk sender's buffer towards tcp_wmem's 4 MiB. 1 MiB keeps a download's
+    // Linux grows a bulk sender's buffer towards tcp_wmem's 4 MiB. 2 MiB keeps a download's
     // pipeline full when a replicated primary's segments wait for the backup's acknowledgement
-    // (output commit): what the service wrote a few hundred microseconds ago is committed by the
-    // time the window lets it out. It only holds what the service wrote, so idle connections pay nothing.
-    sndBuf: 1024 * 1024,
+    // (output commit), and with the write-space wake-up at a quarter of it (stack/socket.ts) it
+    // takes http-static's 512 KiB reads whole: one replication record, frame and acknowledgement
+    // per half megabyte (bench/RESULTS.md, session 4). It only holds what the service wrote, so
+    // idle connections pay nothing.
+    sndBuf: 2 * 1024 * 1024,
     windowScale: 7,
     sack: true,
     timestamps: true,

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStack, type Stack, type StackLogEvent } from '../../../src/stack/stack.js';
 import type { Socket } from '../../../src/stack/socket.js';
+import { defaultTcpConfig } from '../../../src/stack/tcp/config.js';
 import { createMemoryLinkPair } from '../../../src/tun/memory-link.js';
 
 const SERVER = '198.18.0.1';
@@ -96,12 +97,13 @@ describe('http.Server over stack sockets', () => {
 });
 
 describe('socket data path', () => {
-  it('ESTABLISHED: 2 MiB echoed both ways arrive byte-exact, and write() signals backpressure with drain', async () => {
+  it('ESTABLISHED: twice the send buffer echoed both ways arrives byte-exact, and write() signals backpressure with drain', async () => {
     const { server, client } = pair();
     server.createServer((s) => s.pipe(s)).listen(7);
     const s = client.connect({ host: SERVER, port: 7 });
     await once(s, 'connect');
-    const data = pattern(2 * 1024 * 1024);
+    // More than the send buffer holds, so that the writer must see backpressure.
+    const data = pattern(2 * defaultTcpConfig().sndBuf);
     const got = collect(s);
     let sawFalse = false;
     let drains = 0;
