@@ -86,7 +86,7 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     }
     progress(
       `  ${mode.padEnd(12)} CPU ms/MiB: server ${cpuMsPerMiB.server?.toFixed(2) ?? '-'}${backup === undefined ? '' : `, backup ${cpuMsPerMiB.backup?.toFixed(2) ?? '-'}`}` +
-        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}; packets that waited for the backup ${(100 * framesPerMiB.packetsWaited).toFixed(0)}%`) +
+        (framesPerMiB === undefined ? '' : `; frames/MiB to backup ${framesPerMiB.toBackup.toFixed(1)}, back ${framesPerMiB.toPrimary.toFixed(1)}; packets that waited for the backup ${(100 * framesPerMiB.packetsWaited).toFixed(0)}%; message commit time ${frames1?.commit ?? '-'}`) +
         (tun0 === undefined || tun1 === undefined ? '' : `; tun per MiB: ${((tun1.rxBatches - tun0.rxBatches) / mib).toFixed(0)} wake-ups reading ${((tun1.rxPackets - tun0.rxPackets) / mib).toFixed(0)} packets, ${((tun1.writes - tun0.writes) / mib).toFixed(0)} writes`),
     );
     progress(`  ${mode.padEnd(12)} CPU ms/MiB by thread (user/system): server ${splitPerMiB(split0[0], split1[0], mib)}${backup === undefined ? '' : `; backup ${splitPerMiB(split0[1], split1[1], mib)}`}`);
@@ -151,9 +151,11 @@ async function tunOf(nodes: Nodes, h: NodeHandle): Promise<{ rxBatches: number; 
 }
 
 /** The primary's replication frame counts so far (undefined on an unreplicated node). */
-async function framesOf(nodes: Nodes, h: NodeHandle): Promise<{ sent: number; received: number; waited: number; passed: number } | undefined> {
+async function framesOf(nodes: Nodes, h: NodeHandle): Promise<{ sent: number; received: number; waited: number; passed: number; commit: string } | undefined> {
   const st = await nodes.status(h);
   const link = st?.links?.find((l) => l.name === 'replication');
   const p = st?.replication?.lag?.packets;
-  return link === undefined ? undefined : { sent: link.stats.txPackets, received: link.stats.rxPackets, waited: p?.waited ?? 0, passed: p?.passed ?? 0 };
+  const c = st?.replication?.lag?.commit;
+  const commit = c === undefined || c === null ? '-' : `p50 ${c.p50Us} us, p99 ${c.p99Us} us, max ${c.maxUs} us over the last ${c.samples} messages`;
+  return link === undefined ? undefined : { sent: link.stats.txPackets, received: link.stats.rxPackets, waited: p?.waited ?? 0, passed: p?.passed ?? 0, commit };
 }

@@ -37,7 +37,7 @@ export interface Status {
   /** The client link, and on a replicated node the replication link (stats counted in frames). */
   links?: { name: string; stats: { txPackets: number; rxPackets: number } }[];
   /** A replicated primary's output commit: packets that waited for the backup and that went at once. */
-  replication?: { lag?: { packets?: { waited: number; passed: number } } | null };
+  replication?: { lag?: { packets?: { waited: number; passed: number }; commit?: { p50Us: number; p99Us: number; maxUs: number; samples: number } | null } | null };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -55,6 +55,8 @@ export function formatSwitchoverInfo(sw: SwitchoverInfo): string {
   return `${formatAt(sw.at)} ${sw.outcome}${peer} epoch ${sw.epoch}${figures === '' ? '' : ` (${figures})`}${sw.reason === null ? '' : `: ${sw.reason}`}`;
 }
 
+const formatUs = (us: number): string => (us >= 10_000 ? `${(us / 1000).toFixed(0)} ms` : us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : `${us} µs`);
+
 /** The peer, the lag and its age, heartbeat ages and the channel's refusals. */
 export function formatReplication(r: ReplicationStatus): string[] {
   const p = r.peer;
@@ -65,6 +67,8 @@ export function formatReplication(r: ReplicationStatus): string[] {
     const l = r.lag;
     const waiting = l.records > 0 ? `, no acknowledgement for ${l.waitingMs} ms` : '';
     lines.push(`  not acknowledged ${l.records} records, ${formatBytes(l.bytes)} (LSN ${l.ackedLsn} of ${l.lastLsn}, ${l.messagesInFlight} messages in flight${waiting})`);
+    const c = l.commit;
+    if (c !== undefined && c !== null) lines.push(`  commit time      p50 ${formatUs(c.p50Us)}, p99 ${formatUs(c.p99Us)}, max ${formatUs(c.maxUs)} (sent to acknowledged, last ${c.samples} messages)`);
   }
   if (r.applied !== null) lines.push(`  applied          LSN ${r.applied.lastLsn}, ${r.applied.shadows} shadow connections, ${r.applied.divergences} divergences, ${r.applied.replicaFailed} unprotected (the service's copy failed)`);
   lines.push(`  heartbeats       replication ${age(r.heartbeatAgeMs)}, LAN ${age(r.lanHeartbeatAgeMs)} (every ${r.heartbeatMs} ms, dead after ${r.deadAfterMs} ms)`);

@@ -10,6 +10,7 @@
 // Backup (ReplicaLog): applies records strictly in LSN order, refuses gaps and duplicates, and
 // acknowledges what it applied, coalescing acks when given a scheduler.
 
+import { type CommitLatency, CommitLatencySamples } from './commit-latency.js';
 import { BATCH_HEADER_BYTES, encodeRecord, type EncodedRecord } from './codec.js';
 import { DEFAULT_MAX_FRAME_BODY } from './framing.js';
 import { LSN_NONE, type LogRecord, type Lsn, type NewRecord } from './log-records.js';
@@ -48,6 +49,11 @@ export interface ReplicationLogOptions {
    * sends).
    */
   holdWhileInFlight?: number;
+  /**
+   * A clock in microseconds: with one, the log times each message from the sink to its
+   * acknowledgement (lag().commit). Without, nothing is timed (the log itself stays clock-free).
+   */
+  clockUs?: () => number;
 }
 
 export interface LogLag {
@@ -65,6 +71,8 @@ export interface LogLag {
   messagesQueued: number;
   /** Records not yet sealed into a message. */
   pendingRecords: number;
+  /** Sent-to-acknowledged times of the last messages (needs the clockUs option), or null. */
+  commit: CommitLatency | null;
   attached: boolean;
 }
 
@@ -73,6 +81,8 @@ export type LogResult = { ok: true } | { ok: false; error: string };
 interface Batch extends OutgoingBatch {
   records: EncodedRecord[];
   sent: boolean;
+  /** clockUs() when it was last handed to the sink. */
+  sentAtUs?: number;
 }
 
 interface Waiter {
@@ -112,6 +122,8 @@ export class ReplicationLog {
   private repump = false;
   private advanceListeners: ((acked: Lsn) => void)[] = [];
   private beforeSeal: (() => void) | null = null;
+  private readonly clockUs: (() => number) | undefined;
+  private readonly commitTimes = new CommitLatencySamples();
 
   constructor(opts: ReplicationLogOptions = {}) {
     this.maxBatchBytes = opts.maxBatchBytes ?? 256 * 1024;
@@ -119,6 +131,7 @@ export class ReplicationLog {
     this.window = opts.window ?? 16;
     this.scheduleFlush = opts.scheduleFlush;
     this.holdWhileInFlight = opts.holdWhileInFlight ?? Infinity;
+    this.clockUs = opts.clockUs;
     this.holding = this.holdWhileInFlight !== Infinity;
     if (!(this.holdWhileInFlight >= 1)) throw new RangeError('holdWhileInFlight must be at least 1 message');
     if (!(this.window >= 1)) throw new RangeError('window must be at least 1 message');
@@ -314,6 +327,7 @@ export class ReplicationLog {
       messagesQueued: queued,
       pendingRecords: this.pending.length,
       attached: this.sink !== null,
+      commit: this.commitTimes.summary(),
     };
   }
 
@@ -360,6 +374,7 @@ export class ReplicationLog {
           this.inFlight++;
           this.lastSent = b.lastLsn;
           if (b.lastLsn > this.maxSent) this.maxSent = b.lastLsn;
+          if (this.clockUs !== undefined) b.sentAtUs = this.clockUs();
           this.sink(b);
           if (this.repump) break;
         }
@@ -374,6 +389,9 @@ export class ReplicationLog {
     while (this.batches.length > 0 && this.batches[0].lastLsn <= this.acked) {
       const b = this.batches.shift() as Batch;
       if (b.sent) this.inFlight--;
+      // Only a message acknowledged by the session it was sent on: one resent after a reconnect,
+      // or acknowledged by a hello, would time the outage.
+      if (b.sent && b.sentAtUs !== undefined && this.clockUs !== undefined) this.commitTimes.add(this.clockUs() - b.sentAtUs);
       this.unackedBytes -= b.byteLength;
     }
     const head = this.batches[0];

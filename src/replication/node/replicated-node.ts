@@ -28,6 +28,7 @@ import { MessageFaults } from '../message-faults.js';
 import type { OutputGate } from '../output-gate.js';
 import { PrimaryTap } from '../primary-tap.js';
 import { type PrimaryWatch, watchPrimary } from '../primary-watch.js';
+import type { CommitLatency } from '../commit-latency.js';
 import { ReplicaLog, ReplicationLog } from '../replication-log.js';
 import { type ReplicaSocket, ServiceReplica } from '../service-replica.js';
 import { clientWaits, type PromoteContext, promote, type Shadow, ShadowTable } from '../shadow.js';
@@ -108,6 +109,8 @@ export interface ReplicationStatus {
     waitingMs: number;
     /** Output commit: packets waiting for the backup now, and since start those that waited and those that went at once. */
     packets?: { waiting: number; waited: number; passed: number };
+    /** Sent-to-acknowledged times of the last replication messages (null before the first). */
+    commit?: CommitLatency | null;
   } | null;
   /** Backup: what it applied; replicaFailed counts connections its copy of the service could not serve (unprotected). */
   applied: { lastLsn: number; shadows: number; divergences: number; replicaFailed: number } | null;
@@ -303,7 +306,7 @@ export class ReplicatedNode {
   // ---- primary ---------------------------------------------------------------------------------
 
   private newLog(): ReplicationLog {
-    return new ReplicationLog({ window: LOG_WINDOW, holdWhileInFlight: LOG_HOLD_WHILE_IN_FLIGHT, scheduleFlush: (run) => setImmediate(run) });
+    return new ReplicationLog({ window: LOG_WINDOW, holdWhileInFlight: LOG_HOLD_WHILE_IN_FLIGHT, scheduleFlush: (run) => setImmediate(run), clockUs: () => performance.now() * 1000 });
   }
 
   private async startPrimary(): Promise<void> {
@@ -1019,7 +1022,7 @@ export class ReplicatedNode {
       lag:
         lag === null
           ? null
-          : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight, waitingMs: lag.records > 0 ? now - this.lastAckProgress : 0, packets: this.gatePackets() },
+          : { records: lag.records, bytes: lag.bytes, lastLsn: lag.lastLsn, ackedLsn: lag.ackedLsn, messagesInFlight: lag.messagesInFlight, waitingMs: lag.records > 0 ? now - this.lastAckProgress : 0, packets: this.gatePackets(), commit: lag.commit },
       applied:
         this.replica === null
           ? null

@@ -29,4 +29,9 @@ describe('status: replication section', () => {
     expect(lines[2]).toBe('  not acknowledged 0 records, 0 B (LSN 0 of 0, 0 messages in flight)');
     expect(lines.at(-1)).toBe('  last peer loss   2026-11-28 17:23:48Z: silent for 309 ms (limit 300 ms)');
   });
+
+  it('a protected primary: the commit time of the last messages, sent to acknowledged', () => {
+    const lines = formatReplication({ ...base, lag: { ...base.lag!, commit: { p50Us: 812, p99Us: 4300, maxUs: 36_120, samples: 512 } } });
+    expect(lines[3]).toBe('  commit time      p50 812 µs, p99 4.3 ms, max 36 ms (sent to acknowledged, last 512 messages)');
+  });
 });

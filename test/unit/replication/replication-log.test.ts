@@ -25,6 +25,35 @@ function lsns(b: OutgoingBatch): number[] {
 }
 
 describe('ReplicationLog (primary)', () => {
+  it('commit time: each message from the sink to its acknowledgement, on the clock given; a message acknowledged only by a reattach is not timed', () => {
+    let nowUs = 1000;
+    const { log } = primary({ clockUs: () => nowUs });
+    expect(log.lag().commit).toBeNull();
+    log.append(input(1, 10));
+    log.flush();
+    nowUs += 300;
+    log.append(input(2, 10));
+    log.flush();
+    nowUs += 500;
+    log.onAck(2);
+    // 800 µs for the first message, 500 for the second.
+    expect(log.lag().commit).toEqual({ p50Us: 800, p99Us: 800, maxUs: 800, samples: 2 });
+    log.append(input(3, 10));
+    log.flush();
+    log.detach();
+    nowUs += 60_000_000;
+    expect(log.attach(() => undefined, 3)).toEqual({ ok: true });
+    expect(log.lag().commit?.samples).toBe(2);
+  });
+
+  it('commit time: without a clock nothing is timed', () => {
+    const { log } = primary();
+    log.append(input(1, 10));
+    log.flush();
+    log.onAck(1);
+    expect(log.lag().commit).toBeNull();
+  });
+
   it('numbers records consecutively from 1 and sends nothing until flushed', () => {
     const { log, sent } = primary();
     expect([log.append(input(1, 10)), log.append(input(2, 10)), log.append({ kind: 'close', conn: 1, reason: 'done' })]).toEqual([1, 2, 3]);
