@@ -7,7 +7,7 @@ import type { Lab } from '../../scripts/lab.js';
 import type { LinkStats } from '../../src/tun/link.js';
 import { cpuSeconds, threadCpuSeconds, type ThreadSplit } from '../cpu.js';
 import { inNs, run, tsNode } from '../proc.js';
-import type { NodeHandle, Nodes, Timing } from './nodes.js';
+import type { NodeHandle, Nodes, Status, Timing } from './nodes.js';
 import { HTTP_PORT, type ServedFile } from './stall.js';
 
 export const ECHO_PORT = 7;
@@ -57,15 +57,16 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
       await pinTo(server, 0);
       if (backup !== undefined) await pinTo(backup, 1);
     }
-    // One download first, not counted: a freshly started node spends its first hundred MiB or
-    // so compiling its hot paths (TurboFan on V8's worker threads, ~0.8 ms/MiB of a replicating
+    // Downloads first, not counted: a freshly started node spends its first few hundred MiB
+    // compiling its hot paths (TurboFan on V8's worker threads, ~0.8 ms/MiB of a replicating
     // primary's CPU in session 4's perf runs), which a daemon that serves for hours does once.
     // The rr half below has its own warm-up round-trips for the same reason.
     for (let i = 0; i < plan.bulkWarmup; i++) await bulkDownload(lab, mode, plan);
     const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
     const split0 = [threadCpuSeconds(server.child.pid), threadCpuSeconds(backup?.child.pid)];
-    const frames0 = await framesOf(nodes, server);
-    const tun0 = await tunOf(nodes, server);
+    const st0 = await nodes.status(server);
+    const frames0 = framesOf(st0);
+    const tun0 = tunOf(st0);
     for (let i = 0; i < plan.bulkReps; i++) {
       const speed = await bulkDownload(lab, mode, plan);
       bulkMiBs.push(speed);
@@ -77,8 +78,9 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     const perMiB = (i: number): number | undefined => (cpu0[i] !== undefined && cpu1[i] !== undefined ? ((cpu1[i]! - cpu0[i]!) * 1000) / mib : undefined);
     cpuMsPerMiB.server = perMiB(0);
     cpuMsPerMiB.backup = perMiB(1);
-    const frames1 = await framesOf(nodes, server);
-    const tun1 = await tunOf(nodes, server);
+    const st1 = await nodes.status(server);
+    const frames1 = framesOf(st1);
+    const tun1 = tunOf(st1);
     if (frames0 !== undefined && frames1 !== undefined) {
       const waited = frames1.waited - frames0.waited;
       const all = waited + frames1.passed - frames0.passed;
@@ -140,19 +142,17 @@ function splitPerMiB(a: ThreadSplit | undefined, b: ThreadSplit | undefined, mib
 }
 
 /**
- * The client-side TUN's counters so far: wake-ups that read packets, and writes (a TSO
+ * The client-side TUN's counters in a status: wake-ups that read packets, and writes (a TSO
  * super-packet is one write for all its segments), to compare the serving node's turns per MiB.
  */
-async function tunOf(nodes: Nodes, h: NodeHandle): Promise<{ rxBatches: number; rxPackets: number; writes: number } | undefined> {
-  const st = await nodes.status(h);
+function tunOf(st: Status | null): { rxBatches: number; rxPackets: number; writes: number } | undefined {
   const s = st?.links?.find((l) => l.name === 'client')?.stats as (LinkStats & { txGso?: number; txGsoSegments?: number }) | undefined;
   if (s === undefined) return undefined;
   return { rxBatches: s.rxBatches, rxPackets: s.rxPackets, writes: s.txPackets - (s.txGsoSegments ?? 0) + (s.txGso ?? 0) };
 }
 
-/** The primary's replication frame counts so far (undefined on an unreplicated node). */
-async function framesOf(nodes: Nodes, h: NodeHandle): Promise<{ sent: number; received: number; waited: number; passed: number; commit: string } | undefined> {
-  const st = await nodes.status(h);
+/** The primary's replication frame counts in a status (undefined on an unreplicated node). */
+function framesOf(st: Status | null): { sent: number; received: number; waited: number; passed: number; commit: string } | undefined {
   const link = st?.links?.find((l) => l.name === 'replication');
   const p = st?.replication?.lag?.packets;
   const c = st?.replication?.lag?.commit;

@@ -1,12 +1,12 @@
-// One kill round of the failover bench: a fresh primary/backup pair serving http-static, a
-// curl download from the client over a paced link (scripts/lab/pace.ts) with tcpdump on the client's interface, the primary
-// SIGKILLed when curl has a chosen share of the file, and what the client saw: the stall (from the
-// capture), curl's exit code, the SHA-256 of what it wrote, and RSTs.
+// One kill round of the failover bench: a fresh primary/backup pair serving http-static, a curl
+// download from the client over a paced link (scripts/lab/pace.ts) with tcpdump on the client's
+// interface, the primary SIGKILLed when curl has a chosen share of the file, and what the client
+// saw: the stall (from the capture), curl's exit code, the SHA-256 of what it wrote, and RSTs.
 
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab } from '../../scripts/lab.js';
-import { paceToNode } from '../../scripts/lab/pace.js';
+import { type PacedPort, paceToNode } from '../../scripts/lab/pace.js';
 import { controlRequest } from '../../src/control/client.js';
 import { analyzeCapture, parseNodeLog, takeoverSteps } from '../../src/demo/analysis.js';
 import { sha256File, waitForOutput } from '../../src/demo/io.js';
@@ -76,12 +76,13 @@ export async function killRound(lab: Lab, nodes: Nodes, dir: string, plan: KillP
   const out = path.join(dir, 'download.bin');
   rmSync(pcapFile, { force: true });
   rmSync(out, { force: true });
-  // Paced on the wire, not by curl's reads: the server cannot run ahead into the client's receive
-  // buffer, so a kill "at 89%" of what curl holds still has 11% to cross the wire.
-  const paced = await paceToNode(lab, 'client', plan.rate);
   // Headers only (-s 128): the analysis needs sequence numbers, not payload.
   const tcpdump = lab.spawn('client', 'tcpdump', ['-i', lab.lanIface, '-n', '-s', '128', '--immediate-mode', '-U', '-Z', 'root', '-w', pcapFile, `tcp port ${HTTP_PORT}`]);
+  let paced: PacedPort | undefined;
   try {
+    // Paced on the wire, not by curl's reads: the server cannot run ahead into the client's
+    // receive buffer, so a kill "at 89%" of what curl holds still has 11% to cross the wire.
+    paced = await paceToNode(lab, 'client', plan.rate);
     await waitForOutput(tcpdump, /listening on/, 15_000, 'tcpdump');
     const maxSeconds = Math.ceil((plan.file.bytes / plan.rate) * 3 + 30);
     const curl = lab.spawn('client', 'curl', ['-sS', '--max-time', String(maxSeconds), '-o', out, `http://${vip}/${plan.file.name}`]);
@@ -158,7 +159,7 @@ export async function killRound(lab: Lab, nodes: Nodes, dir: string, plan: KillP
     };
   } finally {
     if (tcpdump.exitCode === null && tcpdump.signalCode === null) tcpdump.kill('SIGKILL');
-    await paced.undo();
+    await paced?.undo();
     await nodes.stopAll();
     rmSync(out, { force: true });
     rmSync(pcapFile, { force: true });

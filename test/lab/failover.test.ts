@@ -19,7 +19,7 @@ import {
   vipAnswersHttp,
   whileStopped,
 } from './helpers/client-checks.js';
-import { paceToNode } from '../../scripts/lab/pace.js';
+import { type PacedPort, paceToNode } from '../../scripts/lab/pace.js';
 import { startEchoStreams } from './helpers/echo-clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { ReplicatedPair } from './helpers/replicated-pair.js';
@@ -162,10 +162,11 @@ describe('failover in the lab', () => {
     await pair.waitUntil('the VIP answers', () => vipAnswersHttp(l), 20_000);
 
     const cap = await captureClientRsts(l);
-    // Paced on the wire, not by curl: the kill must find the diverged download still on the wire
-    // (two downloads sharing 8 MiB/s, about 6 s).
-    const paced = await paceToNode(l, 'client', 8 * MIB);
+    let paced: PacedPort | undefined;
     try {
+      // Paced on the wire, not by curl: the kill must find the diverged download still on the
+      // wire (two downloads sharing 8 MiB/s, about 6 s).
+      paced = await paceToNode(l, 'client', 8 * MIB);
       const opts = { timeoutMs: 120_000 };
       const sameDl = startDownload(l, `http://${l.addr.vip}/same.bin`, join(dir, 'same.out'), opts);
       // No TCP keepalive: the takeover's own RST must end this download. curl's keepalive probe
@@ -195,7 +196,7 @@ describe('failover in the lab', () => {
       const rsts = await cap.stop();
       expect(rsts.packets, 'the diverged download is reset at takeover').toBeGreaterThanOrEqual(1);
     } finally {
-      await paced.undo();
+      await paced?.undo();
       await cap.dispose();
     }
   }, 180_000);

@@ -4,19 +4,18 @@
 // no connection by its own header (not TCP, a fragment, a truncated packet) waits for the end.
 
 import { demuxKey } from '../../stack/host.js';
-import type { FourTuple } from '../../stack/wire/types.js';
-
-const IP_PROTO_TCP = 6;
+import { readAddr } from '../../stack/wire/ipv4.js';
+import { IPPROTO_TCP, type FourTuple } from '../../stack/wire/types.js';
 
 /** The host's demultiplexing key of a received IPv4 TCP packet (local = its destination), or null. */
 export function inboundKey(packet: Uint8Array): string | null {
-  if (packet.length < 20 || packet[0]! >> 4 !== 4 || packet[9] !== IP_PROTO_TCP) return null;
+  if (packet.length < 20 || packet[0]! >> 4 !== 4 || packet[9] !== IPPROTO_TCP) return null;
   // A fragment (more-fragments set or an offset): only the first carries the ports.
   if (((packet[6]! & 0x3f) | packet[7]!) !== 0) return null;
   const ihl = (packet[0]! & 0x0f) * 4;
   if (ihl < 20 || packet.length < ihl + 4) return null;
-  const src = ((packet[12]! << 24) | (packet[13]! << 16) | (packet[14]! << 8) | packet[15]!) >>> 0;
-  const dst = ((packet[16]! << 24) | (packet[17]! << 16) | (packet[18]! << 8) | packet[19]!) >>> 0;
+  const src = readAddr(packet, 12);
+  const dst = readAddr(packet, 16);
   const srcPort = (packet[ihl]! << 8) | packet[ihl + 1]!;
   const dstPort = (packet[ihl + 2]! << 8) | packet[ihl + 3]!;
   return demuxKey(dst, dstPort, src, srcPort);
