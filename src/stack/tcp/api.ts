@@ -60,6 +60,11 @@ export interface TcpConfig {
   congestionControl: CongestionControlName;
   /** Initial congestion window in segments (RFC 6928: 10). */
   initialWindowSegments: number;
+  /**
+   * Slow start's limit on the growth per ACK, in segments (RFC 3465's L). Undefined: none, cwnd
+   * grows by every byte an ACK acknowledges, as Linux's does (see congestion-newreno.ts).
+   */
+  slowStartAckLimitSegments?: number;
   /** RFC 5961 challenge ACKs allowed per second, across the host. */
   challengeAckPerSecond: number;
   /** Option order on SYN and SYN-ACK. */

@@ -68,5 +68,7 @@ export function freebsdProfileConfig(): TcpConfig {
     timeWaitReuse: false,
     // FreeBSD's default stack detects loss by DupThresh alone (RACK is the separate tcp_rack stack).
     rack: false,
+    // net.inet.tcp.abc_l_var: slow start grows by at most 2*SMSS per ACK (RFC 3465 section 2.2).
+    slowStartAckLimitSegments: 2,
   };
 }

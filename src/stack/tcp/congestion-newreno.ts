@@ -9,10 +9,17 @@ import type { CongestionController, CongestionSnapshot } from './congestion.js';
 const INITIAL_SSTHRESH = 0x7fffffff;
 
 /**
- * RFC 3465 section 2.2 bounds the slow-start increase per ACK by L: "TCP implementations MAY use
- * L=2*SMSS bytes and MUST NOT use L > 2*SMSS bytes."
+ * Slow start counts the bytes each ACK acknowledges (RFC 3465, appropriate byte counting). Its
+ * section 2.2 also bounds the increase per ACK by L: "TCP implementations MAY use L=2*SMSS bytes
+ * and MUST NOT use L > 2*SMSS bytes" -- a bound for receivers that acknowledge every other
+ * segment. A Linux client receiving through GRO acknowledges a whole 64 KiB super-segment at once
+ * (45 segments): with L = 2*SMSS each round trip then grows cwnd by about 4% instead of doubling
+ * it, and a replicated download, whose round trip includes the backup's acknowledgement, took
+ * 120-170 ms to open its window from IW10 to 1 MiB (bench/RESULTS.md, session 5). So, as Linux's
+ * tcp_slow_start does, the default counts every byte acknowledged; `slowStartAckLimitSegments`
+ * restores an L (the FreeBSD conformance profile uses net.inet.tcp.abc_l_var's 2).
  */
-const ABC_LIMIT_SEGMENTS = 2;
+const NO_LIMIT = Number.POSITIVE_INFINITY;
 
 export class NewRenoController implements CongestionController {
   get name(): CongestionControlName {
@@ -27,10 +34,14 @@ export class NewRenoController implements CongestionController {
   protected recovering = false;
   protected timeoutLoss = false;
 
-  constructor(mss: number, initialWindowSegments: number) {
+  /** Slow start's growth per ACK at most, in segments (RFC 3465's L). */
+  protected readonly ackLimitSegments: number;
+
+  constructor(mss: number, initialWindowSegments: number, slowStartAckLimitSegments: number = NO_LIMIT) {
     this.mss = mss;
     this.initialWindow = Math.max(1, initialWindowSegments) * mss;
     this.cwndBytes = this.initialWindow;
+    this.ackLimitSegments = slowStartAckLimitSegments > 0 ? slowStartAckLimitSegments : NO_LIMIT;
   }
 
   get cwnd(): number {
@@ -59,10 +70,10 @@ export class NewRenoController implements CongestionController {
     let left = ackedBytes;
     if (this.cwndBytes < this.ssthreshBytes) {
       // RFC 5681 section 3.1: "During slow start, a TCP increments cwnd by at most SMSS bytes for
-      // each ACK received that cumulatively acknowledges new data"; RFC 3465 (appropriate byte
-      // counting) raises the limit to L = 2*SMSS and counts the bytes acknowledged.
+      // each ACK received that cumulatively acknowledges new data"; RFC 3465 counts the bytes
+      // acknowledged instead, up to L per ACK (none by default, see NO_LIMIT above).
       const room = this.ssthreshBytes - this.cwndBytes;
-      const inc = Math.min(left, ABC_LIMIT_SEGMENTS * this.mss, room);
+      const inc = Math.min(left, this.ackLimitSegments * this.mss, room);
       this.cwndBytes += inc;
       left -= inc;
       // Bytes acknowledged beyond the point where slow start ends count towards avoidance.

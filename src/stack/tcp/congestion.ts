@@ -86,12 +86,13 @@ export function createCongestionController(
   name: CongestionControlName,
   mss: number,
   initialWindowSegments: number,
+  slowStartAckLimitSegments?: number,
 ): CongestionController {
   switch (name) {
     case 'newreno':
-      return new NewRenoController(mss, initialWindowSegments);
+      return new NewRenoController(mss, initialWindowSegments, slowStartAckLimitSegments);
     case 'cubic':
-      return new CubicController(mss, initialWindowSegments);
+      return new CubicController(mss, initialWindowSegments, slowStartAckLimitSegments);
   }
 }
 
@@ -99,11 +100,12 @@ export function restoreCongestionController(
   snapshot: CongestionSnapshot,
   mss: number,
   initialWindowSegments = 10,
+  slowStartAckLimitSegments?: number,
 ): CongestionController {
   const c =
     snapshot.name === 'cubic'
-      ? new CubicController(mss, initialWindowSegments)
-      : new NewRenoController(mss, initialWindowSegments);
+      ? new CubicController(mss, initialWindowSegments, slowStartAckLimitSegments)
+      : new NewRenoController(mss, initialWindowSegments, slowStartAckLimitSegments);
   c.restore(snapshot);
   return c;
 }

@@ -50,7 +50,7 @@ export class Connection implements TcpConnection, ObservableConnection {
     this.v = v;
     this.now = now;
     this.rto = new RtoEstimator(cfg.initialRtoUs, cfg.minRtoUs, cfg.maxRtoUs);
-    this.cc = createCongestionController(cfg.congestionControl, cfg.mss, cfg.initialWindowSegments);
+    this.cc = createCongestionController(cfg.congestionControl, cfg.mss, cfg.initialWindowSegments, cfg.slowStartAckLimitSegments);
   }
 
   get state(): TcpState {

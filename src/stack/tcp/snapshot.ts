@@ -52,6 +52,6 @@ export function restoreConnection(s: TcbSnapshot, config: TcpConfig, env: TcpEnv
   if (s.recvBuffer.length > 0) c.rcvBuf.push(s.recvBuffer.slice());
   for (const e of s.outOfOrder) c.ooo.insert(e.seq, e.data.slice());
   c.rto = RtoEstimator.restore(s.rto, config.initialRtoUs, config.minRtoUs, config.maxRtoUs);
-  c.cc = restoreCongestionController(s.congestion, c.maxSeg, config.initialWindowSegments);
+  c.cc = restoreCongestionController(s.congestion, c.maxSeg, config.initialWindowSegments, config.slowStartAckLimitSegments);
   return c;
 }

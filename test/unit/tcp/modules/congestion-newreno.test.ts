@@ -16,14 +16,35 @@ describe('newreno slow start', () => {
     expect(cc.ssthresh).toBe(INITIAL_SSTHRESH);
   });
 
-  it('grows by the bytes acknowledged, at most 2*SMSS per ACK (RFC 3465 L=2)', () => {
+  it('grows by every byte a stretch ACK acknowledges by default (no per-ACK limit, as Linux)', () => {
     const cc = createCongestionController('newreno', MSS, 10);
+    cc.onAck(0, 500, 1000, BIG);
+    expect(cc.cwnd).toBe(10 * MSS + 500);
+    // A GRO receiver's ACK of a 45-segment super-segment: the window grows by all of it.
+    cc.onAck(0, 45 * MSS, 1000, BIG);
+    expect(cc.cwnd).toBe(55 * MSS + 500);
+  });
+
+  it('grows by at most L per ACK when a limit is configured (RFC 3465 L=2, the FreeBSD profile)', () => {
+    const cc = createCongestionController('newreno', MSS, 10, 2);
     cc.onAck(0, MSS, 1000, BIG);
     expect(cc.cwnd).toBe(11 * MSS);
     cc.onAck(0, 500, 1000, BIG);
     expect(cc.cwnd).toBe(11 * MSS + 500);
     cc.onAck(0, 5 * MSS, 1000, BIG); // a stretch ACK is capped at L
     expect(cc.cwnd).toBe(13 * MSS + 500);
+  });
+
+  it('doubles the window over one round trip of stretch ACKs', () => {
+    const cc = createCongestionController('cubic', MSS, 10);
+    for (let i = 0; i < 2; i++) cc.onAck(0, 5 * MSS, null, BIG);
+    expect(cc.cwnd).toBe(20 * MSS);
+  });
+
+  it('keeps a configured limit across a snapshot restore', () => {
+    const cc = restoreCongestionController(createCongestionController('newreno', MSS, 10).snapshot(), MSS, 10, 2);
+    cc.onAck(0, 5 * MSS, null, BIG);
+    expect(cc.cwnd).toBe(12 * MSS);
   });
 
   it('doubles the window over one round trip of full-size ACKs', () => {
