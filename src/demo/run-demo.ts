@@ -1,7 +1,7 @@
 // `understudy demo`: a failover, shown end to end with nothing prepared. It builds a namespace lab
 // (client, primary, backup, a replication link), starts a backup and a primary serving a random
-// file over http-static on the VIP, downloads it with a real curl from the client at a rate that
-// makes the transfer last about ten seconds, SIGKILLs the primary part-way, and reports what the
+// file over http-static on the VIP, downloads it with a real curl from the client over a link paced
+// so that the transfer lasts about ten seconds, SIGKILLs the primary part-way, and reports what the
 // client saw: bytes, SHA-256, RSTs on its interface, the stall, and the backup's takeover steps —
 // with the capture and a timeline picture written to the output directory.
 
@@ -38,7 +38,7 @@ export interface DemoOptions {
   outDir?: string | undefined;
   /** Where in the download to kill the primary (default 0.4). */
   killAt?: number;
-  /** How long the download should take, which sets curl's rate limit (default 10 s). */
+  /** How long the download should take, which sets the pace of the client's link (default 10 s). */
   transferSeconds?: number;
 }
 
@@ -121,6 +121,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
   try {
     // Loaded here so that `demo --help` and the checks above never load the FFI layer.
     const { createLab } = await import('../../scripts/lab.js');
+    const { paceToNode } = await import('../../scripts/lab/pace.js');
     progress(`building the lab (client, primary, backup, replication link)${opts.keep ? ', kept afterwards' : ''}`);
     lab = await createLab({ replicationLink: true, persistent: opts.keep });
     const l = lab;
@@ -178,8 +179,12 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
     const rate = Math.max(64 * 1024, Math.ceil(sizeBytes / transferSeconds));
     const maxSeconds = Math.ceil(transferSeconds * 3 + 30);
     const url = `http://${l.addr.vip}/${FILE_NAME}`;
-    progress(`curl ${url} from the client, limited to ${(rate / MIB).toFixed(1)} MiB/s (about ${transferSeconds} s)`);
-    const curl = l.spawn('client', 'curl', ['-sS', '--max-time', String(maxSeconds), '--limit-rate', String(rate), '-o', download, url]);
+    // The wire is paced, not curl's reads (scripts/lab/pace.ts): with --limit-rate the server
+    // fills the client's receive buffer ahead of curl, and a kill "at 68%" found the whole file
+    // already in the client's kernel (nothing left to fail over).
+    const paced = await paceToNode(l, 'client', rate);
+    progress(`curl ${url} from the client, over a link paced at ${(rate / MIB).toFixed(1)} MiB/s (about ${transferSeconds} s)`);
+    const curl = l.spawn('client', 'curl', ['-sS', '--max-time', String(maxSeconds), '-o', download, url]);
     children.push(curl);
     let curlErr = '';
     curl.stderr?.setEncoding('utf8').on('data', (d: string) => (curlErr += d));
@@ -236,6 +241,8 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       await sleep(killedAtMs === undefined ? 10 : 100);
     }
     progress(`curl exited with ${curlExit}`);
+    // A kept lab is left as it was built.
+    await paced.undo();
     // Let the connection's last segments (FIN, ACK) reach the capture before stopping it, and a
     // tcpdump that fell behind on a busy machine write what it still has to: a SIGINT ends its
     // loop, and packets it had not read yet would be lost (a capture without the resumed transfer).
@@ -253,7 +260,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo): Promise<number> {
       server: { ip: l.addr.vip, port: PORT },
       ...(killedAtMs === undefined ? {} : { killedAtUs: killedAtMs * 1000 }),
       // The pause the failover caused is the one across the backup's decision; without that, a
-      // pause long after the takeover is the client's rate limit, not the failover.
+      // pause long after the takeover is the link's pace, not the failover.
       ...(steps[0] === undefined ? {} : { failoverAtUs: steps[0].timeMs * 1000 }),
       ...(tookOverMs === undefined ? {} : { searchUntilUs: (tookOverMs + 2000) * 1000 }),
     });
