@@ -58,6 +58,8 @@ const SETTINGS: { key: string; name: string; timing: Timing; targetMs: number }[
 // part-way by bytes received, short enough for 40 rounds in a few minutes.
 const RATE = 32 * MIB;
 const SIZES_MIB = [32, 64, 96, 128];
+/** Unmeasured downloads per node pair before the cost half measures (bench/failover/cost.ts). */
+const WARMUP_BYTES = 2048 * MIB;
 // One round in four has loss on the client links (1% or 2% alternately), as in the issue's test.
 const lossFor = (i: number): number => (i % 4 === 3 ? (((i - 3) / 4) % 2 === 0 ? 1 : 2) : 0);
 
@@ -177,7 +179,7 @@ function writeResults(settings: SettingResult[], cost: CostRun[], costError: str
     `- machine: ${machine()}; load average at start ${loadAtStart}, at end ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} (other work on the machine shows up as noise)`,
     `- lab: scripts/lab.ts, client, primary and backup namespaces on a bridge (veth, MTU 1500) plus a primary-backup replication veth; \`understudy node\` on VIP 198.18.0.100`,
     ...(f.has('no-stall') ? [] : [`- stall: ${kills} kills per setting; each a fresh pair serving http-static, curl over the client's link paced at ${RATE / MIB} MiB/s (tbf on the switch's port, scripts/lab/pace.ts) of a random ${SIZES_MIB.join('/')} MiB file, SIGKILL of the primary at a uniform ${(killFrom * 100).toFixed(0)}-${(killTo * 100).toFixed(0)}% of the bytes curl holds; one round in four with 1% or 2% loss on both nodes' client links (\`fault loss\`). Stall = the longest pause in new server data on the client's interface (tcpdump) that ends after the kill and starts before the backup's takeover.done; curl exit, SHA-256 and RSTs checked per round`]),
-    `- replication cost: ${costReps} interleaved repetition(s) of: curl of a ${SIZES_MIB.at(-1)} MiB file ${costRate === undefined ? "with no rate limit" : `at curl --limit-rate ${costRate}`} x 3 after three unmeasured warm-up downloads per node pair (curl speed_download; CPU per MiB over the 3), and bench/clients/rr.ts 64 B round-trips (${quick ? 2000 : 5000} after ${quick ? 200 : 500} warm-up) against echo; replicated = primary with backup attached and protected (defaults), unreplicated = the same node without --role${pin ? '; --pin: the serving node on CPU 0, the backup and curl on CPU 1 (taskset), one core per host' : ''}`,
+    `- replication cost: ${costReps} interleaved repetition(s) of: curl of a ${SIZES_MIB.at(-1)} MiB file ${costRate === undefined ? "with no rate limit" : `at curl --limit-rate ${costRate}`} x 3 after ${WARMUP_BYTES / MIB} MiB of unmeasured warm-up downloads per node pair (curl speed_download; CPU per MiB over the 3), and bench/clients/rr.ts 64 B round-trips (${quick ? 2000 : 5000} after ${quick ? 200 : 500} warm-up) against echo; replicated = primary with backup attached and protected (defaults), unreplicated = the same node without --role${pin ? '; --pin: the serving node on CPU 0, the backup and curl on CPU 1 (taskset), one core per host' : ''}`,
     '',
     ...summaryTable(settings, cost, costError),
     '',
@@ -256,7 +258,7 @@ async function main(): Promise<number> {
     }
 
     if (!f.has('no-cost')) {
-      const plan = { file: files.at(-1)!, bulkReps: 3, bulkWarmup: 3, rrCount: quick ? 2000 : 5000, rrWarmup: quick ? 200 : 500, timing: SETTINGS[0]!.timing, www, pin, ...(costRate === undefined ? {} : { limitRate: costRate }) };
+      const plan = { file: files.at(-1)!, bulkReps: 3, warmupBytes: WARMUP_BYTES, rrCount: quick ? 2000 : 5000, rrWarmup: quick ? 200 : 500, timing: SETTINGS[0]!.timing, www, pin, ...(costRate === undefined ? {} : { limitRate: costRate }) };
       try {
         for (let rep = 0; rep < costReps; rep++) {
           // Alternate which mode goes first, for the same reason as above.

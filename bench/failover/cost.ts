@@ -31,8 +31,8 @@ export interface CostRun {
 export interface CostPlan {
   file: ServedFile;
   bulkReps: number;
-  /** Downloads before the measured ones, counted nowhere (JIT warm-up of fresh nodes). */
-  bulkWarmup: number;
+  /** Bytes downloaded before the measured downloads, counted nowhere (JIT warm-up of fresh nodes). */
+  warmupBytes: number;
   rrCount: number;
   rrWarmup: number;
   timing: Timing;
@@ -60,8 +60,12 @@ export async function costRun(lab: Lab, nodes: Nodes, mode: Mode, plan: CostPlan
     // Downloads first, not counted: a freshly started node spends its first few hundred MiB
     // compiling its hot paths (TurboFan on V8's worker threads, ~0.8 ms/MiB of a replicating
     // primary's CPU in session 4's perf runs), which a daemon that serves for hours does once.
-    // The rr half below has its own warm-up round-trips for the same reason.
-    for (let i = 0; i < plan.bulkWarmup; i++) await bulkDownload(lab, mode, plan);
+    // A replicating pair takes longer: its per-message code (sealing, digests, acknowledgements)
+    // runs a few times per MiB, so V8 reaches it late. With 384 MiB of warm-up (session 4) the
+    // primary and the backup were each still compiling about 50 functions during the measured
+    // downloads, the unreplicated node none (--trace-opt, session 5). The rr half below has its
+    // own warm-up round-trips for the same reason.
+    for (let done = 0; done < plan.warmupBytes; done += plan.file.bytes) await bulkDownload(lab, mode, plan);
     const cpu0 = [cpuSeconds(server.child.pid), cpuSeconds(backup?.child.pid)];
     const split0 = [threadCpuSeconds(server.child.pid), threadCpuSeconds(backup?.child.pid)];
     const st0 = await nodes.status(server);
