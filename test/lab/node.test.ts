@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { paceToNode } from '../../scripts/lab/pace.js';
 import { spawnSoloNode } from './helpers/cli.js';
 import { curl, ping } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
@@ -139,34 +140,41 @@ describe('understudy node in the lab', () => {
   it('stops on SIGTERM with exit 0, resets open connections, and removes its route, proxy entry and tun', async () => {
     const l = lab();
     if (child === undefined || output === undefined) throw new Error('the node was not started');
-    // A download that would take 30 s: the node must not wait for it, and curl must learn at once.
-    const slow = l.exec('client', 'curl', ['-sS', '--max-time', '20', '--limit-rate', '512K', '-o', '/dev/null', `http://${l.addr.vip}/slow.bin`], {
-      allowFailure: true,
-      timeoutMs: 60_000,
-    });
-    const opened = output.lines.filter((x) => / conn\.open /.test(x)).length;
-    const deadline = Date.now() + 10_000;
-    while (output.lines.filter((x) => / conn\.open /.test(x)).length === opened && Date.now() < deadline) {
-      await new Promise((res) => setTimeout(res, 50));
+    const paced = await paceToNode(l, 'client', 512 * 1024);
+    try {
+      // A download that would take 30 s: the node must not wait for it, and curl must learn at once.
+      // The wire is paced, not curl's reads (scripts/lab/pace.ts): the node must still be sending
+      // when it stops, not have the whole file in the client's receive buffer already.
+      const slow = l.exec('client', 'curl', ['-sS', '--max-time', '20', '-o', '/dev/null', `http://${l.addr.vip}/slow.bin`], {
+        allowFailure: true,
+        timeoutMs: 60_000,
+      });
+      const opened = output.lines.filter((x) => / conn\.open /.test(x)).length;
+      const deadline = Date.now() + 10_000;
+      while (output.lines.filter((x) => / conn\.open /.test(x)).length === opened && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      await new Promise((res) => setTimeout(res, 500));
+      const killedAt = Date.now();
+      child.kill('SIGTERM');
+      const [code, signal] = await Promise.race([
+        exited,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit 15 s after SIGTERM:\n${output?.text()}`)), 15_000)),
+      ]);
+      expect({ code, signal }, output.text()).toEqual({ code: 0, signal: null });
+      expect(output.text()).toMatch(/ node\.stopped reason=SIGTERM exit=0/);
+      const route = await l.exec('primary', 'ip', ['route', 'show', `${l.addr.vip}/32`]);
+      expect(route.stdout.trim()).toBe('');
+      const proxy = await l.exec('primary', 'ip', ['neigh', 'show', 'proxy']);
+      expect(proxy.stdout).not.toContain(l.addr.vip);
+      const link = await l.exec('primary', 'ip', ['link', 'show', TUN], { allowFailure: true });
+      expect(link.code).not.toBe(0);
+      const download = await slow;
+      expect(download.code, download.stderr).not.toBe(0);
+      expect(download.stderr).toMatch(/reset/i);
+      expect(Date.now() - killedAt).toBeLessThan(10_000);
+    } finally {
+      await paced.undo();
     }
-    await new Promise((res) => setTimeout(res, 500));
-    const killedAt = Date.now();
-    child.kill('SIGTERM');
-    const [code, signal] = await Promise.race([
-      exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit 15 s after SIGTERM:\n${output?.text()}`)), 15_000)),
-    ]);
-    expect({ code, signal }, output.text()).toEqual({ code: 0, signal: null });
-    expect(output.text()).toMatch(/ node\.stopped reason=SIGTERM exit=0/);
-    const route = await l.exec('primary', 'ip', ['route', 'show', `${l.addr.vip}/32`]);
-    expect(route.stdout.trim()).toBe('');
-    const proxy = await l.exec('primary', 'ip', ['neigh', 'show', 'proxy']);
-    expect(proxy.stdout).not.toContain(l.addr.vip);
-    const link = await l.exec('primary', 'ip', ['link', 'show', TUN], { allowFailure: true });
-    expect(link.code).not.toBe(0);
-    const download = await slow;
-    expect(download.code, download.stderr).not.toBe(0);
-    expect(download.stderr).toMatch(/reset/i);
-    expect(Date.now() - killedAt).toBeLessThan(10_000);
   }, 90_000);
 });

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { RunResult } from '../../bench/proc.js';
 import type { ConnectionStatus, NodeStatus } from '../../src/control/status.js';
 import { fault as faultCmd, statusJson, understudy } from './helpers/cli.js';
+import { paceToNode } from '../../scripts/lab/pace.js';
 import { curl, ping } from './helpers/clients.js';
 import { useLab } from './helpers/lab-fixture.js';
 import { OutputWatch } from './helpers/output-watch.js';
@@ -145,33 +146,41 @@ describe('the operator commands against a lab node', () => {
   it('fault loss 100 stalls a download mid-way; fault clear lets it finish byte-exact', async () => {
     const l = lab();
     const file = join(out, 'lossy.bin');
-    const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [file], 60_000, ['--limit-rate', '4M']);
-    const before = await poll('the download to be under way', 10_000, async () => {
-      const c = clientConn(await status());
-      return c !== undefined && c.sndUna.rel > 100_000 ? c : undefined;
-    });
-    await fault('loss', '100');
-    // Cleared whatever happens, so that a failure here does not leave the next tests without a link.
+    // The wire is paced, not curl's reads (scripts/lab/pace.ts): with --limit-rate the node
+    // filled the client's receive buffer with the whole 32 MiB before the fault, leaving nothing
+    // for the loss to stall.
+    const paced = await paceToNode(l, 'client', 4 * 1024 * 1024);
     try {
-      await sleep(1000);
-      const stalledAt = clientConn(await status());
-      await sleep(1500);
-      const s = await status();
-      const still = clientConn(s);
-      expect(still?.sndUna.rel, 'nothing is acknowledged while every packet is lost').toBe(stalledAt?.sndUna.rel);
-      expect(still!.sndUna.rel).toBeLessThan(bigBlob.length);
-      expect(still!.sndUna.rel).toBeGreaterThanOrEqual(before.sndUna.rel);
-      expect(s.counters.drops['fault.lost']).toBeGreaterThan(0);
-      expect(s.links[0]?.faultSpec).toEqual({ in: 'loss=100', out: 'loss=100' });
-      expect(s.faultLog.at(-1)?.description).toBe('loss 100 --link client --direction both');
+      const download = curl(l.ns.client, [`http://${l.addr.vip}/big.bin`], [file], 60_000);
+      const before = await poll('the download to be under way', 10_000, async () => {
+        const c = clientConn(await status());
+        return c !== undefined && c.sndUna.rel > 100_000 ? c : undefined;
+      });
+      await fault('loss', '100');
+      // Cleared whatever happens, so that a failure here does not leave the next tests without a link.
+      try {
+        await sleep(1000);
+        const stalledAt = clientConn(await status());
+        await sleep(1500);
+        const s = await status();
+        const still = clientConn(s);
+        expect(still?.sndUna.rel, 'nothing is acknowledged while every packet is lost').toBe(stalledAt?.sndUna.rel);
+        expect(still!.sndUna.rel).toBeLessThan(bigBlob.length);
+        expect(still!.sndUna.rel).toBeGreaterThanOrEqual(before.sndUna.rel);
+        expect(s.counters.drops['fault.lost']).toBeGreaterThan(0);
+        expect(s.links[0]?.faultSpec).toEqual({ in: 'loss=100', out: 'loss=100' });
+        expect(s.faultLog.at(-1)?.description).toBe('loss 100 --link client --direction both');
+      } finally {
+        await fault('clear');
+      }
+      const r = await download;
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(sha256(readFileSync(file))).toBe(sha256(bigBlob));
+      expect(output?.text()).toMatch(/ fault\.set fault="loss 100 --link client --direction both"/);
+      expect(output?.text()).toMatch(/ fault\.clear /);
     } finally {
-      await fault('clear');
+      await paced.undo();
     }
-    const r = await download;
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(sha256(readFileSync(file))).toBe(sha256(bigBlob));
-    expect(output?.text()).toMatch(/ fault\.set fault="loss 100 --link client --direction both"/);
-    expect(output?.text()).toMatch(/ fault\.clear /);
   }, 90_000);
 
   it('fault delay 200 --direction out adds 200 ms to the ping RTT', async () => {
