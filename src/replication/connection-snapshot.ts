@@ -79,3 +79,21 @@ export function snapshotRecord(
     ],
   };
 }
+
+/**
+ * Why a snapshot's stream offsets disagree with its sequence numbers, or null when they agree.
+ * The backup places output offset o at sequence number ISS + 1 + o and input offset i at IRS + 1
+ * + i (shadow.ts); the tap counts offsets from what the send buffer took and what was accepted. A
+ * snapshot whose two counts differ would resume the client's stream with the right bytes at the
+ * wrong sequence numbers -- a download cut short by the difference, or bytes given twice -- so it
+ * must not go into the log (the connection then stays unprotected, and a takeover resets it).
+ */
+export function snapshotOffsetsDisagree(st: SnapshotState): string | null {
+  // A SYN-ACK not yet acknowledged has no data offsets to check.
+  if (st.sndUna === st.iss) return null;
+  const acked = seqDiff(st.sndUna, st.iss) - 1 - (st.finAcked ? 1 : 0);
+  if (acked !== st.ackedOutput) return `output acknowledged to offset ${st.ackedOutput} by the tap's count, ${acked} by SND.UNA ${st.sndUna} (ISS ${st.iss})`;
+  const input = seqDiff(st.rcvNxt, st.irs) - 1 - (st.peerFin ? 1 : 0);
+  if (input !== st.inputEnd) return `input accepted to offset ${st.inputEnd} by the tap's count, ${input} by RCV.NXT ${st.rcvNxt} (IRS ${st.irs})`;
+  return null;
+}

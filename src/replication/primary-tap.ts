@@ -12,7 +12,8 @@ import { crc32 } from 'node:zlib';
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
 import type { SeqNum } from '../stack/wire/seq.js';
-import { negotiatedOptions, snapshotRecord } from './connection-snapshot.js';
+import { ipv4ToString } from '../stack/wire/types.js';
+import { negotiatedOptions, snapshotOffsetsDisagree, snapshotRecord } from './connection-snapshot.js';
 import type { CongestionHint, ConnId, Lsn, StreamBoundary, StreamOffset } from './log-records.js';
 import { OutputGate } from './output-gate.js';
 import { SegmentDeps } from './segment-deps.js';
@@ -68,6 +69,8 @@ export interface PrimaryTapStats {
   replicated: number;
   /** Connections brought to a backup by a snapshot (reintegration). */
   snapshots: number;
+  /** Snapshots not logged because their stream offsets disagreed with their sequence numbers. */
+  snapshotsRefused: number;
   /** Connections that live outside the log: opened while unprotected, or active opens. */
   unreplicated: number;
   records: number;
@@ -83,6 +86,8 @@ class Tracked implements ConnectionObserver {
   wnd = 0;
   /** The congestion hint last logged, so a heartbeat carries only the connections that moved. */
   hinted: CongestionHint | null = null;
+  /** A snapshot of it was refused (its offsets disagreed with its sequence numbers); said once. */
+  snapshotRefused = false;
 
   constructor(
     readonly id: ConnId,
@@ -145,7 +150,7 @@ const DIGEST_FROM_BYTES = 4096;
 const MS = 1000;
 
 export class PrimaryTap {
-  readonly stats: PrimaryTapStats = { replicated: 0, snapshots: 0, unreplicated: 0, records: 0 };
+  readonly stats: PrimaryTapStats = { replicated: 0, snapshots: 0, snapshotsRefused: 0, unreplicated: 0, records: 0 };
   private log: ReplicationLog;
   private readonly clock: () => Micros;
   private readonly epoch: () => number;
@@ -490,6 +495,13 @@ export class PrimaryTap {
     }
     if (!t.retained.complete) return false;
     const r = snapshotRecord(t.id, c, this.clock(), t.inOffset, t.outOffset, t.retained);
+    const wrong = snapshotOffsetsDisagree(r.state);
+    if (wrong !== null) {
+      this.stats.snapshotsRefused++;
+      if (!t.snapshotRefused) this.say(`replication: connection ${ipv4ToString(c.tuple.remoteAddr)}:${c.tuple.remotePort} not brought over, it stays unprotected: ${wrong}`);
+      t.snapshotRefused = true;
+      return false;
+    }
     t.logged = true;
     const lsn = this.append(r);
     // Every packet of the connection so far, data and ACKs, depends on the snapshot.
