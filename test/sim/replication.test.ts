@@ -110,13 +110,22 @@ describe('failover in simulation', () => {
 });
 
 /** Reads a whole HTTP/1.1 response (Connection: close): headers and body. */
-function httpGet(s: ReplicationSim, port: number, path: string): { body: () => Buffer; receivedBytes: () => number; done: Promise<void> } {
+/**
+ * An HTTP GET. With `pauseMs`, the reader pauses that long after a chunk now and then, so that the
+ * client's window limits the sender (as curl --limit-rate does).
+ */
+function httpGet(s: ReplicationSim, port: number, path: string, pauseMs?: () => number): { body: () => Buffer; receivedBytes: () => number; done: Promise<void> } {
   const sock = s.client.connect({ host: VIP, port });
   const chunks: Buffer[] = [];
   let got = 0;
   sock.on('data', (d: Buffer) => {
     chunks.push(d);
     got += d.length;
+    const ms = pauseMs?.() ?? 0;
+    if (ms > 0) {
+      sock.pause();
+      setTimeout(() => sock.resume(), ms);
+    }
   });
   sock.write(`GET ${path} HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n`);
   const done = new Promise<void>((resolve, reject) => {
@@ -462,39 +471,6 @@ function fileService(dir: string): Service {
   };
 }
 
-/** An HTTP GET whose reader pauses now and then, so that the client's window limits the sender (as curl --limit-rate does). */
-function slowGet(s: ReplicationSim, port: number, path: string, pauseMs: () => number): { body: () => Buffer; receivedBytes: () => number; done: Promise<void> } {
-  const sock = s.client.connect({ host: VIP, port });
-  const chunks: Buffer[] = [];
-  let got = 0;
-  sock.on('data', (d: Buffer) => {
-    chunks.push(d);
-    got += d.length;
-    const ms = pauseMs();
-    if (ms > 0) {
-      sock.pause();
-      setTimeout(() => sock.resume(), ms);
-    }
-  });
-  sock.write(`GET ${path} HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n`);
-  const done = new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.once('end', () => {
-      ends.set(sock.localPort, s.wire.length);
-      resolve();
-    });
-  });
-  return {
-    receivedBytes: () => got,
-    done,
-    body: () => {
-      const all = Buffer.concat(chunks);
-      const at = all.indexOf('\r\n\r\n');
-      return at < 0 ? Buffer.alloc(0) : all.subarray(at + 4);
-    },
-  };
-}
-
 /**
  * The first backup goes; the primary serves on unprotected; a second backup joins mid-stream and
  * is brought up to date by snapshots (reintegration, 5.5); then the primary dies and the second
@@ -552,8 +528,7 @@ describe('reintegration: a backup joining a primary that serves unprotected', ()
   }, 60_000);
 
   it('reintegration: an http-static download joined at a third regenerates what the client had, then continues on the new backup byte-exact', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'understudy-reint-'));
-    try {
+    await inTempDir(async (dir) => {
       const service = (): Service => createHttpStaticService(dir);
       const s = sim({ seed: 142, port: 80, service });
       // Larger than what the client holds at the join plus the send buffer (2 MiB): the response
@@ -566,16 +541,8 @@ describe('reintegration: a backup joining a primary that serves unprotected', ()
       // The replica's copy started from the request and dropped what the client had acknowledged.
       expect(second.replica.stats.regenerating).toBeGreaterThan(file.length / 4);
       expect(report).toMatchObject({ promoted: 1, failed: [] });
-      await get.done;
-      const body = get.body();
-      expect(body.length).toBe(file.length);
-      expect(sha(body)).toBe(sha(file));
-      expect(s.liveResets(ends)).toEqual([]);
-    } finally {
-      await Promise.all(sims.map((x) => x.close()));
-      sims = [];
-      rmSync(dir, { recursive: true, force: true });
-    }
+      await expectWholeBodies(s, [get], file);
+    });
   }, 60_000);
 
   // CI once saw a lab download joined this way end 128 KiB short after the takeover (a `module:`
@@ -583,31 +550,43 @@ describe('reintegration: a backup joining a primary that serves unprotected', ()
   // with readers that leave the client's window full at random moments.
   for (const seed of [301, 302, 303]) {
     it(`reintegration: seed ${seed}: four window-limited downloads whose output is logged as bytes, joined mid-way, continue byte-exact after the takeover`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'understudy-reint-'));
-      try {
+      await inTempDir(async (dir) => {
         const service = (): Service => fileService(dir);
         const s = sim({ seed, port: 80, service });
         const file = randomBytes(s.prng, 6 * 1024 * 1024);
         writeFileSync(join(dir, 'big.bin'), file);
-        const gets = [0, 1, 2, 3].map(() => slowGet(s, 80, '/big.bin', () => (s.prng.int(2) === 0 ? 1 + s.prng.int(5) : 0)));
+        const gets = [0, 1, 2, 3].map(() => httpGet(s, 80, '/big.bin', () => (s.prng.int(2) === 0 ? 1 + s.prng.int(5) : 0)));
         const { second, report } = await joinThenFailover(s, 80, service, () => Math.min(...gets.map((g) => g.receivedBytes())) / file.length);
         expect(second.replica.stats.snapshots).toBe(4);
         expect(report).toMatchObject({ promoted: 4, failed: [] });
-        await Promise.all(gets.map((g) => g.done));
-        for (const g of gets) {
-          const body = g.body();
-          expect(body.length).toBe(file.length);
-          expect(sha(body)).toBe(sha(file));
-        }
-        expect(s.liveResets(ends)).toEqual([]);
-      } finally {
-        await Promise.all(sims.map((x) => x.close()));
-        sims = [];
-        rmSync(dir, { recursive: true, force: true });
-      }
+        await expectWholeBodies(s, gets, file);
+      });
     }, 60_000);
   }
 });
+
+/** Runs `fn` with a fresh directory; then closes the sims and removes the directory. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'understudy-reint-'));
+  try {
+    await fn(dir);
+  } finally {
+    await Promise.all(sims.map((x) => x.close()));
+    sims = [];
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Every download ends with the whole file as its body, and no live connection saw a RST. */
+async function expectWholeBodies(s: ReplicationSim, gets: readonly ReturnType<typeof httpGet>[], file: Buffer): Promise<void> {
+  await Promise.all(gets.map((g) => g.done));
+  for (const g of gets) {
+    const body = g.body();
+    expect(body.length).toBe(file.length);
+    expect(sha(body)).toBe(sha(file));
+  }
+  expect(s.liveResets(ends)).toEqual([]);
+}
 
 describe('fencing', () => {
   it('a hung primary that comes back after the takeover, told of the higher epoch, sends nothing more', async () => {
