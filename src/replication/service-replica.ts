@@ -260,16 +260,21 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     if (this.idleMs > 0) real.setTimeout(this.idleMs);
     if (this.noDelay !== null) real.setNoDelay(this.noDelay);
     if (this.keepAlive !== null) real.setKeepAlive(...this.keepAlive);
-    // A replica that finished cleanly before takeover (its service ended: an HTTP server ends,
-    // then destroys its socket) has had its end of stream passed on above.
-    if (this.destroyed) this.closeReal(real, this.matcher.replicaEnded && this.errored === null);
+    // A replica its service destroyed before takeover (an HTTP server ends, then destroys; or
+    // times out an idle keep-alive socket) has had its output beyond the primary passed on above.
+    if (this.destroyed) this.closeReal(real, this.errored === null);
   }
 
   /**
-   * Closes the stack socket under a replica the service destroyed. After a clean end (an HTTP
-   * server ends, then destroys) bytes written to it may still wait in its writable buffer (the
-   * replica's output beyond the primary's log, written at attach): they must reach the send
-   * buffer before the close, or the client gets a FIN in mid-body. Otherwise at once.
+   * Closes the stack socket under a replica the service destroyed. Unless it was destroyed with
+   * an error, bytes it wrote may still wait in the stack socket's writable buffer for room in the
+   * send buffer (the replica's output beyond the primary's log, written at attach): they must
+   * reach the send buffer before the close, or the client gets a FIN in mid-body. That is the
+   * replica's side of what a kernel does with a socket closed while its send buffer is full. It
+   * happens: an HTTP server times out a keep-alive socket 6 s after its response ended
+   * (keepAliveTimeout + 1 s), and a replica that finished its response before the takeover, ahead
+   * of a slow client, has that long to drain (CI d88e74b: a download 128 KiB short). Otherwise at
+   * once.
    */
   private closeReal(real: AttachedSocket, graceful: boolean): void {
     if (real.destroyed) return;
@@ -329,7 +334,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
     this.heldWrite = null;
     held?.(err ?? new Error('replica socket destroyed'));
     const real = this.attached;
-    if (real !== null) this.closeReal(real, err === null && this.writableFinished);
+    if (real !== null) this.closeReal(real, err === null);
     cb(err);
     this.digestMayProceed();
   }

@@ -75,6 +75,59 @@ describe('ReplicaSocket', () => {
     expect(real.ended).toBe(true);
   });
 
+  // CI (d88e74b) and a local loop: a keep-alive HTTP replica finished its response before the
+  // takeover, and its server destroyed the idle socket 6 s later (keepAliveTimeout + 1 s) while
+  // its last bytes still waited for room in the promoted connection's send buffer: the client got
+  // a FIN 128-896 KiB short of the body.
+  it('takeover: a keep-alive replica (written, not ended) destroyed by its service after the takeover still hands over its bytes beyond the primary, then closes', async () => {
+    const { s, apply } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    sock.write('hello world');
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
+    sock.primaryWrote(false);
+    await tick();
+    let room!: () => void;
+    const real = new (class extends StackSocketStandIn {
+      override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
+        room = () => super._write(chunk, e, cb);
+      }
+    })();
+    sock.attach(real as unknown as AttachedSocket);
+    await tick();
+    // The HTTP server's keep-alive timeout: destroy(), no error, nothing ended.
+    sock.destroy();
+    await tick();
+    expect(real.destroyed).toBe(false);
+    room();
+    await tick();
+    expect(real.written).toBe(' world');
+    expect(real.ended).toBe(true);
+  });
+
+  it('takeover: a keep-alive replica destroyed by its service before the takeover still hands over its bytes beyond the primary when the stack socket is slow to take them', async () => {
+    const { s, apply } = shadowWith([OPEN]);
+    const sock = new ReplicaSocket(s);
+    sock.write('hello world');
+    apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
+    sock.primaryWrote(false);
+    await tick();
+    sock.destroy();
+    await tick();
+    let room!: () => void;
+    const real = new (class extends StackSocketStandIn {
+      override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
+        room = () => super._write(chunk, e, cb);
+      }
+    })();
+    sock.attach(real as unknown as AttachedSocket);
+    await tick();
+    expect(real.destroyed).toBe(false);
+    room();
+    await tick();
+    expect(real.written).toBe(' world');
+    expect(real.ended).toBe(true);
+  });
+
   it('holds its writer while it is too far ahead of the primary, and lets it go as the primary catches up', async () => {
     const { s, apply } = shadowWith([OPEN]);
     const sock = new ReplicaSocket(s, { maxAheadBytes: 4 });
@@ -161,7 +214,9 @@ describe('a replica reset by its service before takeover', () => {
     let resets = 0;
     (real as StackSocketStandIn & { resetAndDestroy(): void }).resetAndDestroy = () => void resets++;
     sock.attach(real as unknown as AttachedSocket);
+    await tick();
     expect(resets).toBe(0);
+    expect(real.ended).toBe(true);
     expect(real.destroyed).toBe(true);
   });
 
