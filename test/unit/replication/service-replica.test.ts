@@ -20,6 +20,20 @@ function shadowWith(records: NewRecord[]): { t: ShadowTable; s: Shadow; apply: (
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/**
+ * A stack socket whose send buffer is full: a write completes only when `room()` is called (the
+ * promoted connection's buffer holds the primary's unacknowledged output at takeover).
+ */
+function slowStackSocket(): { real: StackSocketStandIn; room: () => void } {
+  let pending: (() => void) | null = null;
+  const real = new (class extends StackSocketStandIn {
+    override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
+      pending = () => super._write(chunk, e, cb);
+    }
+  })();
+  return { real, room: () => pending?.() };
+}
+
 describe('ReplicaSocket', () => {
   it('after a takeover while behind the primary, sends only what lies beyond the primary output', async () => {
     const { s } = shadowWith([OPEN, { kind: 'output', conn: 1, offset: 0, data: enc('abcdef'), fin: false }]);
@@ -60,12 +74,7 @@ describe('ReplicaSocket', () => {
     await tick();
     expect(sock.destroyed).toBe(true);
     // The promoted connection's send buffer is full: the write completes only later.
-    let room!: () => void;
-    const real = new (class extends StackSocketStandIn {
-      override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
-        room = () => super._write(chunk, e, cb);
-      }
-    })();
+    const { real, room } = slowStackSocket();
     sock.attach(real as unknown as AttachedSocket);
     await tick();
     expect(real.destroyed).toBe(false);
@@ -79,54 +88,31 @@ describe('ReplicaSocket', () => {
   // takeover, and its server destroyed the idle socket 6 s later (keepAliveTimeout + 1 s) while
   // its last bytes still waited for room in the promoted connection's send buffer: the client got
   // a FIN 128-896 KiB short of the body.
-  it('takeover: a keep-alive replica (written, not ended) destroyed by its service after the takeover still hands over its bytes beyond the primary, then closes', async () => {
-    const { s, apply } = shadowWith([OPEN]);
-    const sock = new ReplicaSocket(s);
-    sock.write('hello world');
-    apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
-    sock.primaryWrote(false);
-    await tick();
-    let room!: () => void;
-    const real = new (class extends StackSocketStandIn {
-      override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
-        room = () => super._write(chunk, e, cb);
-      }
-    })();
-    sock.attach(real as unknown as AttachedSocket);
-    await tick();
-    // The HTTP server's keep-alive timeout: destroy(), no error, nothing ended.
-    sock.destroy();
-    await tick();
-    expect(real.destroyed).toBe(false);
-    room();
-    await tick();
-    expect(real.written).toBe(' world');
-    expect(real.ended).toBe(true);
-  });
-
-  it('takeover: a keep-alive replica destroyed by its service before the takeover still hands over its bytes beyond the primary when the stack socket is slow to take them', async () => {
-    const { s, apply } = shadowWith([OPEN]);
-    const sock = new ReplicaSocket(s);
-    sock.write('hello world');
-    apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
-    sock.primaryWrote(false);
-    await tick();
-    sock.destroy();
-    await tick();
-    let room!: () => void;
-    const real = new (class extends StackSocketStandIn {
-      override _write(chunk: Buffer, e: BufferEncoding, cb: () => void): void {
-        room = () => super._write(chunk, e, cb);
-      }
-    })();
-    sock.attach(real as unknown as AttachedSocket);
-    await tick();
-    expect(real.destroyed).toBe(false);
-    room();
-    await tick();
-    expect(real.written).toBe(' world');
-    expect(real.ended).toBe(true);
-  });
+  for (const when of ['after', 'before'] as const) {
+    it(`takeover: a keep-alive replica (written, not ended) destroyed by its service ${when} the takeover still hands over its bytes beyond the primary, then closes`, async () => {
+      const { s, apply } = shadowWith([OPEN]);
+      const sock = new ReplicaSocket(s);
+      sock.write('hello world');
+      apply({ kind: 'output', conn: 1, offset: 0, data: enc('hello'), fin: false });
+      sock.primaryWrote(false);
+      await tick();
+      // The HTTP server's keep-alive timeout: destroy(), no error, nothing ended.
+      const timeout = async (): Promise<void> => {
+        sock.destroy();
+        await tick();
+      };
+      if (when === 'before') await timeout();
+      const { real, room } = slowStackSocket();
+      sock.attach(real as unknown as AttachedSocket);
+      await tick();
+      if (when === 'after') await timeout();
+      expect(real.destroyed).toBe(false);
+      room();
+      await tick();
+      expect(real.written).toBe(' world');
+      expect(real.ended).toBe(true);
+    });
+  }
 
   it('holds its writer while it is too far ahead of the primary, and lets it go as the primary catches up', async () => {
     const { s, apply } = shadowWith([OPEN]);
