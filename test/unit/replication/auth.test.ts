@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { KeyError, MAC_BYTES, MIN_KEY_BYTES, SESSION_TAG_BYTES, helloMac, loadKeyFile, parseKey, sessionMac } from '../../../src/replication/auth.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'understudy-key-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const hex64 = 'ab'.repeat(32);
 
 function file(name: string, content: string | Uint8Array): string {
