@@ -12,6 +12,7 @@ import type {
   RetainedRange,
 } from './log-records.js';
 import { MAX_REASON_BYTES } from './log-records.js';
+import { DIGEST_BYTES, malformedDigest } from './output-digest.js';
 import { decodeSnapshotState, encodeSnapshotState, snapshotRanges } from './snapshot-state.js';
 import { readU64, writeU64 } from './u64.js';
 
@@ -66,7 +67,7 @@ const FIXED_BYTES: Record<RecordKind, number> = {
   reset: 0,
   heartbeat: 12,
   snapshot: 8,
-  'output-digest': 16,
+  'output-digest': 28,
 };
 
 const HINT_BYTES = 32;
@@ -174,11 +175,11 @@ export function encodeRecord(r: LogRecord): EncodedRecord {
     case 'output-digest': {
       assertSafe(r.offset, 'offset');
       assertU32(r.length, 'length');
-      assertU32(r.crc, 'crc');
+      if (r.digest.length !== DIGEST_BYTES) throw new RangeError(`digest: ${r.digest.length} bytes, expected ${DIGEST_BYTES}`);
       const { buf, dv } = header(r, FIXED_BYTES['output-digest'], 0, r.fin ? FLAG_FIN : 0);
       writeU64(dv, F, r.offset);
       dv.setUint32(F + 8, r.length, true);
-      dv.setUint32(F + 12, r.crc, true);
+      buf.set(r.digest, F + 12);
       return { lsn: r.lsn, chunks: [buf], byteLength: buf.length };
     }
     case 'ack': {
@@ -358,7 +359,12 @@ export function decodeRecordAt(buf: Uint8Array, at: number): { record: LogRecord
       // The backup may have to stand in for these bytes (a replica that cannot write them): a
       // length no send buffer holds is refused rather than allocated.
       if (length > MAX_DIGEST_BYTES) return fail(`output-digest: ${length} bytes, limit ${MAX_DIGEST_BYTES}`);
-      return { record: { kind, lsn, conn, offset, length, crc: dv.getUint32(F + 12, true), fin }, next };
+      // A copy: 16 bytes, and the record may outlive the message while it waits for the replica.
+      const digest = new Uint8Array(DIGEST_BYTES);
+      digest.set(buf.subarray(at + F + 12, at + F + 12 + DIGEST_BYTES));
+      const malformed = malformedDigest(length, digest);
+      if (malformed !== null) return fail(`output-digest: ${malformed}`);
+      return { record: { kind, lsn, conn, offset, length, digest, fin }, next };
     }
     case 'ack': {
       if (varLen !== 0 && varLen !== ACK_TS_BYTES) return fail(`ack: ${varLen} variable bytes, expected 0 or ${ACK_TS_BYTES} (TS.Recent)`);

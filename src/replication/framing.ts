@@ -9,8 +9,11 @@ import { decodeBatch, encodeBatch, type EncodedRecord } from './codec.js';
 import type { LogRecord, Lsn } from './log-records.js';
 import { readU64, writeU64 } from './u64.js';
 
-/** 2: session frames carry a 16-byte GMAC tag instead of a 32-byte HMAC. */
-export const FRAME_VERSION = 2;
+/**
+ * 2: session frames carry a 16-byte GMAC tag instead of a 32-byte HMAC. 3: an output-digest record
+ * carries a 16-byte digest (CRC-32 or Poly1305 by length, output-digest.ts) instead of a CRC-32.
+ */
+export const FRAME_VERSION = 3;
 export const FRAME_HEADER_BYTES = 16;
 export const DEFAULT_MAX_FRAME_BODY = 16 * 1024 * 1024;
 const MAGIC_0 = 0x55; // 'U'

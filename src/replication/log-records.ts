@@ -88,7 +88,7 @@ export interface OutputRecord {
 }
 
 /**
- * Bytes the primary's service wrote, logged as their length and CRC-32 instead of the bytes: for a
+ * Bytes the primary's service wrote, logged as their length and a digest instead of the bytes: for a
  * deterministic service (Service.deterministic) the backup's replica writes the same bytes, and the
  * backup applies (and so acknowledges) this record only once its replica has written them and they
  * match. 5.1 rule 3 then holds as "the backup holds the bytes before any of them is sent", without
@@ -100,8 +100,11 @@ export interface OutputDigestRecord {
   conn: ConnId;
   offset: StreamOffset;
   length: number;
-  /** CRC-32 (zlib's) of the bytes: catches a replica that writes other bytes of the same length. */
-  crc: number;
+  /**
+   * outputDigest() of the bytes (16 bytes; CRC-32 or Poly1305 by length, output-digest.ts): catches
+   * a replica that writes other bytes of the same length.
+   */
+  digest: Uint8Array;
   fin: boolean;
 }
 

@@ -3,8 +3,8 @@
 // primary's bytes win and a difference is a divergence; what the replica writes beyond the end
 // of the primary's log is kept, to be sent after takeover.
 
-import { crc32 } from 'node:zlib';
 import type { StreamOffset } from './log-records.js';
+import { digestsEqual, outputDigest } from './output-digest.js';
 import { OutputStore } from './output-store.js';
 
 /** Reads the primary's output bytes still held (the shadow keeps them until compared). */
@@ -113,11 +113,12 @@ export class OutputMatcher {
   /**
    * The primary logged a digest of its bytes [offset, offset + length) instead of the bytes
    * (docs/replication.md, "Output digests"): once the replica has written that far, its bytes are
-   * checked against the CRC and handed back as the primary's (views, no copy), and the range counts
-   * as compared. Null while the replica has not written them all. A CRC that differs is a
-   * divergence, and the replica's bytes stand in (the caller can no longer vouch for the stream).
+   * checked against the digest (output-digest.ts) and handed back as the primary's (views, no
+   * copy), and the range counts as compared. Null while the replica has not written them all. A
+   * digest that differs is a divergence, and the replica's bytes stand in (the caller can no longer
+   * vouch for the stream).
    */
-  verifyDigest(offset: StreamOffset, length: number, crc: number): { bytes: Uint8Array[]; equal: boolean } | null {
+  verifyDigest(offset: StreamOffset, length: number, digest: Uint8Array): { bytes: Uint8Array[]; equal: boolean } | null {
     if (offset !== this.primary.end) throw new Error(`output digest at offset ${offset}, the primary's output ends at ${this.primary.end}`);
     const to = offset + length;
     if (this.replicaEnd < to) return null;
@@ -125,12 +126,11 @@ export class OutputMatcher {
     // unchecked part of `ahead` starts at `offset` unless the replica's own start lies beyond.
     const from = Math.max(offset, this.ahead.start);
     const bytes = this.ahead.views(from, to);
-    let c = 0;
-    for (const b of bytes) c = crc32(b, c);
-    const equal = from === offset && c === crc >>> 0;
+    // A replica that starts beyond `offset` cannot vouch for the range: no digest to compute.
+    const equal = from === offset && digestsEqual(outputDigest(bytes), digest);
     if (!equal) {
       this.differingBytes += length;
-      this.diverge({ offset, what: `replica wrote ${length} bytes at offset ${offset} whose CRC-32 differs from the primary's digest` });
+      this.diverge({ offset, what: `replica wrote ${length} bytes at offset ${offset} whose digest differs from the primary's` });
     }
     this.compared = to;
     this.ahead.trimTo(to);

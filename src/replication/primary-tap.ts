@@ -8,13 +8,13 @@
 // `snapshot` record per connection, in the attach's slices when its retained input reaches back
 // to its last boundary, else at its next boundary.
 
-import { crc32 } from 'node:zlib';
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
 import type { SeqNum } from '../stack/wire/seq.js';
 import { ipv4ToString } from '../stack/wire/types.js';
 import { negotiatedOptions, snapshotOffsetsDisagree, snapshotRecord } from './connection-snapshot.js';
 import type { CongestionHint, ConnId, Lsn, StreamBoundary, StreamOffset } from './log-records.js';
+import { outputDigest } from './output-digest.js';
 import { OutputGate } from './output-gate.js';
 import { SegmentDeps } from './segment-deps.js';
 import { LogClosedError, type ReplicationLog } from './replication-log.js';
@@ -187,7 +187,7 @@ export class PrimaryTap {
   }
 
   /**
-   * Logs the service's output as length and CRC-32 (`output-digest`) instead of the bytes: only for
+   * Logs the service's output as length and digest (`output-digest`) instead of the bytes: only for
    * a service whose backup replica writes the same bytes (Service.deterministic). The backup then
    * acknowledges an output only once its replica has written it, so rule 3 still holds.
    */
@@ -360,7 +360,7 @@ export class PrimaryTap {
   output(t: Tracked, data: Uint8Array, fin: boolean): void {
     if (t.logged) {
       let lsn: Lsn;
-      if (this.digests && data.length >= DIGEST_FROM_BYTES) lsn = this.append({ kind: 'output-digest', conn: t.id, offset: t.outOffset, length: data.length, crc: crc32(data), fin });
+      if (this.digests && data.length >= DIGEST_FROM_BYTES) lsn = this.append({ kind: 'output-digest', conn: t.id, offset: t.outOffset, length: data.length, digest: outputDigest([data]), fin });
       else {
         const bytes = data.length > 0 && data.length < COPY_BELOW ? data.slice() : data;
         lsn = this.append({ kind: 'output', conn: t.id, offset: t.outOffset, data: bytes, fin });

@@ -166,20 +166,20 @@ export class ReplicaSocket extends Duplex implements SocketLike {
 
   /**
    * The bytes of an output digest (docs/replication.md, "Output digests"), from what this replica
-   * wrote and checked against the CRC; null while it has not written that far (the log waits and
+   * wrote and checked against the digest; null while it has not written that far (the log waits and
    * onDigestReady says when to try again). A replica that cannot vouch for them (different
    * bytes, ended or failed before them) gets stand-ins and is marked: a takeover resets it.
    */
   verifyDigest(r: OutputDigestRecord): Uint8Array[] | null {
     const cannot = this.cannotWrite();
     const end = r.offset + r.length;
-    let v = cannot === null ? this.matcher.verifyDigest(r.offset, r.length, r.crc) : null;
+    let v = cannot === null ? this.matcher.verifyDigest(r.offset, r.length, r.digest) : null;
     if (cannot === null && v === null) {
       this.digestWaitsFor = end;
       // A writer paused for being far ahead of the primary must go on: the log waits for it. Its
       // next writes may run right here, inside the release, and bring the bytes.
       this.releaseIfRoom();
-      v = this.matcher.verifyDigest(r.offset, r.length, r.crc);
+      v = this.matcher.verifyDigest(r.offset, r.length, r.digest);
       if (v === null) return null;
     }
     this.digestWaitsFor = null;
@@ -187,7 +187,7 @@ export class ReplicaSocket extends Duplex implements SocketLike {
       this.loseSync(`its replica could not write the output the primary logged at offset ${r.offset} (${cannot})`);
       return [new Uint8Array(r.length)];
     }
-    if (!v.equal) this.loseSync(`its replica's output at offset ${r.offset} differs from the primary's (CRC-32 of ${r.length} bytes)`);
+    if (!v.equal) this.loseSync(`its replica's output at offset ${r.offset} differs from the primary's (digest of ${r.length} bytes)`);
     return v.bytes;
   }
 

@@ -191,7 +191,7 @@ describe('failover in the lab', () => {
       // Said once, for that connection only: a divergence, and that a takeover resets it.
       const said = (event: string): string[] => pair.events('backup', event).map((e) => String(e.detail));
       expect(said('replication.divergence'), pair.logs()).toHaveLength(1);
-      expect(said('replication.divergence')[0]).toContain('CRC-32');
+      expect(said('replication.divergence')[0]).toContain('digest differs');
       expect(said('replication.replica-failed'), pair.logs()).toEqual([expect.stringMatching(/is not protected: .*a takeover resets it/)]);
       const rsts = await cap.stop();
       expect(rsts.packets, 'the diverged download is reset at takeover').toBeGreaterThanOrEqual(1);

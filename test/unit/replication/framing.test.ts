@@ -93,10 +93,14 @@ describe('frames', () => {
     const f = bytes(sealer.seal({ type: 'ack', lsn: 1 }));
     const v1 = Uint8Array.from(f);
     v1[2] = 1;
+    // 2: a node from before output digests carried 16 bytes (its CRC-32 records would misdecode).
+    const v2 = Uint8Array.from(f);
+    v2[2] = 2;
     const t9 = Uint8Array.from(f);
     t9[3] = 9;
     const cases: [Uint8Array, RegExp][] = [
-      [v1, /frame version 1, this node speaks 2/],
+      [v1, /frame version 1, this node speaks 3/],
+      [v2, /frame version 2, this node speaks 3/],
       [t9, /unknown message type 9/],
       [new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'), /bad magic/],
       [Uint8Array.of(0x55, 0x00), /bad magic/],

@@ -1,12 +1,12 @@
 // Output digests (docs/replication.md "Output digests"): for a deterministic service the primary
-// logs a large write as its length and CRC-32; the backup applies (and so acknowledges) that record
+// logs a large write as its length and a digest (output-digest.ts); the backup applies (and so acknowledges) that record
 // only once its replica wrote the same bytes, and a replica that cannot vouch for them costs the
 // connection a reset at takeover instead of a stream the client never saw.
 
-import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { decodeRecord, encodeRecord } from '../../../src/replication/codec.js';
 import type { LogRecord, NewRecord, OutputDigestRecord } from '../../../src/replication/log-records.js';
+import { outputDigest, POLY1305_FROM_BYTES } from '../../../src/replication/output-digest.js';
 import { SlicedApply } from '../../../src/replication/node/sliced-apply.js';
 import { PrimaryTap } from '../../../src/replication/primary-tap.js';
 import { ReplicaLog } from '../../../src/replication/replication-log.js';
@@ -19,7 +19,8 @@ import { OPEN, StackSocketStandIn } from './replica-fixtures.js';
 import { SpyLog } from './spy-log.js';
 
 
-const digestOf = (offset: number, data: Uint8Array, fin = false): NewRecord => ({ kind: 'output-digest', conn: 1, offset, length: data.length, crc: crc32(data), fin });
+const digestOf = (offset: number, data: Uint8Array, fin = false): NewRecord => ({ kind: 'output-digest', conn: 1, offset, length: data.length, digest: outputDigest([data]), fin });
+const NO_DIGEST = new Uint8Array(16);
 
 /** A service that hands each connection's socket to the test, which writes what it likes. */
 function handOver(): { service: Service; sockets: ServiceSocket[] } {
@@ -54,24 +55,53 @@ class ResettableStandIn extends StackSocketStandIn {
 }
 
 describe('output digest records', () => {
-  it('codec: an output digest round-trips with its length, CRC and FIN, and carries no bytes', () => {
-    const r: OutputDigestRecord = { kind: 'output-digest', lsn: 7, conn: 3, offset: 2 ** 40, length: 65536, crc: 0xdeadbeef, fin: true };
+  it.each([
+    ['a CRC-32', 5000],
+    ['a Poly1305', POLY1305_FROM_BYTES],
+  ])('codec: an output digest with %s digest round-trips with its length, digest and FIN, and carries no bytes', (_, length) => {
+    const digest = outputDigest([bytes(length, 9)]);
+    const r: OutputDigestRecord = { kind: 'output-digest', lsn: 7, conn: 3, offset: 2 ** 40, length, digest, fin: true };
     const enc = encodeRecord(r);
-    expect(enc.byteLength).toBe(36);
+    expect(enc.byteLength).toBe(48);
     const buf = Buffer.concat(enc.chunks);
-    expect(decodeRecord(buf)).toEqual(r);
+    const decoded = decodeRecord(buf);
+    expect(decoded).toEqual(r);
+    // The decoded digest is its own copy: the message buffer may be reused while the record waits.
+    buf.fill(0);
+    expect(decoded).toMatchObject({ digest });
   });
 
   it('codec: an output digest with a variable part is refused, not decoded', () => {
-    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 4, crc: 1, fin: false }).chunks);
+    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 4, digest: NO_DIGEST, fin: false }).chunks);
     const bad = Buffer.concat([buf, Buffer.from([9])]);
     bad.writeUInt32LE(1, 16);
     expect(decodeRecord(bad)).toMatchObject({ error: expect.stringContaining('output-digest') });
   });
 
   it('codec: an output digest longer than any write the primary makes is refused, not decoded', () => {
-    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 0xffffffff, crc: 1, fin: false }).chunks);
+    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 0xffffffff, digest: NO_DIGEST, fin: false }).chunks);
     expect(decodeRecord(buf)).toMatchObject({ error: expect.stringContaining('limit') });
+  });
+
+  it('codec: a CRC-32 digest (below 64 KiB) with non-zero padding is refused, not decoded', () => {
+    const buf = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: POLY1305_FROM_BYTES - 1, digest: NO_DIGEST, fin: false }).chunks);
+    // Header (20), offset (8), length (4), then the digest: its last byte is padding for a CRC.
+    buf[20 + 12 + 15] = 1;
+    expect(decodeRecord(buf)).toEqual({ error: expect.stringMatching(/output-digest: CRC-32 digest of 65535 bytes with non-zero padding/) });
+    // The same bytes are a valid Poly1305 tag for a write of 64 KiB.
+    buf.writeUInt32LE(POLY1305_FROM_BYTES, 20 + 8);
+    expect(decodeRecord(buf)).toMatchObject({ kind: 'output-digest', length: POLY1305_FROM_BYTES });
+  });
+
+  it('codec: an output digest in the old layout (a 4-byte CRC-32, 16 fixed bytes) is refused, not decoded', () => {
+    const enc = Buffer.concat(encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 4096, digest: NO_DIGEST, fin: false }).chunks);
+    const old = Buffer.concat([enc.subarray(0, 20 + 16)]);
+    old.writeUInt16LE(16, 2);
+    expect(decodeRecord(old)).toEqual({ error: expect.stringMatching(/output-digest: fixed part of 16 bytes, expected 28/) });
+  });
+
+  it('codec: encoding a digest that is not 16 bytes is a programming error', () => {
+    expect(() => encodeRecord({ kind: 'output-digest', lsn: 1, conn: 1, offset: 0, length: 4096, digest: new Uint8Array(4), fin: false })).toThrow(/16/);
   });
 
   it('primary: a deterministic service write of 4 KiB or more is logged as a digest, smaller ones as bytes', () => {
@@ -89,7 +119,7 @@ describe('output digest records', () => {
     const outs = log.records.filter((r) => r.kind === 'output' || r.kind === 'output-digest');
     expect(outs).toEqual([
       expect.objectContaining({ kind: 'output', offset: 0, data: head }),
-      expect.objectContaining({ kind: 'output-digest', offset: 300, length: 8192, crc: crc32(body), fin: false }),
+      expect.objectContaining({ kind: 'output-digest', offset: 300, length: 8192, digest: outputDigest([body]), fin: false }),
     ]);
   });
 });
@@ -130,19 +160,23 @@ describe('backup: output digests wait for the service replica', () => {
     expect(b.replica.lastApplied).toBe(2);
   });
 
-  it('established: replica bytes whose CRC differs are a divergence, the log goes on, and a takeover resets the connection', async () => {
+  it.each([
+    ['CRC-32', 5000],
+    ['Poly1305', 200_000],
+  ])('established: replica bytes whose digest (%s) differs are a divergence, the log goes on, and a takeover resets the connection', async (_, length) => {
     const b = backup();
-    const body = bytes(5000, 5);
+    const body = bytes(length, 5);
     b.push(OPEN, digestOf(0, body));
     const other = Uint8Array.from(body);
     other[1234] ^= 1;
-    b.sockets[0]!.write(other);
-    await tick();
-    await tick();
+    // In three writes: the backup digests its replica's bytes as several views.
+    const third = Math.floor(length / 3);
+    for (const [from, to] of [[0, third], [third, 2 * third], [2 * third, length]] as const) b.sockets[0]!.write(other.subarray(from, to));
+    for (let i = 0; i < 10 && b.replica.lastApplied < 2; i++) await tick();
     expect(b.replica.lastApplied).toBe(2);
     expect(b.sr.stats.divergences).toBe(1);
     const sock = b.sr.socketOf(1)!;
-    expect(sock.lostSyncReason).toMatch(/differs from the primary's \(CRC-32/);
+    expect(sock.lostSyncReason).toMatch(/differs from the primary's \(digest of/);
     const real = new ResettableStandIn();
     sock.attach(real as unknown as AttachedSocket);
     expect(real.reset).toBe(true);
@@ -162,7 +196,7 @@ describe('backup: output digests wait for the service replica', () => {
 
   it('fin-wait: a FIN-only digest applies without the replica (it carries no bytes)', () => {
     const b = backup();
-    b.push(OPEN, { kind: 'output-digest', conn: 1, offset: 0, length: 0, crc: 0, fin: true });
+    b.push(OPEN, { kind: 'output-digest', conn: 1, offset: 0, length: 0, digest: NO_DIGEST, fin: true });
     expect(b.applier.isBlocked).toBe(false);
     expect(b.shadows.get(1)!.ourFin).toBe(true);
   });
