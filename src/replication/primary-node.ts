@@ -70,7 +70,7 @@ export class PrimaryNode {
     this.say = opts.say ?? (() => undefined);
     this.logOptions = { scheduleFlush: (run) => queueMicrotask(run), ...opts.log };
     this.log = new ReplicationLog(this.logOptions);
-    this.tap = new PrimaryTap({ log: this.log, clock, epoch: opts.epoch, say: opts.say });
+    this.tap = new PrimaryTap({ log: this.log, clock, epoch: opts.epoch, say: opts.say, kick: () => this.stack.kick() });
     this.gate = this.tap.wrapLink(opts.link);
     this.stack = createStack({
       ...opts.stack,

@@ -10,7 +10,7 @@
 
 import type { Link } from '../tun/link.js';
 import type { CloseReason, ConnectionObserver, Micros, ObservableConnection, TcpEnv } from '../stack/tcp/api.js';
-import type { SeqNum } from '../stack/wire/seq.js';
+import { seqAdd, type SeqNum } from '../stack/wire/seq.js';
 import { ipv4ToString } from '../stack/wire/types.js';
 import { negotiatedOptions, snapshotOffsetsDisagree, snapshotRecord } from './connection-snapshot.js';
 import type { CongestionHint, ConnId, Lsn, StreamBoundary, StreamOffset } from './log-records.js';
@@ -41,6 +41,11 @@ export interface PrimaryTapOptions {
    * them. Default: all in the attach's turn.
    */
   attachSlices?: AttachSlices;
+  /**
+   * Runs a pass of the host's driver soon (Stack.kick): output that an acknowledgement let go
+   * (setSendLimit) is gathered there. Without it, it waits for the host's next pass.
+   */
+  kick?: () => void;
 }
 
 export interface AttachSlices {
@@ -174,10 +179,14 @@ export class PrimaryTap {
   private readonly slices: AttachSlices | null;
   /** Output goes into the log as digests (a deterministic service), not as bytes. */
   private digests = false;
+  private readonly kick: () => void;
+  private stopListening: () => void;
 
   constructor(opts: PrimaryTapOptions) {
     this.log = opts.log;
     this.log.setBeforeSeal(this.flushAcksHook);
+    this.stopListening = this.log.onAdvance(this.committedHook);
+    this.kick = opts.kick ?? (() => undefined);
     this.clock = opts.clock;
     this.epoch = opts.epoch ?? (() => 1);
     this.say = opts.say ?? (() => undefined);
@@ -257,8 +266,10 @@ export class PrimaryTap {
   setLog(log: ReplicationLog): void {
     if (this.protecting) throw new Error('the tap cannot change logs while protecting');
     this.log.setBeforeSeal(null);
+    this.stopListening();
     this.log = log;
     log.setBeforeSeal(this.flushAcksHook);
+    this.stopListening = log.onAdvance(this.committedHook);
     this.gate?.setLog(log);
   }
 
@@ -325,6 +336,7 @@ export class PrimaryTap {
     this.endAttach();
     this.deps.clear();
     this.gate?.setGating(false);
+    this.liftSendLimits();
     this.say(`replication: UNPROTECTED, serving without a backup: ${reason}`);
   }
 
@@ -477,6 +489,7 @@ export class PrimaryTap {
     t.logged = true;
     const lsn = this.append({ kind: 'open', conn: t.id, tuple: { ...c.tuple }, iss: v.iss, irs: v.irs, options: negotiatedOptions(c, this.clock()) });
     this.deps.opened(t.id, c.tuple, v.iss, v.irs, lsn);
+    c.setSendLimit(this.clock(), seqAdd(v.iss, 1));
     // A SYN-cookie connection is born established: its ack record says so (and carries TS.Recent).
     if (v.tsEnabled || v.state !== 'SYN-RECEIVED') this.markAck(t);
   }
@@ -507,6 +520,8 @@ export class PrimaryTap {
     // Every packet of the connection so far, data and ACKs, depends on the snapshot.
     const st = r.state;
     this.deps.snapshot(t.id, st.tuple, st.iss, st.irs, lsn, st.outputEnd + (st.ourFin ? 1 : 0), st.inputEnd + (st.peerFin ? 1 : 0));
+    // Nothing new goes out until the backup has the snapshot (what was sent may be sent again).
+    c.setSendLimit(this.clock(), seqAdd(st.iss, 1));
     this.reint.lastLsn = this.log.lastLsn;
     this.stats.snapshots++;
     this.reint.snapshots++;
@@ -535,6 +550,31 @@ export class PrimaryTap {
   }
 
   private readonly flushAcksHook = (): void => this.flushAcks();
+
+  /**
+   * Output commit at the source (5.1 rule 1): a logged connection sends new data and its FIN only
+   * as far as the backup has acknowledged its output records, so its segments are built when they
+   * may leave rather than built, held by the gate and copied out later from a cold cache. The gate
+   * still checks every packet; these pass it at once.
+   */
+  private readonly committedHook = (acked: Lsn): void => {
+    let now = -1;
+    this.deps.acknowledged(acked, (id, limit) => {
+      const t = this.tracked.get(id);
+      if (t === undefined || !t.logged) return;
+      if (now < 0) now = this.clock();
+      t.conn.setSendLimit(now, limit);
+    });
+    if (now >= 0) this.kick();
+  };
+
+  /** Unprotected: every connection sends what it has. */
+  private liftSendLimits(): void {
+    if (this.tracked.size === 0) return;
+    const now = this.clock();
+    for (const t of this.tracked.values()) t.conn.setSendLimit(now, null);
+    this.kick();
+  }
 
   private flushAcks(): void {
     if (this.dirtyAcks.size === 0) return;
@@ -568,6 +608,16 @@ export class PrimaryTap {
   /** Stops observing and logging for good (the node is going away); packets pass ungated. */
   stop(): void {
     this.protecting = false;
+    this.stopListening();
+    // Not now: stop() may run inside a connection's own callback (a closed log under append).
+    const conns = [...this.tracked.values()].map((t) => t.conn);
+    if (conns.length > 0) {
+      queueMicrotask(() => {
+        const now = this.clock();
+        for (const c of conns) c.setSendLimit(now, null);
+        this.kick();
+      });
+    }
     for (const t of this.tracked.values()) {
       t.conn.setObserver(null);
       t.retained.release();

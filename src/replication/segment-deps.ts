@@ -69,6 +69,7 @@ class ConnDeps {
   live = true;
 
   constructor(
+    readonly id: ConnId,
     readonly key: string,
     readonly iss: SeqNum,
     readonly irs: SeqNum,
@@ -98,10 +99,12 @@ export class SegmentDeps {
   private readonly byTuple = new Map<string, ConnDeps>();
   /** Connections closed in the log: everything they send depends on the close record, until it is acknowledged. */
   private readonly finished = new Map<string, Lsn>();
+  /** Connections with output records not yet acknowledged: acknowledged() looks at these only. */
+  private readonly outPending = new Set<ConnDeps>();
 
   opened(id: ConnId, tuple: FourTuple, iss: SeqNum, irs: SeqNum, lsn: Lsn): void {
     const key = tupleKey(tuple.remoteAddr, tuple.remotePort, tuple.localAddr, tuple.localPort);
-    const d = new ConnDeps(key, iss, irs, lsn);
+    const d = new ConnDeps(id, key, iss, irs, lsn);
     this.last = null;
     this.byId.set(id, d);
     this.byTuple.set(key, d);
@@ -118,11 +121,29 @@ export class SegmentDeps {
     const d = this.byId.get(id)!;
     d.out.add(outReach, lsn, 0);
     d.in.add(inReach, lsn, 0);
+    this.outPending.add(d);
   }
 
   /** An output record of `bytes` data bytes (and the FIN if `fin`) at `lsn`. */
   output(id: ConnId, bytes: number, fin: boolean, lsn: Lsn, acked: Lsn): void {
-    this.byId.get(id)?.out.add(bytes + (fin ? 1 : 0), lsn, acked);
+    const d = this.byId.get(id);
+    if (d === undefined) return;
+    d.out.add(bytes + (fin ? 1 : 0), lsn, acked);
+    this.outPending.add(d);
+  }
+
+  /**
+   * The log was acknowledged up to `acked`: calls `moved` with the new end of acknowledged output
+   * (the sequence number after its last byte or FIN) of each connection where it moved.
+   */
+  acknowledged(acked: Lsn, moved: (id: ConnId, sendLimit: SeqNum) => void): void {
+    for (const d of this.outPending) {
+      const o = d.out;
+      const before = o.ackedEnd;
+      o.trim(acked);
+      if (o.marks.length === 0) this.outPending.delete(d);
+      if (o.ackedEnd !== before && d.live) moved(d.id, seqAdd(d.iss, 1 + (o.ackedEnd % TWO_32)));
+    }
   }
 
   /** An input record that moved RCV.NXT over `bytes` client bytes (and the client's FIN if `fin`). */
@@ -135,6 +156,7 @@ export class SegmentDeps {
     const d = this.byId.get(id);
     if (d === undefined) return;
     this.byId.delete(id);
+    this.outPending.delete(d);
     d.live = false;
     if (this.byTuple.get(d.key) === d) this.byTuple.delete(d.key);
     // Close records come in LSN order, so the acknowledged ones are at the front.
@@ -151,6 +173,7 @@ export class SegmentDeps {
     this.byId.clear();
     this.byTuple.clear();
     this.finished.clear();
+    this.outPending.clear();
   }
 
   get connections(): number {

@@ -57,6 +57,8 @@ export class HostedConnection implements TcpConnection, HeapSlot {
     readonly publicKey: string,
     private readonly owner: ConnectionOwner,
   ) {
+    // A send limit raised by replication (setSendLimit) produces output outside these calls.
+    inner.setWakeHandler?.(() => owner.markDirty(this));
     const t = inner.tuple;
     this.ipHeader = {
       src: t.localAddr,

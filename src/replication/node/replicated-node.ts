@@ -236,6 +236,7 @@ export class ReplicatedNode {
       onReintegration: (p) => this.logger.info('replication.reintegration', { snapshots: p.snapshots, pending: p.pending, bytes: p.bytes, done: p.done }),
       // Like the backup's applying: the heartbeats leave between two slices of snapshots.
       attachSlices: { sliceMs: sliceMs(cfg.heartbeatMs), schedule: (run) => setImmediate(run) },
+      kick: () => this.stack?.kick(),
     });
   }
 

@@ -167,6 +167,12 @@ export interface ObservableConnection extends TcpConnection {
   congestionHint(): { cwnd: number; ssthresh: number; srttUs: number | null; rttvarUs: number };
   /** The whole TCB with its buffers (copied), for a reintegration snapshot. */
   snapshot(): import('./snapshot.js').TcbSnapshot;
+  /**
+   * Output commit at the source (docs/replication.md): new data and the FIN are sent only below
+   * `limit`, the end of what the backup has acknowledged; null lifts it. Bytes up to SND.MAX were
+   * sent before and may always be sent again. Raising it sends what it lets go at once.
+   */
+  setSendLimit(now: Micros, limit: SeqNum | null): void;
 }
 
 export type TcpErrorCode = 'ECONNRESET' | 'ECONNREFUSED' | 'ETIMEDOUT' | 'EHOSTUNREACH' | 'ENETUNREACH' | 'EPIPE';
@@ -222,6 +228,12 @@ export interface TcpConnection {
    * observes the connection; a no-op without an observer.
    */
   markBoundary?(inputOffset: number, outputOffset: number): void;
+
+  /**
+   * Who to tell when the connection produced output or events outside the calls above (a send
+   * limit that moved, setSendLimit): the host marks it for its next pass.
+   */
+  setWakeHandler?(wake: (() => void) | null): void;
 
   /** Send FIN after the queued data (half-close). */
   shutdown(now: Micros): void;

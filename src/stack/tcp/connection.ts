@@ -3,7 +3,7 @@
 // TcpConnection interface (api.ts) and the factories at the bottom.
 
 import type { SeqNum } from '../wire/seq.js';
-import { seqAdd } from '../wire/seq.js';
+import { seqAdd, seqGt, seqLt } from '../wire/seq.js';
 import { TCP_FIN, TCP_SYN, type FourTuple, type SackBlock, type TcpSegment } from '../wire/types.js';
 import type { CloseReason, ConnectionObserver, IcmpErrorKind, Micros, ObservableConnection, TcpConfig, TcpConnection, TcpEnv, TcpErrorCode, TcpEvent, TcpState } from './api.js';
 import { type CongestionController, createCongestionController } from './congestion.js';
@@ -42,6 +42,9 @@ export class Connection implements TcpConnection, ObservableConnection {
   private inUserClose = false;
   private out: TcpSegment[] = [];
   private events: TcpEvent[] = [];
+  /** setSendLimit's limit: null (the common case) lets the whole send buffer go. */
+  private sendLimit: SeqNum | null = null;
+  private wake: (() => void) | null = null;
 
   constructor(now: Micros, tuple: FourTuple, cfg: TcpConfig, env: TcpEnv, v: TcbVars) {
     this.tuple = tuple;
@@ -241,6 +244,20 @@ export class Connection implements TcpConnection, ObservableConnection {
     return this.env;
   }
 
+  setSendLimit(now: Micros, limit: SeqNum | null): void {
+    const before = this.sendLimit;
+    this.sendLimit = limit;
+    const raised = limit === null ? before !== null : before !== null && seqGt(limit, before);
+    if (!raised || !isSynchronized(this.v.state)) return;
+    this.now = now;
+    flush(this);
+    this.wake?.();
+  }
+
+  setWakeHandler(wake: (() => void) | null): void {
+    this.wake = wake;
+  }
+
   congestionHint(): { cwnd: number; ssthresh: number; srttUs: number | null; rttvarUs: number } {
     return { cwnd: this.cc.cwnd, ssthresh: this.cc.ssthresh, srttUs: this.rto.srttUs, rttvarUs: this.rto.rttvarUs };
   }
@@ -306,6 +323,24 @@ export class Connection implements TcpConnection, ObservableConnection {
   /** Sequence number of the first byte after the send buffer: where our FIN goes. */
   get sndBufEnd(): SeqNum {
     return seqAdd(this.sndDataStart, this.sndBuf.length);
+  }
+
+  /**
+   * Where new data may be sent up to: the send buffer's end, or the send limit when it is lower
+   * and above SND.MAX (what was sent once may always be sent again).
+   */
+  get sndSendableEnd(): SeqNum {
+    const end = this.sndBufEnd;
+    const limit = this.sendLimit;
+    if (limit === null) return end;
+    const reach = seqGt(limit, this.v.sndMax) ? limit : this.v.sndMax;
+    return seqLt(reach, end) ? reach : end;
+  }
+
+  /** The send limit lets the FIN at `fin` go (or it went already). */
+  finWithinLimit(fin: SeqNum): boolean {
+    const limit = this.sendLimit;
+    return limit === null || seqGt(limit, fin) || seqGt(this.v.sndMax, fin);
   }
 
   /**

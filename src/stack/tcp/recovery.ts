@@ -204,7 +204,7 @@ export function sackRecoverySend(c: Connection): void {
   for (let guard = 0; guard < 1000; guard++) {
     const pipe = c.scoreboard.pipe(v.sndUna, v.sndMax, v.highRxt, mss);
     if (c.cc.cwnd - pipe < mss) return;
-    const canSendNew = seqLt(v.sndNxt, c.sndBufEnd) && seqDiff(seqAdd(v.sndUna, v.sndWnd), v.sndNxt) > 0;
+    const canSendNew = seqLt(v.sndNxt, c.sndSendableEnd) && seqDiff(seqAdd(v.sndUna, v.sndWnd), v.sndNxt) > 0;
     const s = c.scoreboard.nextSegmentToRetransmit(v.sndUna, v.sndMax, v.highRxt, mss, canSendNew);
     if (s === null) return; // rule (2): new data, sent by sendNew
     const end = c.scoreboard.retransmitEnd(s, v.sndMax, c.maxSeg);

@@ -111,6 +111,12 @@ export function finSeq(c: Connection): SeqNum | null {
   return c.v.finQueued ? c.sndBufEnd : null;
 }
 
+/** The FIN's sequence number when it may be sent as new: queued and within the send limit. */
+function sendableFin(c: Connection): SeqNum | null {
+  const f = finSeq(c);
+  return f !== null && c.finWithinLimit(f) ? f : null;
+}
+
 export function finAcked(c: Connection): boolean {
   const f = finSeq(c);
   return f !== null && seqGt(c.v.sndUna, f);
@@ -182,8 +188,11 @@ export function flush(c: Connection): void {
 /** New data (or data again after a timeout rewound SND.NXT) and the FIN. */
 export function sendNew(c: Connection): void {
   const v = c.v;
-  const fin = finSeq(c);
-  const end = c.sndBufEnd;
+  const fin = sendableFin(c);
+  const end = c.sndSendableEnd;
+  // Cut short by the send limit: the bytes beyond it follow as soon as the backup has them, so
+  // the end here is not "all queued data" for Nagle and PSH.
+  const capped = end !== c.sndBufEnd;
   // Restart after idle (RFC 5681 4.1): the controller decides what that means for cwnd.
   if (v.sndNxt === v.sndUna && seqLt(v.sndNxt, end) && c.now - v.lastSendAt > c.rto.rtoUs) c.cc.onIdleRestart?.(c.now);
   for (;;) {
@@ -210,11 +219,11 @@ export function sendNew(c: Connection): void {
       const ok =
         len === maxSeg ||
         retransmitting ||
-        (len === avail && (v.noDelay || !outstanding || v.finQueued)) ||
+        (len === avail && !capped && (v.noDelay || !outstanding || v.finQueued)) ||
         len >= v.maxSndWnd / 2;
       if (!ok) return;
       let flags = 0;
-      if (len === avail) flags |= TCP_PSH;
+      if (len === avail && !capped) flags |= TCP_PSH;
       if (fin !== null && len === avail && seqGe(v.sndNxt, v.sndUna)) flags |= TCP_FIN;
       const payload = c.sndBuf.slice(seqDiff(v.sndNxt, c.sndDataStart), len);
       const seq = v.sndNxt;
@@ -253,13 +262,14 @@ export function sendNew(c: Connection): void {
 export function sendOneNewSegment(c: Connection): number {
   const v = c.v;
   if (v.sndNxt !== v.sndMax) return 0;
-  const avail = seqDiff(c.sndBufEnd, v.sndNxt);
+  const end = c.sndSendableEnd;
+  const avail = seqDiff(end, v.sndNxt);
   const room = seqDiff(seqAdd(v.sndUna, v.sndWnd), v.sndNxt);
   const len = Math.min(avail, dataRoom(c), room);
   if (len <= 0) return 0;
   let flags = 0;
-  if (len === avail) flags |= TCP_PSH;
-  if (finSeq(c) !== null && len === avail) flags |= TCP_FIN;
+  if (len === avail && end === c.sndBufEnd) flags |= TCP_PSH;
+  if (sendableFin(c) !== null && len === avail) flags |= TCP_FIN;
   const seq = v.sndNxt;
   sendSegment(c, seq, flags, c.sndBuf.slice(seqDiff(seq, c.sndDataStart), len));
   const n = len + (flags & TCP_FIN ? 1 : 0);
@@ -275,7 +285,8 @@ export function sendOneNewSegment(c: Connection): number {
  */
 function armPersistIfNeeded(c: Connection): void {
   const v = c.v;
-  const dataWaiting = seqLt(v.sndNxt, c.sndBufEnd);
+  // Data beyond the send limit waits for the backup, not for the peer: no timer for it.
+  const dataWaiting = seqLt(v.sndNxt, c.sndSendableEnd);
   if (dataWaiting && v.sndNxt === v.sndUna && v.rtxDeadline === null) {
     if (v.persistDeadline === null) v.persistDeadline = c.now + persistInterval(c);
   } else if (!dataWaiting || seqGt(v.sndNxt, v.sndUna)) {
@@ -299,7 +310,7 @@ export function sendWindowProbe(c: Connection): void {
   const v = c.v;
   v.persistDeadline = null;
   const seq = v.sndNxt;
-  const avail = seqDiff(c.sndBufEnd, seq);
+  const avail = seqDiff(c.sndSendableEnd, seq);
   if (avail > 0) {
     if (v.sndWnd === 0) {
       // A peer that answers probes may keep its window closed forever (RFC 9293 3.8.6.1: "as

@@ -29,25 +29,48 @@ describe('PrimaryTap', () => {
     c.onSegment(1000, seg('.', 5001, 1001));
     c.onSegment(2000, seg('.P', 5001, 1001, { data: bytes(100, 1) }));
     expect(c.write(3000, bytes(300, 7))).toBe(300);
+    // The bytes leave once the backup has their record (the connection's send limit).
+    expect(c.takeOutput().filter((s) => s.payload.length > 0)).toEqual([]);
+    log.ackAll();
+    expect(c.takeOutput().map((s) => s.payload.length)).toEqual([300]);
     c.onSegment(4000, seg('F.', 5101, 1301, { data: bytes(10, 2) }));
     tap.heartbeat();
     while (c.read(5000) !== null);
     c.close(5000);
+    log.ackAll();
     c.onSegment(6000, seg('.', 5112, 1302));
     expect(c.state).toBe('CLOSED');
     const kinds = log.records.map((r) => r.kind);
     // The ACK of our FIN closes the connection: the close record says all there is.
-    expect(kinds).toEqual(['open', 'input', 'output', 'input', 'input', 'ack', 'heartbeat', 'output', 'close']);
-    const [, in1, out1, in2, fin, ack1, hb, outFin] = log.records;
+    // The first ack record went with the message the backup acknowledged (the handshake's ACK).
+    expect(kinds).toEqual(['open', 'input', 'output', 'ack', 'input', 'input', 'ack', 'heartbeat', 'output', 'close']);
+    const [, in1, out1, ack0, in2, fin, ack1, hb, outFin] = log.records;
+    expect(ack0).toMatchObject({ ack: 1001 });
     expect(in1).toMatchObject({ offset: 0, rcvNxt: 5101, fin: false, data: bytes(100, 1) });
     expect(out1).toMatchObject({ offset: 0, fin: false, data: bytes(300, 7) });
     expect(in2).toMatchObject({ offset: 100, rcvNxt: 5111, fin: false });
     expect(fin).toMatchObject({ offset: 110, rcvNxt: 5112, fin: true, data: new Uint8Array(0) });
-    // Coalesced: one ack record for the two ACKs before the heartbeat.
+    // The ACK of our data, written when the heartbeat sealed a message.
     expect(ack1).toMatchObject({ ack: 1301, window: 65535 });
     expect(hb).toMatchObject({ congestion: [expect.objectContaining({ conn: 1 })] });
     expect(outFin).toMatchObject({ offset: 300, fin: true });
     expect(tap.connectionCount).toBe(0);
+  });
+
+  it('protected: output leaves once the backup acknowledged its record; losing the backup lets the rest go', () => {
+    const { log, tap } = setup(true);
+    const c = createPassiveConnection(0, TUPLE, seg('S', 5000, 0), plainConfig(), tap.wrapEnv(testEnv()), 1000);
+    c.onSegment(1000, seg('.', 5001, 1001));
+    c.takeOutput();
+    c.write(2000, bytes(100));
+    expect(c.takeOutput()).toEqual([]);
+    log.ackAll();
+    expect(c.takeOutput().map((s) => s.payload.length)).toEqual([100]);
+    c.onSegment(2500, seg('.', 5001, 1101));
+    c.write(3000, bytes(200));
+    expect(c.takeOutput()).toEqual([]);
+    tap.unprotect('the test took the backup away');
+    expect(c.takeOutput().map((s) => s.payload.length)).toEqual([200]);
   });
 
   it('records a reset when the application aborts', () => {
