@@ -67,6 +67,8 @@ class ConnDeps {
   readonly out = new Stream();
   readonly in = new Stream();
   live = true;
+  /** The acknowledged output reach last reported by acknowledged(). */
+  reportedOut = 0;
 
   constructor(
     readonly id: ConnId,
@@ -139,10 +141,14 @@ export class SegmentDeps {
   acknowledged(acked: Lsn, moved: (id: ConnId, sendLimit: SeqNum) => void): void {
     for (const d of this.outPending) {
       const o = d.out;
-      const before = o.ackedEnd;
       o.trim(acked);
       if (o.marks.length === 0) this.outPending.delete(d);
-      if (o.ackedEnd !== before && d.live) moved(d.id, seqAdd(d.iss, 1 + (o.ackedEnd % TWO_32)));
+      // Against what was reported, not what this call found: lsnFor() trims the same marks as it
+      // places packets, and a move it saw first must still reach the connection's send limit.
+      if (o.ackedEnd !== d.reportedOut && d.live) {
+        d.reportedOut = o.ackedEnd;
+        moved(d.id, seqAdd(d.iss, 1 + (o.ackedEnd % TWO_32)));
+      }
     }
   }
 

@@ -78,6 +78,30 @@ describe('segment dependencies', () => {
     expect(d.lsnFor(frag, 0, 99)).toBe(99);
   });
 
+  it("acknowledged: reports how far each connection's acknowledged output reaches, once per move", () => {
+    const d = logged();
+    const moves: [number, number][] = [];
+    const report = (acked: number): void => d.acknowledged(acked, (id, limit) => moves.push([id, limit]));
+    report(11);
+    expect(moves).toEqual([]);
+    report(12);
+    expect(moves).toEqual([[1, out(1000)]]);
+    report(13);
+    expect(moves).toEqual([[1, out(1000)]]);
+    // The FIN counts one: the limit passes it.
+    report(17);
+    expect(moves).toEqual([[1, out(1000)], [1, out(1501)]]);
+  });
+
+  it('acknowledged: a move that lsnFor trimmed first is still reported', () => {
+    const d = logged();
+    // A packet placed after the log advanced trims the acknowledged marks on its way.
+    expect(d.lsnFor(packet(TCP_ACK, out(0), inp(0), 1000), 14, 20)).toBeLessThanOrEqual(14);
+    const moves: [number, number][] = [];
+    d.acknowledged(14, (id, limit) => moves.push([id, limit]));
+    expect(moves).toEqual([[1, out(1500)]]);
+  });
+
   it('a connection the log does not hold depends on nothing', () => {
     const other = { ...TUPLE, remotePort: 40001 };
     expect(logged().lsnFor(packet(TCP_ACK, 5, 5, 100, other), 0, 99)).toBe(0);
