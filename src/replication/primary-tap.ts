@@ -569,11 +569,15 @@ export class PrimaryTap {
   };
 
   /** Unprotected: every connection sends what it has. */
-  private liftSendLimits(): void {
-    if (this.tracked.size === 0) return;
+  private liftSendLimits(conns: readonly ObservableConnection[] = this.trackedConnections()): void {
+    if (conns.length === 0) return;
     const now = this.clock();
-    for (const t of this.tracked.values()) t.conn.setSendLimit(now, null);
+    for (const c of conns) c.setSendLimit(now, null);
     this.kick();
+  }
+
+  private trackedConnections(): ObservableConnection[] {
+    return [...this.tracked.values()].map((t) => t.conn);
   }
 
   private flushAcks(): void {
@@ -610,14 +614,8 @@ export class PrimaryTap {
     this.protecting = false;
     this.stopListening();
     // Not now: stop() may run inside a connection's own callback (a closed log under append).
-    const conns = [...this.tracked.values()].map((t) => t.conn);
-    if (conns.length > 0) {
-      queueMicrotask(() => {
-        const now = this.clock();
-        for (const c of conns) c.setSendLimit(now, null);
-        this.kick();
-      });
-    }
+    const conns = this.trackedConnections();
+    queueMicrotask(() => this.liftSendLimits(conns));
     for (const t of this.tracked.values()) {
       t.conn.setObserver(null);
       t.retained.release();

@@ -145,7 +145,7 @@ export class SegmentDeps {
       if (o.marks.length === 0) this.outPending.delete(d);
       // Against what was reported, not what this call found: lsnFor() trims the same marks as it
       // places packets, and a move it saw first must still reach the connection's send limit.
-      if (o.ackedEnd !== d.reportedOut && d.live) {
+      if (o.ackedEnd !== d.reportedOut) {
         d.reportedOut = o.ackedEnd;
         moved(d.id, seqAdd(d.iss, 1 + (o.ackedEnd % TWO_32)));
       }
